@@ -1,0 +1,36 @@
+# shikong: `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+DATA  ?= $(or $(SHIKONG_DATA),./data)
+SCALE ?= small
+PORT  ?= 5000
+
+# Find an interpreter >= 3.12: pyenv's 3.12 on our machines, else python3.13/3.12/python3.
+PYTHON ?= $(shell for c in "env PYENV_VERSION=3.12.1 python3.12" python3.13 python3.12 python3; do \
+	  $$c -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
+
+.PHONY: venv demo test lint clean-data
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: shikong needs Python >= 3.12 (python3.12 or python3.13 on PATH)"; exit 1; }
+	@echo "using $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/shikong check examples/data/报盘示例.txt
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv lint
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+clean-data:
+	rm -rf $(DATA)

@@ -1,0 +1,69 @@
+"""Read department sources into GeoDataFrames in EPSG:4490, with a report of what was done.
+
+``read(path)`` picks the reader by file type; each reader can also be called directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import FormatError, InputError
+from .coordinate_file import parse_coordinate_text, read_coordinate_file
+from .report import ReadReport, ReadResult
+from .tabular import read_csv
+from .vector import read_geoparquet, read_ogr, read_shapefile
+
+__all__ = [
+    "ReadReport",
+    "ReadResult",
+    "parse_coordinate_text",
+    "read",
+    "read_coordinate_file",
+    "read_csv",
+    "read_geoparquet",
+    "read_ogr",
+    "read_shapefile",
+]
+
+_OGR_FORMATS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GeoPackage",
+    ".fgb": "FlatGeobuf",
+    ".kml": "KML",
+    ".gml": "GML",
+}
+
+
+def read(
+    source: str | Path,
+    *,
+    layer: str | int | None = None,
+    crs: object | None = None,
+    encoding: str | None = None,
+    **options,
+) -> ReadResult:
+    """Read any supported vector source by its file type.
+
+    Shapefile (.shp), GeoJSON, GeoPackage (choose ``layer``), GeoParquet, CSV (coordinate
+    columns; ``xy_order="survey"`` when X is the northing) and 坐标报盘 text (.txt).
+    """
+    path = Path(source)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".shp":
+        return read_shapefile(path, crs=crs, encoding=encoding)
+    if suffix in _OGR_FORMATS:
+        return read_ogr(path, layer=layer, crs=crs, fmt=_OGR_FORMATS[suffix])
+    if suffix in (".parquet", ".geoparquet"):
+        return read_geoparquet(path, crs=crs)
+    if suffix in (".csv", ".tsv"):
+        return read_csv(path, crs=crs, encoding=encoding, **options)
+    if suffix == ".txt":
+        return read_coordinate_file(path, encoding=encoding)
+    if suffix in (".shx", ".dbf", ".prj", ".cpg"):
+        raise FormatError(path, "is a shapefile sidecar: pass the .shp file")
+    raise FormatError(path, f"unsupported file type {suffix or '(none)'!r}")
