@@ -101,5 +101,184 @@ def check(
         console.print(f"[yellow]warning:[/] {warning}")
 
 
+def _data_option(func):
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(path_type=Path),
+        envvar="SHIKONG_DATA",
+        default="./data",
+        show_default=True,
+        help="Data directory (or $SHIKONG_DATA).",
+    )(func)
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--department", "-d", required=True, help="Owner department code, e.g. nrp.")
+@click.option("--layer", "-l", required=True, help="Layer name (lower-case, digits, _).")
+@click.option(
+    "--classification",
+    type=click.Choice(["public", "shared", "restricted"]),
+    help="Who may see it (default: the layer's, or shared for a new layer).",
+)
+@click.option("--version", "version", help="Version label (default: next number).")
+@click.option("--valid-from", help="Date this version is valid from (default: now).")
+@click.option(
+    "--kind",
+    type=click.Choice(["vector", "raster", "sensors", "readings", "datacube"]),
+    help="Default: from the file.",
+)
+@click.option("--title", help="Title of the layer, e.g. 土地利用现状.")
+@click.option("--title-en", help="English title.")
+@click.option("--description", default="", help="What the layer holds.")
+@click.option("--keyword", "keywords", multiple=True, help="Keyword (repeatable).")
+@click.option("--source-layer", help="Layer inside a GeoPackage.")
+@click.option("--crs", help="Declared CRS when the file has none.")
+@click.option("--encoding", help="Declared text encoding.")
+@click.option("--survey-order", is_flag=True, help="CSV: X is the northing.")
+@click.option("--id-field", help="Column that identifies features (default: generated fid).")
+@click.option("--sensor-layer", help="Readings: the sensors layer they belong to.")
+@_data_option
+@clear_errors
+def ingest(
+    source: Path,
+    department: str,
+    layer: str,
+    data_dir: Path,
+    source_layer: str | None,
+    crs: str | None,
+    encoding: str | None,
+    survey_order: bool,
+    **kwargs,
+) -> None:
+    """Ingest SOURCE as a new version of a department's layer."""
+    from shikong.catalog import Catalog
+
+    options = {
+        k: v for k, v in (("layer", source_layer), ("crs", crs), ("encoding", encoding)) if v
+    }
+    if survey_order:
+        options["xy_order"] = "survey"
+    kwargs["keywords"] = list(kwargs["keywords"])
+    with console.status(f"ingesting {source.name} into {department}-{layer}…"):
+        result = Catalog.open(data_dir).ingest(
+            source, department=department, layer=layer, options=options, **kwargs
+        )
+    if result.status == "unchanged":
+        console.print(f"[yellow]unchanged:[/] {source} is already {result.item_id}")
+    elif result.readings is not None:
+        r = result.readings
+        console.print(
+            f"[green]appended[/] {r.accepted} readings to {result.collection_id} "
+            f"({r.duplicates} duplicates, {r.rejected_total} rejected)"
+        )
+        for reason, count in r.rejected.items():
+            console.print(f"  rejected {count}: {reason}")
+    else:
+        console.print(
+            f"[green]created[/] {result.item_id} (catalog version {result.catalog_version})"
+        )
+    if result.report:
+        for action in result.report.actions:
+            console.print(f"[green]•[/] {action}")
+        for warning in result.report.warnings:
+            console.print(f"[yellow]warning:[/] {warning}")
+
+
+@main.group()
+def catalog() -> None:
+    """Look into the catalog: layers, search, validation."""
+
+
+@catalog.command("list")
+@click.option("--department", "-d", help="Only this department's layers.")
+@_data_option
+@clear_errors
+def catalog_list(department: str | None, data_dir: Path) -> None:
+    """List layers with their kind, classification and versions."""
+    from shikong.catalog import Catalog
+
+    cat = Catalog.open(data_dir)
+    table = Table(title=f"{data_dir} · catalog version {cat.version}")
+    for column in ("layer", "title", "kind", "classification", "versions"):
+        table.add_column(column)
+    for layer in cat.collections(department):
+        table.add_row(
+            layer.id,
+            layer.title or "",
+            layer.kind,
+            layer.classification,
+            ", ".join(v.version for v in layer.versions),
+        )
+    console.print(table)
+
+
+@catalog.command("search")
+@click.option("--bbox", help="minlon,minlat,maxlon,maxlat (EPSG:4490).")
+@click.option("--datetime", "when", help="Instant or interval a/b.")
+@click.option("--department", "-d", "departments", multiple=True)
+@click.option("--collection", "collections", multiple=True)
+@click.option("--text", help="Free text, Chinese or English.")
+@click.option("--limit", default=50, show_default=True)
+@_data_option
+@clear_errors
+def catalog_search(
+    bbox: str | None,
+    when: str | None,
+    departments: tuple,
+    collections: tuple,
+    text: str | None,
+    limit: int,
+    data_dir: Path,
+) -> None:
+    """Search layer versions by place, time, department and text."""
+    from shikong.catalog import Catalog
+    from shikong.spatial.errors import InputError
+
+    box = None
+    if bbox:
+        try:
+            box = [float(v) for v in bbox.split(",")]
+        except ValueError:
+            box = []
+        if len(box) != 4:
+            raise InputError("--bbox", f"{bbox!r} is not four numbers minx,miny,maxx,maxy")
+    result = Catalog.open(data_dir).search(
+        bbox=box,
+        datetime=when,
+        departments=list(departments) or None,
+        collections=list(collections) or None,
+        text=text,
+        limit=limit,
+    )
+    for item in result:
+        p = item["properties"]
+        console.print(
+            f"{item['id']}  {p.get('title')}  {p['shikong:valid_from'][:10]} → "
+            f"{(p['shikong:valid_to'] or 'now')[:10]}"
+        )
+    console.print(f"{len(result)} of {result.matched} items")
+
+
+@catalog.command("validate")
+@_data_option
+@clear_errors
+def catalog_validate(data_dir: Path) -> None:
+    """Validate every STAC JSON file against STAC 1.1 and the shikong extension."""
+    from shikong.catalog.extension import validation_errors
+
+    files = sorted((data_dir / "stac").rglob("*.json"))
+    bad = 0
+    for path in files:
+        errors = validation_errors(json.loads(path.read_text(encoding="utf-8")))
+        for error in errors:
+            bad += 1
+            console.print(f"[red]{path}[/]: {error}")
+    console.print(f"{len(files)} STAC files, {bad} errors")
+    if bad:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

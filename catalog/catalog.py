@@ -1,0 +1,297 @@
+"""The catalog as analysts use it: ``Catalog.open(path)`` and everything reachable from it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import shapely
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shikong.spatial.errors import InputError
+
+from .index import CatalogIndex, ItemRow, Query
+from .ingest import IngestRequest, IngestResult, _fault, departments, ingest
+from .layer import Layer
+from .observations import ObservationStore
+from .search import SearchResult, parse_interval
+from .stac import collection_dict, department_catalog, parse_when, relink_versions, root_catalog
+from .storage import DataDir, default_data_dir, exclusive_lock, fsync_dir, write_json_atomic
+
+
+class LayerNotFound(InputError):
+    """No collection with that id: the server answers 404."""
+
+
+@dataclass(frozen=True)
+class Department:
+    code: str
+    name: str
+    name_en: str
+    layers: int
+
+    def __repr__(self) -> str:
+        return f"Department({self.code} {self.name}, {self.layers} layers)"
+
+
+class Catalog:
+    """A data directory's catalog: departments → layers (collections) → versions (items)."""
+
+    def __init__(self, root: Path) -> None:
+        self.paths = DataDir(Path(root))
+        self.index = CatalogIndex(self.paths.index)
+        self._observations: ObservationStore | None = None
+        self._lock = threading.RLock()
+        self._writing = 0
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Catalog:
+        """Open (or create) the catalog in a data directory; default ``$SHIKONG_DATA``."""
+        catalog = cls(Path(path) if path is not None else default_data_dir())
+        if catalog.index.version() > int(catalog.index.meta("exported_version") or 0):
+            with catalog.writing():  # a writer died between commit and export: finish it
+                pass
+        return catalog
+
+    def __repr__(self) -> str:
+        return (
+            f"Catalog({str(self.paths.root)!r}, version {self.version}, "
+            f"{len(self.departments)} departments, {len(self.index.collections())} layers)"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{escape(d.code)}</td><td>{escape(d.name)}</td><td>{d.layers}</td></tr>"
+            for d in self.departments
+        )
+        return (
+            f"<b>shikong catalog</b> {escape(str(self.paths.root))} · version {self.version}"
+            f"<table><tr><th>dept</th><th>name</th><th>layers</th></tr>{rows}</table>"
+        )
+
+    @property
+    def version(self) -> int:
+        """Increases with every committed change; servers poll it to publish live."""
+        return self.index.version()
+
+    @property
+    def observations(self) -> ObservationStore:
+        if self._observations is None:
+            self._observations = ObservationStore(self.paths.root / "observations.sqlite")
+        return self._observations
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def departments(self) -> list[Department]:
+        known = departments()
+        counts: dict[str, int] = {}
+        for c in self.index.collections():
+            counts[c["shikong:department"]] = counts.get(c["shikong:department"], 0) + 1
+        return [
+            Department(code, d["name"], d["name_en"], counts[code])
+            for code, d in known.items()
+            if code in counts
+        ]
+
+    def collections(self, department: str | None = None, kind: str | None = None) -> list[Layer]:
+        """Layers, optionally of one department or kind."""
+        return [
+            Layer(self, c)
+            for c in self.index.collections(department)
+            if kind is None or c["shikong:kind"] == kind
+        ]
+
+    def layer(self, collection_id: str) -> Layer:
+        collection = self.index.collection(collection_id)
+        if collection is None:
+            raise LayerNotFound("collection", f"no layer {collection_id!r} in the catalog")
+        return Layer(self, collection)
+
+    __getitem__ = layer
+
+    def search(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        intersects: BaseGeometry | dict | None = None,
+        datetime: str | date | tuple | None = None,
+        collections: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+        departments: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        classifications: Sequence[str] | None = None,
+        text: str | None = None,
+        current_only: bool = False,
+        sortby: Sequence[tuple[str, bool]] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> SearchResult:
+        """Items (layer versions) matching every given constraint.
+
+        ``datetime`` is a date, an instant or an interval ``"2020-01-01/2021-12-31"``
+        (open ends as ``..``); an item matches if its validity overlaps it.
+        """
+        if isinstance(intersects, dict):
+            intersects = shape(intersects)
+        start, end = parse_interval(datetime) if datetime is not None else (None, None)
+        query = Query(
+            bbox=bbox,
+            intersects=intersects,
+            start=start,
+            end=end,
+            collections=collections,
+            ids=ids,
+            departments=departments,
+            kinds=kinds,
+            classifications=classifications,
+            text=text,
+            current_only=current_only,
+            sortby=list(sortby),
+            limit=limit,
+            offset=offset,
+        )
+        items, matched = self.index.search(query)
+        return SearchResult(items, matched)
+
+    # -- writing ---------------------------------------------------------------------
+    def ingest(self, source: str | Path, *, department: str, layer: str, **kwargs) -> IngestResult:
+        """Ingest a department's source as a new version of a layer (see IngestRequest)."""
+        return ingest(self, IngestRequest(Path(source), department, layer, **kwargs))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the data directory's writer lock; export the STAC JSON on the way out."""
+        with self._lock:
+            outer = self._writing == 0
+            if outer:
+                lock = exclusive_lock(self.paths.lock)
+                lock.__enter__()
+            self._writing += 1
+            try:
+                yield
+            finally:
+                self._writing -= 1
+                if outer:
+                    try:
+                        _fault("before-export")
+                        self.export()
+                    finally:
+                        lock.__exit__(None, None, None)
+
+    def commit_version(
+        self, req: IngestRequest, kind: str, item: dict[str, Any], replace: bool = False
+    ) -> int:
+        """Commit an item with its collection's relinked versions; the commit point."""
+        return self.commit_items(req, kind, [item], replace=replace)
+
+    def commit_items(
+        self,
+        req: IngestRequest,
+        kind: str,
+        new_items: list[dict[str, Any]],
+        replace: bool = False,
+    ) -> int:
+        """Add items to a layer in one transaction and bump the catalog version."""
+        cid = req.collection_id
+        with self.writing(), self.index.transaction() as db:
+            existing = self.index.items_of(cid)
+            if replace:
+                new_ids = {i["id"] for i in new_items}
+                existing = [i for i in existing if i["id"] not in new_ids]
+            old = self.index.collection(cid) or {}
+            classification = req.classification or old.get("shikong:classification") or "shared"
+            items = relink_versions(existing + new_items, cid)
+            for item in items:  # policy is per layer: every version follows the layer
+                item["properties"]["shikong:classification"] = classification
+            dept = departments()[req.department]
+            collection = collection_dict(
+                collection_id=cid,
+                department=req.department,
+                department_name=dept["name"],
+                layer=req.layer,
+                kind=kind,
+                classification=classification,
+                title=req.title or old.get("title") or req.layer,
+                title_en=req.title_en or old.get("shikong:title_en"),
+                description=req.description or old.get("description", ""),
+                keywords=list(req.keywords) or old.get("keywords", []),
+                items=items,
+            )
+            version = CatalogIndex.bump_version(db)
+            CatalogIndex.put_items(db, (_row(i, collection) for i in items), version)
+            CatalogIndex.put_collection(db, collection, version)
+        return version
+
+    def export(self) -> None:
+        """Write the STAC JSON of everything committed since the last export."""
+        done = int(self.index.meta("exported_version") or 0)
+        current = self.index.version()
+        if current <= done:
+            return
+        changed = self.index.collections(changed_since=done)
+        changed_items = {i["id"] for i in self.index.items_changed_since(done)}
+        for collection in changed:
+            dept, layer = collection["shikong:department"], collection["shikong:layer"]
+            for item in self.index.items_of(collection["id"]):
+                if item["id"] in changed_items:
+                    write_json_atomic(
+                        self.paths.item_json(dept, layer, item["id"]), item, fsync=False
+                    )
+            write_json_atomic(self.paths.collection_json(dept, layer), collection, fsync=False)
+        known = departments()
+        for code in sorted({c["shikong:department"] for c in changed}):
+            layers = [c["shikong:layer"] for c in self.index.collections(code)]
+            d = known[code]
+            write_json_atomic(
+                self.paths.department_catalog(code),
+                department_catalog(code, d["name"], d["name_en"], layers),
+            )
+        depts = [(d.code, d.name) for d in self.departments]
+        write_json_atomic(self.paths.root_catalog, root_catalog(depts, current))
+        fsync_dir(self.paths.stac)
+        with self.index.transaction() as db:
+            CatalogIndex.set_meta(db, "exported_version", current)
+
+
+def _row(item: dict[str, Any], collection: dict[str, Any]) -> ItemRow:
+    props = item["properties"]
+    geometry = shape(item["geometry"]) if item.get("geometry") else None
+    text = " ".join(
+        str(t)
+        for t in (
+            item["id"],
+            props.get("title"),
+            collection.get("title"),
+            collection.get("shikong:title_en"),
+            collection.get("description"),
+            " ".join(collection.get("keywords", [])),
+            props["shikong:department"],
+            departments().get(props["shikong:department"], {}).get("name"),
+        )
+        if t
+    )
+    to = props.get("shikong:valid_to")
+    return ItemRow(
+        id=item["id"],
+        collection=item["collection"],
+        department=props["shikong:department"],
+        kind=props["shikong:kind"],
+        classification=props["shikong:classification"],
+        version=props["version"],
+        valid_from=parse_when(props["shikong:valid_from"]).timestamp(),
+        valid_to=parse_when(to).timestamp() if to else None,
+        geometry=shapely.make_valid(geometry) if geometry is not None else None,
+        text=text,
+        source_checksum=(props.get("shikong:source") or {}).get("checksum"),
+        json=item,
+    )
+
+
+def as_of_date(value: str | date | datetime) -> float:
+    return parse_when(value).timestamp()

@@ -1,0 +1,192 @@
+"""A layer (STAC collection) and its versions (items), opened as GeoDataFrame or xarray."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import pandas as pd
+import xarray as xr
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shikong.spatial.errors import InputError
+from shikong.spatial.raster import open_raster
+
+from .stac import parse_when
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+
+@dataclass
+class LayerVersion:
+    """One version of a layer: a STAC item and its asset."""
+
+    catalog: Catalog
+    item: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.item["id"]
+
+    @property
+    def version(self) -> str:
+        return self.item["properties"]["version"]
+
+    @property
+    def valid_from(self) -> datetime:
+        return parse_when(self.item["properties"]["shikong:valid_from"])
+
+    @property
+    def valid_to(self) -> datetime | None:
+        to = self.item["properties"]["shikong:valid_to"]
+        return parse_when(to) if to else None
+
+    @property
+    def footprint(self) -> BaseGeometry | None:
+        return shape(self.item["geometry"]) if self.item.get("geometry") else None
+
+    @property
+    def asset_path(self) -> Path:
+        props = self.item["properties"]
+        item_json = self.catalog.paths.item_json(
+            props["shikong:department"], props["shikong:layer"], self.id
+        )
+        return (item_json.parent / self.item["assets"]["data"]["href"]).resolve()
+
+    def to_geodataframe(
+        self,
+        bbox: tuple[float, float, float, float] | None = None,
+        columns: list[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Features (EPSG:4490); with ``bbox`` only the row groups that can match are read."""
+        frame = gpd.read_parquet(self.asset_path, bbox=bbox, columns=columns)
+        return frame.drop(columns=["bbox"], errors="ignore")
+
+    def to_xarray(self) -> xr.DataArray | xr.Dataset:
+        """Rasters as a lazy DataArray, data cubes as a lazy Dataset."""
+        kind = self.item["properties"]["shikong:kind"]
+        if kind == "raster":
+            return open_raster(self.asset_path)
+        if kind == "datacube":
+            return xr.open_zarr(self.asset_path, consolidated=False)
+        raise InputError(self.id, f"a {kind} layer has no raster form; use to_geodataframe()")
+
+    def __repr__(self) -> str:
+        to = self.valid_to.date() if self.valid_to else "now"
+        return f"LayerVersion({self.id}, valid {self.valid_from.date()} → {to})"
+
+
+class Layer:
+    """A department's layer: every version, the current one and time travel."""
+
+    def __init__(self, catalog: Catalog, collection: dict[str, Any]) -> None:
+        self.catalog = catalog
+        self.collection = collection
+
+    id = property(lambda self: self.collection["id"])
+    department = property(lambda self: self.collection["shikong:department"])
+    name = property(lambda self: self.collection["shikong:layer"])
+    kind = property(lambda self: self.collection["shikong:kind"])
+    classification = property(lambda self: self.collection["shikong:classification"])
+    title = property(lambda self: self.collection.get("title"))
+
+    @cached_property
+    def versions(self) -> list[LayerVersion]:
+        """Versions in order of validity."""
+        return [LayerVersion(self.catalog, i) for i in self.catalog.index.items_of(self.id)]
+
+    @property
+    def current(self) -> LayerVersion:
+        """The version valid now (the last by validity)."""
+        if not self.versions:
+            raise InputError(self.id, "the layer has no versions")
+        return self.versions[-1]
+
+    def as_of(self, when: str | date | datetime) -> LayerVersion:
+        """The version valid at an instant: valid_from <= when < valid_to."""
+        t = parse_when(when)
+        for v in reversed(self.versions):
+            if v.valid_from <= t and (v.valid_to is None or t < v.valid_to):
+                return v
+        first = self.versions[0].valid_from.date() if self.versions else "never"
+        raise InputError(self.id, f"no version was valid on {t.date()} (first valid {first})")
+
+    def version(self, label: str) -> LayerVersion:
+        for v in self.versions:
+            if v.version == label:
+                return v
+        raise InputError(
+            self.id,
+            f"no version {label!r}; versions: {', '.join(v.version for v in self.versions)}",
+        )
+
+    def _pick(self, as_of: str | date | datetime | None) -> LayerVersion:
+        return self.as_of(as_of) if as_of is not None else self.current
+
+    def to_geodataframe(
+        self,
+        bbox: tuple[float, float, float, float] | None = None,
+        as_of: str | date | datetime | None = None,
+        columns: list[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Features of the current version, or of the version valid at ``as_of``."""
+        return self._pick(as_of).to_geodataframe(bbox=bbox, columns=columns)
+
+    def to_xarray(self, as_of: str | date | datetime | None = None) -> xr.DataArray | xr.Dataset:
+        """Raster or data cube of the current version (or at ``as_of``); readings as a
+        (sensor, time) array."""
+        if self.kind in ("sensors", "readings"):
+            frame = self.readings()
+            return frame.set_index(["sensor_id", "parameter", "time"])["value"].to_xarray()
+        return self._pick(as_of).to_xarray()
+
+    @property
+    def sensors_layer(self) -> str:
+        if self.kind == "sensors":
+            return self.id
+        if self.kind == "readings":
+            return self.current.item["properties"]["shikong:sensor_collection"]
+        raise InputError(self.id, f"a {self.kind} layer has no readings")
+
+    def readings(
+        self,
+        sensors: list[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        parameters: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Readings of this sensor layer (or of the sensors a readings layer belongs to)."""
+        return self.catalog.observations.window(
+            self.sensors_layer,
+            sensors,
+            pd.Timestamp(start) if start else None,
+            pd.Timestamp(end) if end else None,
+            parameters,
+        )
+
+    def latest(self, sensors: list[str] | None = None) -> pd.DataFrame:
+        return self.catalog.observations.latest(self.sensors_layer, sensors)
+
+    def __repr__(self) -> str:
+        return (
+            f"Layer({self.id} {self.title!r}, {self.kind}, {self.classification}, "
+            f"versions {[v.version for v in self.versions]})"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{escape(v.version)}</td><td>{v.valid_from.date()}</td>"
+            f"<td>{v.valid_to.date() if v.valid_to else '—'}</td></tr>"
+            for v in self.versions
+        )
+        return (
+            f"<b>{escape(self.id)}</b> {escape(str(self.title))} · {self.kind} · "
+            f"{self.classification}<table><tr><th>version</th><th>valid from</th>"
+            f"<th>valid to</th></tr>{rows}</table>"
+        )

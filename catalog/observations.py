@@ -1,0 +1,215 @@
+"""The observation store: sensor readings, durable on commit, fast for recent windows.
+
+SQLite (WAL, synchronous=FULL) with a clustered primary key (layer, sensor, parameter,
+time): a commit is on disk when ``append`` returns, one sensor's window is one range
+scan, and any number of processes (server, CLI, notebooks) can read while one writes.
+A ``latest`` table is kept up to date on ingest so "latest reading of every sensor" never
+scans history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    layer TEXT NOT NULL, sensor TEXT NOT NULL, parameter TEXT NOT NULL,
+    time INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (layer, sensor, parameter, time)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (
+    layer TEXT NOT NULL, sensor TEXT NOT NULL, parameter TEXT NOT NULL,
+    time INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (layer, sensor, parameter)
+) WITHOUT ROWID;
+"""
+FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """What the store needs to know of a sensor to accept its readings."""
+
+    sensor: str
+    min_valid: float = -np.inf
+    max_valid: float = np.inf
+
+
+@dataclass
+class AppendResult:
+    """Readings stored, and readings refused with the reason for each."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)  # reason -> count
+    examples: list[str] = field(default_factory=list)  # first few refusals, for logs
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def refuse(self, mask: np.ndarray, reason: str, frame: pd.DataFrame) -> None:
+        n = int(mask.sum())
+        if n:
+            self.rejected[reason] += n
+            if len(self.examples) < 5:
+                row = frame[mask].iloc[0]
+                self.examples.append(
+                    f"{reason}: sensor {row.get('sensor_id')!r} at "
+                    f"{row.get('time')!r} value {row.get('value')!r}"
+                )
+
+
+class ObservationStore:
+    """Readings of every sensor layer in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.db.executescript(_SCHEMA)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        return conn
+
+    def append(
+        self,
+        layer: str,
+        frame: pd.DataFrame,
+        sensors: dict[str, SensorSpec],
+        now: pd.Timestamp | None = None,
+    ) -> AppendResult:
+        """Validate readings (sensor_id, time, value[, parameter]) and commit the good ones.
+
+        Unknown sensors, unparseable times, times in the future, values that are not
+        numbers or lie outside the sensor's valid range are refused and counted; a
+        reading already stored (same sensor, parameter and time) counts as a duplicate.
+        """
+        result = AppendResult()
+        if frame.empty:
+            return result
+        now = now or pd.Timestamp.now(tz="UTC")
+        frame = frame.reset_index(drop=True)
+        sensor = frame["sensor_id"].astype(str)
+        parameter = (
+            frame["parameter"].astype(str)
+            if "parameter" in frame
+            else pd.Series("value", index=frame.index)
+        )
+        times = pd.to_datetime(frame["time"], errors="coerce", utc=True, format="ISO8601")
+        values = pd.to_numeric(frame["value"], errors="coerce")
+        known = sensor.isin(sensors.keys()).to_numpy()
+        result.refuse(~known, "unknown sensor", frame)
+        ok = known.copy()
+        bad_time = ok & times.isna().to_numpy()
+        result.refuse(bad_time, "unparseable time", frame)
+        ok &= ~bad_time
+        future = ok & (times > now + FUTURE_TOLERANCE).fillna(False).to_numpy()
+        result.refuse(future, "time in the future", frame)
+        ok &= ~future
+        bad_value = ok & ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        result.refuse(bad_value, "value is not a number", frame)
+        ok &= ~bad_value
+        lo = sensor.map(lambda s: sensors[s].min_valid if s in sensors else -np.inf)
+        hi = sensor.map(lambda s: sensors[s].max_valid if s in sensors else np.inf)
+        out_of_range = ok & ((values < lo) | (values > hi)).to_numpy()
+        result.refuse(out_of_range, "value outside the sensor's valid range", frame)
+        ok &= ~out_of_range
+        good = pd.DataFrame(
+            {
+                "sensor": sensor[ok],
+                "parameter": parameter[ok],
+                "time": times[ok].dt.as_unit("ms").astype("int64"),
+                "value": values[ok],
+            }
+        )
+        within = good.duplicated(["sensor", "parameter", "time"])
+        result.duplicates += int(within.sum())
+        good = good[~within]
+        rows = [(layer, s, p, int(t), float(v)) for s, p, t, v in good.itertuples(index=False)]
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?)", rows)
+            inserted = db.total_changes - before
+            newest = good.sort_values("time").groupby(["sensor", "parameter"]).tail(1)
+            db.executemany(
+                "INSERT INTO latest VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+                "time=excluded.time, value=excluded.value WHERE excluded.time > latest.time",
+                [(layer, s, p, int(t), float(v)) for s, p, t, v in newest.itertuples(index=False)],
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        result.accepted = inserted
+        result.duplicates += len(rows) - inserted
+        return result
+
+    def window(
+        self,
+        layer: str,
+        sensors: list[str] | None = None,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        parameters: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Readings in a time window (inclusive), as sensor_id, parameter, time, value."""
+        sql, args = "SELECT sensor, parameter, time, value FROM readings WHERE layer=?", [layer]
+        if sensors is not None:
+            sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
+            args += sensors
+        if parameters is not None:
+            sql += f" AND parameter IN ({','.join('?' * len(parameters))})"
+            args += parameters
+        if start is not None:
+            sql, args = sql + " AND time >= ?", [*args, _ms(start)]
+        if end is not None:
+            sql, args = sql + " AND time <= ?", [*args, _ms(end)]
+        return _frame(self.db.execute(sql + " ORDER BY sensor, parameter, time", args))
+
+    def latest(self, layer: str, sensors: list[str] | None = None) -> pd.DataFrame:
+        """The newest reading of each sensor and parameter."""
+        sql, args = "SELECT sensor, parameter, time, value FROM latest WHERE layer=?", [layer]
+        if sensors is not None:
+            sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
+            args += sensors
+        return _frame(self.db.execute(sql + " ORDER BY sensor, parameter", args))
+
+    def extent(self, layer: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
+        """First and last reading time of a layer, and the number of readings."""
+        first, last, count = self.db.execute(
+            "SELECT min(time), max(time), count(*) FROM readings WHERE layer=?", (layer,)
+        ).fetchone()
+        return _ts(first), _ts(last), count
+
+
+def _ts(ms: int | None) -> pd.Timestamp | None:
+    return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
+
+
+def _ms(value: pd.Timestamp | str) -> int:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value // 1_000_000)
+
+
+def _frame(cursor: sqlite3.Cursor) -> pd.DataFrame:
+    frame = pd.DataFrame(cursor.fetchall(), columns=["sensor_id", "parameter", "time", "value"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    return frame

@@ -1,0 +1,146 @@
+"""Where things live in a data directory, and how they are written without half-states.
+
+Every file is written to a temporary name in the same folder and renamed into place, so
+a reader (or a crash) sees the old file or the new one, never a torn one. New files that
+nothing references yet (an asset of a new version, a new item) become visible only when
+their parent is renamed into place, so the order of writes is the order of commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "./data"
+
+
+def default_data_dir() -> Path:
+    """``$SHIKONG_DATA`` or ``./data``."""
+    return Path(os.environ.get("SHIKONG_DATA", DEFAULT_DATA_DIR))
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The layout of one data directory: STAC JSON, assets, index, observations."""
+
+    root: Path
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.sqlite"
+
+    @property
+    def stac(self) -> Path:
+        return self.root / "stac"
+
+    @property
+    def root_catalog(self) -> Path:
+        return self.stac / "catalog.json"
+
+    def department_catalog(self, department: str) -> Path:
+        return self.stac / department / "catalog.json"
+
+    def collection_json(self, department: str, layer: str) -> Path:
+        return self.stac / department / layer / "collection.json"
+
+    def item_json(self, department: str, layer: str, item_id: str) -> Path:
+        return self.stac / department / layer / "items" / f"{item_id}.json"
+
+    def asset_dir(self, department: str, layer: str, version: str) -> Path:
+        return self.root / "assets" / department / layer / version
+
+    def observations(self, department: str, layer: str) -> Path:
+        return self.root / "observations" / department / layer
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".ingest.lock"
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write a file so that readers see the old content or the new, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def dumps(obj: object) -> bytes:
+    """JSON as shikong writes it: UTF-8, Chinese kept readable."""
+    return json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def write_json_atomic(path: Path, obj: object, *, fsync: bool = True) -> None:
+    write_bytes_atomic(path, dumps(obj), fsync=fsync)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy a file into place through a temporary name."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dst)
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames inside a folder durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path, h: hashlib._Hash | None = None) -> hashlib._Hash:
+    h = h or hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h
+
+
+def multihash_sha256(path: Path) -> str:
+    """The STAC file extension's checksum: a multihash (0x12 = sha2-256, 0x20 = 32 bytes)."""
+    return "1220" + sha256_file(path).hexdigest()
+
+
+def tree_size_and_checksum(path: Path) -> tuple[int, str]:
+    """Size and multihash of a file, or of a folder's files in sorted order (Zarr, Parquet)."""
+    if path.is_file():
+        return path.stat().st_size, multihash_sha256(path)
+    h = hashlib.sha256()
+    size = 0
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        sha256_file(f, h)
+        size += f.stat().st_size
+    return size, "1220" + h.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """One writer per data directory at a time (readers never wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
