@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import shapely
+import orjson
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
@@ -22,7 +22,16 @@ from .layer import Layer
 from .observations import ObservationStore
 from .search import SearchResult, parse_interval
 from .stac import collection_dict, department_catalog, parse_when, relink_versions, root_catalog
-from .storage import DataDir, default_data_dir, exclusive_lock, fsync_dir, write_json_atomic
+from .storage import (
+    DataDir,
+    default_data_dir,
+    exclusive_lock,
+    fsync_dir,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_new_file,
+)
+from .textsearch import index_text
 
 
 class LayerNotFound(InputError):
@@ -165,8 +174,12 @@ class Catalog:
         return ingest(self, IngestRequest(Path(source), department, layer, **kwargs))
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the data directory's writer lock; export the STAC JSON on the way out."""
+    def writing(self, export: bool = True) -> Iterator[None]:
+        """Hold the data directory's writer lock; export the STAC JSON on the way out.
+
+        ``export=False`` leaves the JSON mirror to a later :meth:`export` (bulk loads):
+        the index commit is what makes a change visible to search and to the server.
+        """
         with self._lock:
             outer = self._writing == 0
             if outer:
@@ -180,7 +193,8 @@ class Catalog:
                 if outer:
                     try:
                         _fault("before-export")
-                        self.export()
+                        if export:
+                            self.export()
                     finally:
                         lock.__exit__(None, None, None)
 
@@ -188,108 +202,157 @@ class Catalog:
         self, req: IngestRequest, kind: str, item: dict[str, Any], replace: bool = False
     ) -> int:
         """Commit an item with its collection's relinked versions; the commit point."""
-        return self.commit_items(req, kind, [item], replace=replace)
+        return self.commit_many([(req, kind, [item], replace)])
 
-    def commit_items(
+    def commit_items(self, req: IngestRequest, kind: str, items: list[dict[str, Any]]) -> int:
+        """Add several versions to one layer at once."""
+        return self.commit_many([(req, kind, items, False)])
+
+    def commit_many(
+        self,
+        batches: list[tuple[IngestRequest, str, list[dict[str, Any]], bool]],
+        export: bool = True,
+    ) -> int:
+        """Add items to layers in ONE transaction and bump the catalog version once.
+
+        Each batch is (request, kind, new items, replace); with replace, items of the same
+        id are replaced (a live readings item), else they are added as new versions.
+        """
+        merged: dict[str, tuple[IngestRequest, str, list[dict[str, Any]], bool]] = {}
+        for req, kind, new_items, replace in batches:  # one entry per layer
+            if req.collection_id in merged:
+                first = merged[req.collection_id]
+                new_items = first[2] + new_items
+                replace = replace or first[3]
+            merged[req.collection_id] = (req, kind, new_items, replace)
+        with self.writing(export=export), self.index.transaction() as db:
+            version = CatalogIndex.bump_version(db)
+            rows: list[ItemRow] = []
+            collections: list[tuple[dict[str, Any], str]] = []
+            known = self.index.collections_by_id(list(merged))
+            for req, kind, new_items, replace in merged.values():
+                old = known.get(req.collection_id, {})
+                collection, changed = self._relink_layer(req, kind, new_items, replace, old)
+                rows += [_row(i) for i in changed]
+                collections.append((collection, _collection_text(collection)))
+            CatalogIndex.put_items(db, rows, version)
+            CatalogIndex.put_collections(db, collections, version)
+        return version
+
+    def _relink_layer(
         self,
         req: IngestRequest,
         kind: str,
         new_items: list[dict[str, Any]],
-        replace: bool = False,
-    ) -> int:
-        """Add items to a layer in one transaction and bump the catalog version."""
+        replace: bool,
+        old: dict[str, Any],
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The layer's collection after adding items, and the items that changed."""
         cid = req.collection_id
-        with self.writing(), self.index.transaction() as db:
-            existing = self.index.items_of(cid)
-            if replace:
-                new_ids = {i["id"] for i in new_items}
-                existing = [i for i in existing if i["id"] not in new_ids]
-            old = self.index.collection(cid) or {}
-            classification = req.classification or old.get("shikong:classification") or "shared"
-            items = relink_versions(existing + new_items, cid)
-            for item in items:  # policy is per layer: every version follows the layer
-                item["properties"]["shikong:classification"] = classification
-            dept = departments()[req.department]
-            collection = collection_dict(
-                collection_id=cid,
-                department=req.department,
-                department_name=dept["name"],
-                layer=req.layer,
-                kind=kind,
-                classification=classification,
-                title=req.title or old.get("title") or req.layer,
-                title_en=req.title_en or old.get("shikong:title_en"),
-                description=req.description or old.get("description", ""),
-                keywords=list(req.keywords) or old.get("keywords", []),
-                items=items,
-            )
-            version = CatalogIndex.bump_version(db)
-            CatalogIndex.put_items(db, (_row(i, collection) for i in items), version)
-            CatalogIndex.put_collection(db, collection, version)
-        return version
+        existing = self.index.items_of(cid) if old else []
+        if replace:
+            new_ids = {i["id"] for i in new_items}
+            existing = [i for i in existing if i["id"] not in new_ids]
+        classification = req.classification or old.get("shikong:classification") or "shared"
+        before = {i["id"]: i["properties"]["shikong:valid_to"] for i in existing}
+        items = relink_versions(existing + new_items, cid)
+        for item in items:  # policy is per layer: every version follows the layer
+            item["properties"]["shikong:classification"] = classification
+        reclassified = old.get("shikong:classification", classification) != classification
+        changed = [
+            i
+            for i in items
+            if i["id"] not in before
+            or reclassified
+            or before[i["id"]] != i["properties"]["shikong:valid_to"]
+        ]
+        collection = collection_dict(
+            collection_id=cid,
+            department=req.department,
+            department_name=departments()[req.department]["name"],
+            layer=req.layer,
+            kind=kind,
+            classification=classification,
+            title=req.title or old.get("title") or req.layer,
+            title_en=req.title_en or old.get("shikong:title_en"),
+            description=req.description or old.get("description", ""),
+            keywords=list(req.keywords) or old.get("keywords", []),
+            items=items,
+        )
+        return collection, changed
 
     def export(self) -> None:
-        """Write the STAC JSON of everything committed since the last export."""
+        """Write the STAC JSON of everything committed since the last export (under the
+        writer lock, like any write).
+
+        Items are written compact (they are many); catalogs and collections indented.
+        New item files are not referenced until their collection.json is renamed into
+        place, so only replaced files need the temporary-name dance.
+        """
         done = int(self.index.meta("exported_version") or 0)
         current = self.index.version()
         if current <= done:
             return
-        changed = self.index.collections(changed_since=done)
-        changed_items = {i["id"] for i in self.index.items_changed_since(done)}
-        for collection in changed:
-            dept, layer = collection["shikong:department"], collection["shikong:layer"]
-            for item in self.index.items_of(collection["id"]):
-                if item["id"] in changed_items:
-                    write_json_atomic(
-                        self.paths.item_json(dept, layer, item["id"]), item, fsync=False
-                    )
-            write_json_atomic(self.paths.collection_json(dept, layer), collection, fsync=False)
+        for dept, layer, item_id, text in self.index.items_changed_since(done):
+            path = self.paths.item_json(dept, layer, item_id)
+            if path.exists():
+                write_bytes_atomic(path, bytes(text), fsync=False)
+            else:
+                write_new_file(path, bytes(text))
         known = departments()
-        for code in sorted({c["shikong:department"] for c in changed}):
-            layers = [c["shikong:layer"] for c in self.index.collections(code)]
+        changed_depts = self.index.changed_departments(done)
+        for code in changed_depts:
+            for collection in self.index.collections(code, changed_since=done):
+                write_json_atomic(
+                    self.paths.collection_json(code, collection["shikong:layer"]),
+                    collection,
+                    fsync=False,
+                )
             d = known[code]
             write_json_atomic(
                 self.paths.department_catalog(code),
-                department_catalog(code, d["name"], d["name_en"], layers),
+                department_catalog(code, d["name"], d["name_en"], self.index.layer_names(code)),
             )
-        depts = [(d.code, d.name) for d in self.departments]
+        depts = [(code, known[code]["name"]) for code in self.index.departments()]
         write_json_atomic(self.paths.root_catalog, root_catalog(depts, current))
         fsync_dir(self.paths.stac)
         with self.index.transaction() as db:
             CatalogIndex.set_meta(db, "exported_version", current)
 
 
-def _row(item: dict[str, Any], collection: dict[str, Any]) -> ItemRow:
-    props = item["properties"]
-    geometry = shape(item["geometry"]) if item.get("geometry") else None
-    text = " ".join(
-        str(t)
-        for t in (
-            item["id"],
-            props.get("title"),
-            collection.get("title"),
-            collection.get("shikong:title_en"),
-            collection.get("description"),
-            " ".join(collection.get("keywords", [])),
-            props["shikong:department"],
-            departments().get(props["shikong:department"], {}).get("name"),
-        )
-        if t
+def _collection_text(collection: dict[str, Any]) -> str:
+    """Search tokens of a layer: its items are found by them too."""
+    dept = collection["shikong:department"]
+    parts = (
+        collection.get("title"),
+        collection.get("shikong:title_en"),
+        collection.get("description"),
+        " ".join(collection.get("keywords", [])),
+        dept,
+        departments()[dept]["name"],
     )
+    return index_text(" ".join(str(p) for p in parts if p))
+
+
+def _row(item: dict[str, Any]) -> ItemRow:
+    props = item["properties"]
+    dept = props["shikong:department"]
+    text = index_text(f"{item['id']} {props.get('title') or ''}")
     to = props.get("shikong:valid_to")
     return ItemRow(
         id=item["id"],
         collection=item["collection"],
-        department=props["shikong:department"],
+        department=dept,
         kind=props["shikong:kind"],
         classification=props["shikong:classification"],
         version=props["version"],
         valid_from=parse_when(props["shikong:valid_from"]).timestamp(),
         valid_to=parse_when(to).timestamp() if to else None,
-        geometry=shapely.make_valid(geometry) if geometry is not None else None,
+        bbox=item.get("bbox"),
+        footprint=orjson.dumps(item["geometry"]) if item.get("geometry") else None,
         text=text,
         source_checksum=(props.get("shikong:source") or {}).get("checksum"),
-        json=item,
+        json=orjson.dumps(item),
     )
 
 

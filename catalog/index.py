@@ -8,7 +8,6 @@ PostgreSQL/pgSTAC when a city outgrows it; this class is the seam.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
+
+from .textsearch import match_terms
 
 _SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -32,7 +34,7 @@ CREATE TABLE IF NOT EXISTS items (
     rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, collection TEXT NOT NULL,
     department TEXT NOT NULL, kind TEXT NOT NULL, classification TEXT NOT NULL,
     version TEXT NOT NULL, valid_from REAL NOT NULL, valid_to REAL,
-    minx REAL, miny REAL, maxx REAL, maxy REAL, geom BLOB,
+    minx REAL, miny REAL, maxx REAL, maxy REAL, footprint TEXT,
     text TEXT NOT NULL, source_checksum TEXT, changed_version INTEGER NOT NULL,
     json TEXT NOT NULL
 );
@@ -40,8 +42,9 @@ CREATE INDEX IF NOT EXISTS items_collection ON items (collection, valid_from);
 CREATE INDEX IF NOT EXISTS items_department ON items (department);
 CREATE INDEX IF NOT EXISTS items_valid ON items (valid_from, valid_to);
 CREATE VIRTUAL TABLE IF NOT EXISTS items_rtree USING rtree(rowid, minx, maxx, miny, maxy);
-CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
-    text, content='items', content_rowid='rowid', tokenize='trigram'
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(tokens, tokenize='unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS collections_fts USING fts5(
+    id UNINDEXED, tokens, tokenize='unicode61'
 );
 """
 
@@ -68,10 +71,11 @@ class ItemRow:
     version: str
     valid_from: float
     valid_to: float | None
-    geometry: BaseGeometry | None
-    text: str
+    bbox: Sequence[float] | None  # footprint bounds, EPSG:4490
+    footprint: bytes | None  # GeoJSON of the footprint, for intersects
+    text: str  # full-text tokens (see textsearch.index_text)
     source_checksum: str | None
-    json: dict[str, Any]
+    json: bytes  # the STAC item as JSON, serialized once for the index and the file
 
 
 @dataclass
@@ -110,6 +114,7 @@ class CatalogIndex:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk loads stay in memory
             self._local.conn = conn
         return conn
 
@@ -153,26 +158,46 @@ class CatalogIndex:
 
     # -- collections -----------------------------------------------------------------
     @staticmethod
-    def put_collection(db: sqlite3.Connection, collection: dict[str, Any], version: int) -> None:
-        db.execute(
-            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                collection["id"],
-                collection["shikong:department"],
-                collection["shikong:layer"],
-                collection["shikong:kind"],
-                collection["shikong:classification"],
-                collection.get("title"),
-                version,
-                json.dumps(collection, ensure_ascii=False),
-            ),
+    def put_collections(
+        db: sqlite3.Connection, collections: list[tuple[dict[str, Any], str]], version: int
+    ) -> None:
+        """Insert or replace collections with their full-text tokens."""
+        ids = [(c["id"],) for c, _ in collections]
+        db.executemany("DELETE FROM collections_fts WHERE id=?", ids)
+        db.executemany(
+            "INSERT INTO collections_fts(id, tokens) VALUES (?, ?)",
+            [(c["id"], tokens) for c, tokens in collections],
         )
+        db.executemany(
+            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    c["id"],
+                    c["shikong:department"],
+                    c["shikong:layer"],
+                    c["shikong:kind"],
+                    c["shikong:classification"],
+                    c.get("title"),
+                    version,
+                    orjson.dumps(c).decode(),
+                )
+                for c, _ in collections
+            ],
+        )
+
+    def collections_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in range(0, len(ids), 900):
+            part = ids[chunk : chunk + 900]
+            sql = f"SELECT id, json FROM collections WHERE id IN ({','.join('?' * len(part))})"
+            found.update({i: orjson.loads(j) for i, j in self.db.execute(sql, part)})
+        return found
 
     def collection(self, collection_id: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT json FROM collections WHERE id=?", (collection_id,)
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return orjson.loads(row[0]) if row else None
 
     def collections(
         self, department: str | None = None, changed_since: int | None = None
@@ -182,7 +207,7 @@ class CatalogIndex:
             sql, args = sql + " AND department=?", [*args, department]
         if changed_since is not None:
             sql, args = sql + " AND changed_version>?", [*args, changed_since]
-        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
+        return [orjson.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
 
     def departments(self) -> list[str]:
         return [
@@ -196,55 +221,57 @@ class CatalogIndex:
     @staticmethod
     def put_items(db: sqlite3.Connection, rows: Iterable[ItemRow], version: int) -> None:
         """Insert or replace items, keeping the R*Tree and full-text index in step."""
-        for row in rows:
-            old = db.execute("SELECT rowid, text FROM items WHERE id=?", (row.id,)).fetchone()
-            bounds = shapely.bounds(row.geometry) if row.geometry is not None else [None] * 4
-            values = (
-                row.id,
-                row.collection,
-                row.department,
-                row.kind,
-                row.classification,
-                row.version,
-                row.valid_from,
-                row.valid_to,
-                *map(_float, bounds),
-                shapely.to_wkb(row.geometry) if row.geometry is not None else None,
-                row.text,
-                row.source_checksum,
-                version,
-                json.dumps(row.json, ensure_ascii=False),
+        rows = list(rows)
+        if not rows:
+            return
+        ids = [r.id for r in rows]
+        old: dict[str, int] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT rowid, id FROM items WHERE id IN ({marks})"
+            old.update({i: rowid for rowid, i in db.execute(sql, part)})
+        if old:  # changed items: drop their index entries, then insert afresh
+            gone = [(rowid,) for rowid in old.values()]
+            db.executemany("DELETE FROM items_fts WHERE rowid=?", gone)
+            db.executemany("DELETE FROM items_rtree WHERE rowid=?", gone)
+            db.executemany("DELETE FROM items WHERE rowid=?", gone)
+        next_rowid = db.execute("SELECT coalesce(max(rowid), 0) FROM items").fetchone()[0] + 1
+        values, fts, rtree = [], [], []
+        for offset, row in enumerate(rows):
+            rowid = old.get(row.id, next_rowid + offset)
+            b = row.bbox or (None, None, None, None)
+            values.append(
+                (
+                    rowid,
+                    row.id,
+                    row.collection,
+                    row.department,
+                    row.kind,
+                    row.classification,
+                    row.version,
+                    row.valid_from,
+                    row.valid_to,
+                    *b,
+                    row.footprint,
+                    row.text,
+                    row.source_checksum,
+                    version,
+                    row.json,
+                )
             )
-            if old is None:
-                cur = db.execute(
-                    "INSERT INTO items (id, collection, department, kind, classification, "
-                    "version, valid_from, valid_to, minx, miny, maxx, maxy, geom, text, "
-                    "source_checksum, changed_version, json) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    values,
-                )
-                rowid = cur.lastrowid
-            else:
-                rowid = old[0]
-                db.execute(
-                    "INSERT INTO items_fts(items_fts, rowid, text) VALUES('delete', ?, ?)",
-                    (rowid, old[1]),
-                )
-                db.execute(
-                    "UPDATE items SET id=?, collection=?, department=?, kind=?, "
-                    "classification=?, version=?, valid_from=?, valid_to=?, minx=?, miny=?, "
-                    "maxx=?, maxy=?, geom=?, text=?, source_checksum=?, changed_version=?, "
-                    "json=? WHERE rowid=?",
-                    (*values, rowid),
-                )
-                db.execute("DELETE FROM items_rtree WHERE rowid=?", (rowid,))
-            db.execute("INSERT INTO items_fts(rowid, text) VALUES (?, ?)", (rowid, row.text))
-            if row.geometry is not None:
-                minx, miny, maxx, maxy = bounds
-                db.execute(
-                    "INSERT INTO items_rtree VALUES (?, ?, ?, ?, ?)",
-                    (rowid, minx, maxx, miny, maxy),
-                )
+            fts.append((rowid, row.text))
+            if row.bbox is not None:
+                rtree.append((rowid, b[0], b[2], b[1], b[3]))
+        db.executemany(
+            "INSERT INTO items (rowid, id, collection, department, kind, "
+            "classification, version, valid_from, valid_to, minx, miny, maxx, "
+            "maxy, footprint, text, source_checksum, changed_version, json) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            values,
+        )
+        db.executemany("INSERT INTO items_fts(rowid, tokens) VALUES (?, ?)", fts)
+        db.executemany("INSERT INTO items_rtree VALUES (?, ?, ?, ?, ?)", rtree)
 
     def items_of(self, collection_id: str) -> list[dict[str, Any]]:
         """Every item (version) of a collection, oldest validity first."""
@@ -252,36 +279,55 @@ class CatalogIndex:
             "SELECT json FROM items WHERE collection=? ORDER BY valid_from, id",
             (collection_id,),
         )
-        return [json.loads(r[0]) for r in rows]
+        return [orjson.loads(r[0]) for r in rows]
 
     def item(self, item_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT json FROM items WHERE id=?", (item_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return orjson.loads(row[0]) if row else None
 
-    def items_changed_since(self, version: int) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT json FROM items WHERE changed_version>? ORDER BY id", (version,)
+    def items_changed_since(self, version: int) -> Iterator[tuple[str, str, str, str]]:
+        """(department, layer of collection, id, json text) of items changed since."""
+        return self.db.execute(
+            "SELECT i.department, c.layer, i.id, i.json FROM items i JOIN collections c "
+            "ON c.id = i.collection WHERE i.changed_version>? ORDER BY i.id",
+            (version,),
         )
-        return [json.loads(r[0]) for r in rows]
+
+    def layer_names(self, department: str) -> list[str]:
+        sql = "SELECT layer FROM collections WHERE department=? ORDER BY layer"
+        return [r[0] for r in self.db.execute(sql, (department,))]
+
+    def changed_departments(self, version: int) -> list[str]:
+        sql = (
+            "SELECT DISTINCT department FROM collections WHERE changed_version>? "
+            "ORDER BY department"
+        )
+        return [r[0] for r in self.db.execute(sql, (version,))]
 
     def find_checksum(self, collection_id: str, checksum: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT json FROM items WHERE collection=? AND source_checksum=?",
             (collection_id, checksum),
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return orjson.loads(row[0]) if row else None
 
     # -- search ----------------------------------------------------------------------
     def search(self, query: Query) -> tuple[list[dict[str, Any]], int]:
-        """Items matching a query, as STAC dicts, and how many matched in all."""
-        where, args, joins = ["1=1"], [], []
+        """Items matching a query, as STAC dicts, and how many matched in all.
+
+        Filters select row ids (the R*Tree and full-text index drive when present); only
+        the page's items are read and parsed.
+        """
+        where, args = ["1=1"], []
         box = query.bbox
         if query.intersects is not None:
             box = shapely.bounds(query.intersects).tolist()
         if box is not None:
             minx, miny, maxx, maxy = box
-            joins.append("JOIN items_rtree r ON r.rowid = i.rowid")
-            where.append("r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?")
+            where.append(
+                "i.rowid IN (SELECT rowid FROM items_rtree WHERE maxx >= ? AND "
+                "minx <= ? AND maxy >= ? AND miny <= ?)"
+            )
             args += [minx, maxx, miny, maxy]
         if query.start is not None:
             where.append("(i.valid_to IS NULL OR i.valid_to > ?)")
@@ -301,34 +347,39 @@ class CatalogIndex:
                 args += list(values)
         if query.current_only:
             where.append("i.valid_to IS NULL")
-        if query.text:
-            for term in query.text.split():
-                if len(term) >= 3:
-                    where.append("i.rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
-                    args.append('"' + term.replace('"', '""') + '"')
-                else:  # trigrams need three characters; short Chinese words scan
-                    where.append("i.text LIKE ? ESCAPE '\\'")
-                    args.append("%" + term.replace("%", "\\%").replace("_", "\\_") + "%")
+        for term in match_terms(query.text or ""):  # an item or its layer has each term
+            where.append(
+                "(i.rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?) OR "
+                "i.collection IN (SELECT id FROM collections_fts WHERE collections_fts MATCH ?))"
+            )
+            args += [term, term]
         order = [
             f"{SORTABLE[f]} {'ASC' if asc else 'DESC'}" for f, asc in query.sortby if f in SORTABLE
         ] or ["i.collection ASC", "i.valid_from ASC"]
         order.append("i.id ASC")
-        base = f"FROM items i {' '.join(joins)} WHERE {' AND '.join(where)}"
-        if query.intersects is None:
-            matched = self.db.execute(f"SELECT count(*) {base}", args).fetchone()[0]
-            sql = f"SELECT i.json {base} ORDER BY {', '.join(order)}"
-            page_args = list(args)
-            if query.limit is not None:
-                sql += " LIMIT ? OFFSET ?"
-                page_args += [query.limit, query.offset]
-            return [json.loads(r[0]) for r in self.db.execute(sql, page_args)], matched
-        rows = self.db.execute(f"SELECT i.geom, i.json {base} ORDER BY {', '.join(order)}", args)
-        prepared = query.intersects
-        shapely.prepare(prepared)
-        hits = [j for g, j in rows if g is not None and prepared.intersects(shapely.from_wkb(g))]
+        sql = f"SELECT i.rowid FROM items i WHERE {' AND '.join(where)} ORDER BY {', '.join(order)}"
+        rowids = [r[0] for r in self.db.execute(sql, args)]
+        if query.intersects is not None and rowids:
+            rowids = self._intersecting(rowids, query.intersects)
         end = None if query.limit is None else query.offset + query.limit
-        return [json.loads(j) for j in hits[query.offset : end]], len(hits)
+        page = rowids[query.offset : end]
+        return self._items_by_rowid(page), len(rowids)
 
+    def _intersecting(self, rowids: list[int], geometry: BaseGeometry) -> list[int]:
+        footprints = dict(self._column_by_rowid("footprint", rowids))
+        ids = [r for r in rowids if footprints.get(r)]
+        shapes = shapely.from_geojson([bytes(footprints[r]).decode() for r in ids])
+        mask = shapely.intersects(geometry, shapes)
+        return [r for r, hit in zip(ids, mask, strict=True) if hit]
 
-def _float(value: object) -> float | None:
-    return None if value is None else float(value)
+    def _column_by_rowid(self, column: str, rowids: list[int]) -> Iterator[tuple[int, Any]]:
+        for chunk in range(0, len(rowids), 900):
+            part = rowids[chunk : chunk + 900]
+            yield from self.db.execute(
+                f"SELECT rowid, {column} FROM items WHERE rowid IN ({','.join('?' * len(part))})",
+                part,
+            )
+
+    def _items_by_rowid(self, rowids: list[int]) -> list[dict[str, Any]]:
+        found = dict(self._column_by_rowid("json", rowids))
+        return [orjson.loads(found[r]) for r in rowids]

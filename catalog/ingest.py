@@ -19,6 +19,7 @@ import re
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,9 @@ class IngestResult:
     readings: AppendResult | None = None
 
 
+@cache
 def departments() -> dict[str, dict[str, str]]:
+    """The departments of config/departments.yaml by code."""
     return {d["code"]: d for d in load_config("departments")["departments"]}
 
 

@@ -80,6 +80,14 @@ def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write a file nothing references yet: no temporary name needed."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
 def dumps(obj: object) -> bytes:
     """JSON as shikong writes it: UTF-8, Chinese kept readable."""
     return json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8")
