@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(VENV)/bin/shikong check examples/data/报盘示例.txt
+	$(VENV)/bin/shikong demo build --scale $(SCALE) --data $(DATA)
+	$(VENV)/bin/shikong catalog list --data $(DATA)
 
 lint: venv
 	$(VENV)/bin/ruff check .

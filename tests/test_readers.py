@@ -59,7 +59,7 @@ def test_undeclared_gbk_is_detected_not_latin1(tmp_path):
     shp = write_shapefile(gk38_frame(prefixed=True), tmp_path / "gbk.shp", "GBK", cpg=False)
     assert not shp.with_suffix(".cpg").exists()
     frame, report = read(shp)
-    assert report.encoding.startswith("gb18030")
+    assert report.encoding.startswith("gbk")
     assert "地类名称" in frame.columns
 
 
@@ -87,7 +87,7 @@ def test_gk_vertex_lands_where_pyproj_puts_it(tmp_path):
 def test_declared_utf8_contradicted_by_gbk_bytes(tmp_path):
     shp = write_shapefile(gk38_frame(prefixed=True), tmp_path / "liar.shp", "GBK", cpg=False)
     shp.with_suffix(".cpg").write_text("UTF-8")
-    with pytest.raises(EncodingError, match=r"not valid utf-8 as the \.cpg declares.*gb18030"):
+    with pytest.raises(EncodingError, match=r"not valid utf-8 as the \.cpg declares.*gbk"):
         read(shp)
 
 
@@ -206,7 +206,7 @@ def test_csv_lonlat_gbk(tmp_path):
     path = tmp_path / "stations.csv"
     path.write_bytes("站点,经度,纬度\n东站,113.30,33.75\n西站,113.10,33.70\n".encode("gbk"))
     frame, report = read(path)
-    assert report.encoding == "gb18030" and frame["站点"].tolist() == ["东站", "西站"]
+    assert report.encoding == "gbk" and frame["站点"].tolist() == ["东站", "西站"]
     assert (frame.geometry[0].x, frame.geometry[0].y) == (113.30, 33.75)
 
 

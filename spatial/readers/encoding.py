@@ -33,7 +33,7 @@ _CPG_ALIASES = {
     "ansi 1252": "cp1252",
 }
 _LDID = {0x4D: "gbk", 0x7A: "gbk", 0x78: "big5", 0x57: None}  # 0x57: "ANSI", undeclared
-CANDIDATES = ("utf-8", "gb18030")
+CANDIDATES = ("utf-8", "gbk", "gb18030")  # GBK named when it suffices; GB18030 covers the rest
 
 
 def codec_name(label: str) -> str | None:
