@@ -439,3 +439,25 @@ def test_points_layer_footprint(cat, tmp_path):
     hit = cat.search(bbox=(113.29, 33.77, 113.31, 33.79))
     assert hit.ids == ["psb-cameras-v1"]
     assert cat.layer("psb-cameras").classification == "restricted"
+
+
+def test_demo_build_small(tmp_path):
+    """The whole demo city: 13 departments, >= 25 layers, every STAC file valid."""
+    from click.testing import CliRunner
+
+    from shikong.server.cli import main
+
+    data = tmp_path / "data"
+    run = CliRunner().invoke(main, ["demo", "build", "--scale", "small", "--data", str(data)])
+    assert run.exit_code == 0, run.output
+    cat = Catalog.open(data)
+    assert len(cat.departments) == 13
+    assert len(cat.collections()) >= 25
+    assert all_stac_errors(data) == []
+    kinds = {layer.kind for layer in cat.collections()}
+    assert kinds == {"vector", "raster", "sensors", "readings", "datacube"}
+    # a second build finds every source unchanged
+    version = cat.version
+    again = CliRunner().invoke(main, ["demo", "build", "--scale", "small", "--data", str(data)])
+    assert again.exit_code == 0, again.output
+    assert Catalog.open(data).version == version
