@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(VENV)/bin/shikong demo build --scale $(SCALE) --data $(DATA)
-	$(VENV)/bin/shikong catalog list --data $(DATA)
+	$(VENV)/bin/shikong serve --data $(DATA) --port $(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check .

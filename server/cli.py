@@ -248,6 +248,34 @@ def demo_build(scale: str, seed: int, sources: Path | None, data_dir: Path) -> N
     )
 
 
+@main.command()
+@_data_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--url", help="Public base URL for links (default http://HOST:PORT).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="uvicorn worker processes (each keeps its own layer cache).",
+)
+@clear_errors
+def serve(data_dir: Path, host: str, port: int, url: str | None, workers: int) -> None:
+    """Serve the catalog as OGC APIs (Features, Coverages, EDR, Processes) and STAC."""
+    import os
+
+    import uvicorn
+
+    url = url or f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
+    os.environ["SHIKONG_DATA"] = str(data_dir)
+    os.environ["SHIKONG_URL"] = url
+    console.print(f"serving {data_dir} on [bold]{url}[/] (Ctrl-C stops)")
+    uvicorn.run(
+        "shikong.server.asgi:app", host=host, port=port, workers=workers, log_level="warning"
+    )
+
+
 @main.group()
 def catalog() -> None:
     """Look into the catalog: layers, search, validation."""

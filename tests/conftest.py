@@ -16,3 +16,91 @@ def gk38_to_4490():
     """An independent transformer from zone-38 GK to CGCS2000 lon/lat."""
     t = Transformer.from_crs(GK38, 4490, always_xy=True)
     return lambda geom: shapely.transform(geom, lambda xy: np.column_stack(t.transform(*xy.T)))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """`shikong serve` in a subprocess on a free loopback port."""
+
+    def __init__(self, data, port: int) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.data, self.port = data, port
+        self.url = f"http://127.0.0.1:{port}"
+        exe = Path(sys.executable).with_name("shikong")
+        self.log = open(Path(data).parent / f"server-{port}.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "serve",
+                "--data",
+                str(data),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--url",
+                self.url,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import time
+        from pathlib import Path
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = Path(self.log.name).read_text()[-2000:]
+                raise RuntimeError(f"server exited: {log}")
+            try:
+                if httpx.get(f"{self.url}/conformance?f=json", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """The small demo city, built once per test session."""
+    from shikong.catalog import Catalog
+    from shikong.catalog.bulk import ingest_entries, read_manifest
+    from shikong.catalog.demo import MANIFEST, generate
+
+    root = tmp_path_factory.mktemp("demo")
+    generate(root / "sources", scale="small")
+    ingest_entries(
+        Catalog.open(root / "data"), root / "sources", read_manifest(root / "sources" / MANIFEST)
+    )
+    return root / "data"
+
+
+@pytest.fixture(scope="session")
+def server(demo_data):
+    running = RunningServer(demo_data, free_port())
+    yield running
+    running.stop()

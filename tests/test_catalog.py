@@ -444,7 +444,6 @@ def test_points_layer_footprint(cat, tmp_path):
 def test_demo_build_small(tmp_path):
     """The whole demo city: 13 departments, >= 25 layers, every STAC file valid."""
     from click.testing import CliRunner
-
     from shikong.server.cli import main
 
     data = tmp_path / "data"

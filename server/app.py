@@ -1,0 +1,281 @@
+"""The HTTP server: pygeoapi's API functions behind our own Starlette routes.
+
+pygeoapi's bundled apps read a config file at import; we route to ``pygeoapi.api``
+functions with the current published snapshot instead, so the catalog can change
+under a running server. Every error leaves as JSON naming the problem; an exception
+we did not foresee is logged and answered 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pygeoapi import api as core_api
+from pygeoapi.api import APIRequest, apply_gzip
+from pygeoapi.api import coverages as coverages_api
+from pygeoapi.api import environmental_data_retrieval as edr_api
+from pygeoapi.api import itemtypes as itemtypes_api
+from pygeoapi.api import maps as maps_api
+from pygeoapi.api import processes as processes_api
+from shikong.catalog import Catalog
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .publish import Publisher
+
+LOGGER = logging.getLogger(__name__)
+
+
+def problem(status: int, code: str, description: str) -> JSONResponse:
+    """An OGC-style exception body."""
+    return JSONResponse(
+        {"code": code, "type": code, "description": description}, status_code=status
+    )
+
+
+def _bad_datetime(value: str) -> str | None:
+    """Why a datetime parameter is not an RFC 3339 instant or interval, or None."""
+    from datetime import datetime
+
+    parts = value.split("/")
+    if len(parts) > 2 or not value.strip():
+        return f"datetime {value!r} is not an instant or an interval start/end"
+    for part in parts:
+        if part in ("", ".."):
+            continue
+        try:
+            datetime.fromisoformat(part.replace("Z", "+00:00"))
+        except ValueError:
+            return f"datetime {part!r} is not an RFC 3339 date or date-time"
+    return None
+
+
+def prevalidate(request: Request) -> Response | None:
+    """Checks pygeoapi leaves to providers or answers with a vague message."""
+    value = request.query_params.get("datetime")
+    if value is not None:
+        reason = _bad_datetime(value)
+        if reason:
+            return problem(400, "InvalidParameterValue", reason)
+    return None
+
+
+class Server:
+    """Routes requests to pygeoapi with the publisher's current snapshot."""
+
+    def __init__(self, catalog: Catalog, url: str) -> None:
+        self.catalog = catalog
+        self.publisher = Publisher(catalog, url)
+
+    @property
+    def api(self):
+        return self.publisher.snapshot.api
+
+    async def call(
+        self, fn: Callable, request: Request, *args: Any, skip_valid_check: bool = False
+    ) -> Response:
+        api = self.api
+        early = prevalidate(request)
+        if early is not None:
+            return early
+        req = await APIRequest.from_starlette(request, api.locales)
+        if not skip_valid_check and not req.is_valid():
+            headers, status, content = api.get_format_exception(req)
+        else:
+            try:
+                headers, status, content = await run_in_threadpool(fn, api, req, *args)
+            except Exception:
+                LOGGER.exception("unhandled error in %s %s", request.method, request.url.path)
+                return problem(500, "NoApplicableCode", "internal error (logged)")
+        headers = dict(headers or {})
+        if status != HTTPStatus.NO_CONTENT and content is not None:
+            content = apply_gzip(headers, content)
+        response = Response(content if content is not None else b"", status_code=int(status))
+        response.headers.update(headers)
+        return response
+
+    # -- handlers --------------------------------------------------------------------
+    async def landing(self, r: Request) -> Response:
+        return await self.call(core_api.landing_page, r)
+
+    async def openapi(self, r: Request) -> Response:
+        return await self.call(core_api.openapi_, r)
+
+    async def conformance(self, r: Request) -> Response:
+        return await self.call(core_api.conformance, r)
+
+    async def collections(self, r: Request) -> Response:
+        cid = r.path_params.get("collection_id")
+        return await self.call(core_api.describe_collections, r, cid)
+
+    async def schema(self, r: Request) -> Response:
+        return await self.call(core_api.get_collection_schema, r, r.path_params["collection_id"])
+
+    async def queryables(self, r: Request) -> Response:
+        return await self.call(
+            itemtypes_api.get_collection_queryables, r, r.path_params["collection_id"]
+        )
+
+    async def items(self, r: Request) -> Response:
+        cid = r.path_params["collection_id"]
+        item = r.path_params.get("item_id")
+        if item is None:
+            if r.method == "GET":
+                return await self.call(
+                    itemtypes_api.get_collection_items, r, cid, skip_valid_check=True
+                )
+            if r.method == "POST":
+                ctype = r.headers.get("content-type", "")
+                if ctype.startswith("application/geo+json"):
+                    return await self.call(
+                        itemtypes_api.manage_collection_item,
+                        r,
+                        "create",
+                        cid,
+                        skip_valid_check=True,
+                    )
+                if not ctype:
+                    return problem(
+                        400,
+                        "InvalidParameterValue",
+                        "POST needs a Content-Type: application/geo+json to add "
+                        "a feature, application/query-cql-json for a filter",
+                    )
+                return await self.call(
+                    itemtypes_api.get_collection_items, r, cid, skip_valid_check=True
+                )
+            return await self.call(
+                itemtypes_api.manage_collection_item, r, "options", cid, skip_valid_check=True
+            )
+        if r.method == "GET":
+            return await self.call(itemtypes_api.get_collection_item, r, cid, item)
+        action = {"PUT": "update", "DELETE": "delete", "OPTIONS": "options"}[r.method]
+        return await self.call(
+            itemtypes_api.manage_collection_item, r, action, cid, item, skip_valid_check=True
+        )
+
+    async def coverage(self, r: Request) -> Response:
+        return await self.call(
+            coverages_api.get_collection_coverage,
+            r,
+            r.path_params["collection_id"],
+            skip_valid_check=True,
+        )
+
+    async def map(self, r: Request) -> Response:
+        return await self.call(
+            maps_api.get_collection_map,
+            r,
+            r.path_params["collection_id"],
+            r.path_params.get("style_id"),
+        )
+
+    async def edr(self, r: Request) -> Response:
+        query_type = r.url.path.rstrip("/").split("/")[-1]
+        location = r.path_params.get("location_id")
+        if location is not None:
+            query_type = "locations"
+        return await self.call(
+            edr_api.get_collection_edr_query,
+            r,
+            r.path_params["collection_id"],
+            r.path_params.get("instance_id"),
+            query_type,
+            location,
+            skip_valid_check=True,
+        )
+
+    async def processes(self, r: Request) -> Response:
+        return await self.call(processes_api.describe_processes, r, r.path_params.get("process_id"))
+
+    async def execute(self, r: Request) -> Response:
+        body = await r.body()
+        if body:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                return problem(400, "InvalidParameterValue", f"request body is not JSON: {exc}")
+            if not isinstance(parsed, dict):
+                return problem(
+                    400, "InvalidParameterValue", "request body must be a JSON object with 'inputs'"
+                )
+        return await self.call(processes_api.execute_process, r, r.path_params["process_id"])
+
+    async def jobs(self, r: Request) -> Response:
+        job = r.path_params.get("job_id")
+        if r.method == "DELETE":
+            return await self.call(processes_api.delete_job, r, job)
+        return await self.call(processes_api.get_jobs, r, job)
+
+    async def job_results(self, r: Request) -> Response:
+        return await self.call(processes_api.get_job_result, r, r.path_params["job_id"])
+
+    def routes(self) -> list[Route]:
+        c = "/collections/{collection_id}"
+        edr_kinds = ["position", "area", "cube", "radius", "trajectory", "corridor", "locations"]
+        routes = [
+            Route("/", self.landing),
+            Route("/openapi", self.openapi),
+            Route("/conformance", self.conformance),
+            Route("/collections", self.collections),
+            Route(c, self.collections),
+            Route(f"{c}/schema", self.schema),
+            Route(f"{c}/queryables", self.queryables),
+            Route(f"{c}/items", self.items, methods=["GET", "POST", "OPTIONS"]),
+            Route(
+                f"{c}/items/{{item_id}}", self.items, methods=["GET", "PUT", "DELETE", "OPTIONS"]
+            ),
+            Route(f"{c}/coverage", self.coverage),
+            Route(f"{c}/map", self.map),
+            Route(f"{c}/styles/{{style_id}}/map", self.map),
+            Route(f"{c}/locations/{{location_id}}", self.edr),
+            Route("/processes", self.processes),
+            Route("/processes/{process_id}", self.processes),
+            Route("/processes/{process_id}/execution", self.execute, methods=["POST"]),
+            Route("/jobs", self.jobs),
+            Route("/jobs/{job_id}", self.jobs, methods=["GET", "DELETE"]),
+            Route("/jobs/{job_id}/results", self.job_results),
+        ]
+        routes += [Route(f"{c}/{kind}", self.edr) for kind in edr_kinds]
+        return routes
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return problem(404, "NotFound", f"no resource at {request.url.path}")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    LOGGER.exception("unhandled error", exc_info=exc)
+    return problem(500, "NoApplicableCode", "internal error (logged)")
+
+
+def create_app(data_dir: str | Path, url: str, watch: bool = True) -> Starlette:
+    """The ASGI application serving one data directory."""
+    server = Server(Catalog.open(data_dir), url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if watch:
+            server.publisher.watch()
+        yield
+        server.publisher.stop()
+
+    app = Starlette(
+        routes=server.routes(),
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 500: _server_error},
+    )
+    app.state.server = server
+    return app
+
+
+Handler = Callable[[Request], Awaitable[Response]]

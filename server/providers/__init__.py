@@ -1,0 +1,1 @@
+"""pygeoapi plugins over the shikong catalog (named by dotted path in the config)."""

@@ -1,0 +1,197 @@
+"""OGC API Features over a layer's GeoParquet versions.
+
+The provider is built per request by pygeoapi; everything heavy comes from the
+process-wide cache in :mod:`shikong.server.layers`. ``datetime`` picks the version of
+the layer valid at that time, so clients time-travel with a standard parameter.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pygeoapi.crs import crs_transform
+from pygeoapi.provider.base import (
+    BaseProvider,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+)
+
+from .. import cql
+from ..layers import OpenedLayer, open_layer
+
+
+def _parse_instant(text: str) -> float:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ProviderInvalidQueryError(user_msg=f"datetime {text!r} is not RFC 3339") from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def pick_version(versions: list[dict[str, Any]], datetime_: str | None) -> dict[str, Any]:
+    """The version valid at an instant, or the latest valid in an interval."""
+    if not datetime_:
+        return versions[-1]
+    parts = datetime_.split("/")
+    if len(parts) == 1:
+        start = end = _parse_instant(parts[0])
+    elif len(parts) == 2:
+        start = -np.inf if parts[0] in ("", "..") else _parse_instant(parts[0])
+        end = np.inf if parts[1] in ("", "..") else _parse_instant(parts[1])
+    else:
+        raise ProviderInvalidQueryError(
+            user_msg=f"datetime {datetime_!r} is not an instant or an interval"
+        )
+    for v in reversed(versions):
+        v_to = v["valid_to"] if v["valid_to"] is not None else np.inf
+        if v["valid_from"] <= end and v_to > start:
+            return v
+    raise ProviderItemNotFoundError(user_msg=f"no version of this layer was valid at {datetime_}")
+
+
+class ShikongFeatureProvider(BaseProvider):
+    """Features of a shikong vector layer (GeoParquet asset per version)."""
+
+    def __init__(self, provider_def: dict[str, Any]) -> None:
+        super().__init__(provider_def)
+        self.versions: list[dict[str, Any]] = provider_def["versions"]
+        current = self.versions[-1]
+        self.layer = open_layer(current["path"], self.id_field)
+        self._fields = self.layer.fields
+
+    def get_fields(self) -> dict[str, dict[str, str]]:
+        return self._fields
+
+    def _layer_at(self, datetime_: str | None) -> OpenedLayer:
+        version = pick_version(self.versions, datetime_)
+        return open_layer(version["path"], self.id_field)
+
+    @crs_transform
+    def query(
+        self,
+        offset: int = 0,
+        limit: int = 10,
+        resulttype: str = "results",
+        bbox: list | None = None,
+        datetime_: str | None = None,
+        properties: list | None = None,
+        sortby: list | None = None,
+        select_properties: list | None = None,
+        skip_geometry: bool = False,
+        q: str | None = None,
+        filterq: Any = None,
+        crs_transform_spec: Any = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        layer = self._layer_at(datetime_)
+        rows = self._select(layer, bbox or [], properties or [], filterq, q)
+        matched = int(rows.size)
+        if resulttype == "hits":
+            return {
+                "type": "FeatureCollection",
+                "features": [],
+                "numberMatched": matched,
+                "numberReturned": 0,
+            }
+        if sortby:
+            rows = self._sort(layer, rows, sortby)
+        page = rows[offset : offset + limit]
+        features = self._features(layer, page, select_properties or [], skip_geometry)
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+        }
+
+    @crs_transform
+    def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
+        layer = self.layer
+        row = layer.row_of_id.get(identifier)
+        if row is None and isinstance(identifier, str):
+            try:
+                row = layer.row_of_id.get(int(identifier))
+            except ValueError:
+                row = None
+        if row is None:
+            raise ProviderItemNotFoundError(
+                user_msg=f"no feature {identifier!r} in this collection"
+            )
+        return self._features(layer, np.array([row]), [], False)[0]
+
+    # -- selection -------------------------------------------------------------------
+    def _select(
+        self, layer: OpenedLayer, bbox: list, properties: list, filterq: Any, q: str | None
+    ) -> np.ndarray:
+        if bbox:
+            if len(bbox) == 6:
+                bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+            if not all(np.isfinite(bbox)):
+                raise ProviderInvalidQueryError(
+                    user_msg="bbox holds a value that is not a finite number"
+                )
+            rows = layer.bbox_rows(tuple(bbox))
+        else:
+            rows = np.arange(layer.count)
+        for name, value in properties:
+            column = layer.table.column(name).take(pa.array(rows, pa.int64()))
+            as_text = pc.cast(column, pa.string())
+            rows = rows[np.asarray(pc.equal(as_text, str(value)).fill_null(False))]
+        if filterq is not None:
+            rows = cql.evaluate(filterq, layer, rows)
+        if q:
+            rows = self._text(layer, rows, q)
+        return rows
+
+    @staticmethod
+    def _text(layer: OpenedLayer, rows: np.ndarray, q: str) -> np.ndarray:
+        """Rows where any text field contains every word of q (case-insensitive)."""
+        words = [w.lower() for w in q.replace(",", " ").split()]
+        taken = layer.table.take(pa.array(rows, pa.int64()))
+        keep = np.ones(rows.size, dtype=bool)
+        for word in words:
+            hit = np.zeros(rows.size, dtype=bool)
+            for name in layer.fields:
+                col = taken.column(name)
+                if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                    found = pc.match_substring(pc.utf8_lower(col), word).fill_null(False)
+                    hit |= np.asarray(found)
+            keep &= hit
+        return rows[keep]
+
+    @staticmethod
+    def _sort(layer: OpenedLayer, rows: np.ndarray, sortby: list) -> np.ndarray:
+        keys = [
+            (s["property"], "ascending" if s.get("order", "+") == "+" else "descending")
+            for s in sortby
+        ]
+        table = layer.table.select([k for k, _ in keys]).take(pa.array(rows, pa.int64()))
+        order = pc.sort_indices(table, sort_keys=keys)
+        return rows[np.asarray(order)]
+
+    @staticmethod
+    def _features(
+        layer: OpenedLayer, rows: np.ndarray, select: list, skip_geometry: bool
+    ) -> list[dict[str, Any]]:
+        names = select or [n for n in layer.fields]
+        taken = layer.table.select(names).take(pa.array(rows, pa.int64())).to_pylist()
+        ids = layer.table.column(layer.id_field).take(pa.array(rows, pa.int64())).to_pylist()
+        geoms = [None] * len(rows) if skip_geometry else layer.geometries(rows)
+        features = []
+        for fid, props, geom in zip(ids, taken, geoms, strict=True):
+            for key, value in props.items():
+                if hasattr(value, "isoformat"):
+                    props[key] = value.isoformat()
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": fid,
+                    "geometry": None if geom is None else geom.__geo_interface__,
+                    "properties": props,
+                }
+            )
+        return features

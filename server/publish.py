@@ -1,0 +1,233 @@
+"""The catalog as pygeoapi resources, rebuilt whenever the catalog version moves.
+
+Each published snapshot is a fresh pygeoapi ``API`` object with its own config and
+OpenAPI document; requests take the current snapshot, so a new layer appears (and an
+updated layer serves its new version) without a restart and without a request ever
+seeing a half-built config.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pygeoapi import l10n
+from pygeoapi.api import API
+from pygeoapi.openapi import get_oas
+from shikong.catalog import Catalog, Layer
+from shikong.catalog.stac import parse_when
+
+LOGGER = logging.getLogger(__name__)
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+SERVED_CRS = [
+    CRS84,
+    "http://www.opengis.net/def/crs/EPSG/0/4490",
+    "http://www.opengis.net/def/crs/EPSG/0/4547",
+    "http://www.opengis.net/def/crs/EPSG/0/4526",
+]
+PROVIDERS = "shikong.server.providers"
+POLL_SECONDS = 0.25
+
+
+def base_config(url: str, max_items: int = 1000) -> dict[str, Any]:
+    """The server part of the pygeoapi config (everything but resources)."""
+    return {
+        "server": {
+            "url": url.rstrip("/"),
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "languages": ["en", "zh"],  # bare zh: babel's zh-CN breaks pygeoapi negotiation
+            "limits": {"default_items": 10, "max_items": max_items, "on_exceed": "error"},
+            "map": {
+                "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                "attribution": "&copy; OpenStreetMap contributors",
+            },
+            "pretty_print": False,
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": {
+                    "en": "shikong spatio-temporal information cloud",
+                    "zh": "时空信息云平台",
+                },
+                "description": {
+                    "en": "The departments' shared vector layers, rasters and "
+                    "live sensor data as OGC APIs",
+                    "zh": "各部门共享的矢量、栅格与物联网实时数据（OGC API）",
+                },
+                "keywords": ["OGC API", "STAC", "CGCS2000", "时空信息"],
+                "terms_of_service": f"{url.rstrip('/')}/",
+                "url": f"{url.rstrip('/')}/",
+            },
+            "license": {
+                "name": "proprietary: government data sharing",
+                "url": f"{url.rstrip('/')}/",
+            },
+            "provider": {"name": "shikong", "url": f"{url.rstrip('/')}/"},
+            "contact": {"name": "platform operator"},
+        },
+        "resources": {},
+    }
+
+
+def _versions(layer: Layer) -> list[dict[str, Any]]:
+    out = []
+    for v in layer.versions:
+        out.append(
+            {
+                "version": v.version,
+                "path": str(v.asset_path),
+                "valid_from": v.valid_from.timestamp(),
+                "valid_to": v.valid_to.timestamp() if v.valid_to else None,
+            }
+        )
+    return out
+
+
+def _text(zh: str | None, en: str | None) -> dict[str, str]:
+    return {"en": en or zh or "", "zh": zh or en or ""}
+
+
+def resource_for(layer: Layer) -> dict[str, Any] | None:
+    """A pygeoapi collection resource for a layer, or None if it has nothing to serve."""
+    c = layer.collection
+    if not layer.versions:
+        return None
+    bbox = c["extent"]["spatial"]["bbox"][0]
+    start, end = c["extent"]["temporal"]["interval"][0]
+    resource: dict[str, Any] = {
+        "type": "collection",
+        "title": _text(c.get("title"), c.get("shikong:title_en")),
+        "description": _text(c.get("description"), c.get("shikong:title_en")),
+        "keywords": c.get("keywords") or [layer.name],
+        "links": [
+            {
+                "type": "application/json",
+                "rel": "describedby",
+                "title": "STAC collection",
+                "href": f"stac/collections/{layer.id}",
+            }
+        ],
+        "extents": {
+            "spatial": {"bbox": bbox, "crs": CRS84},
+            "temporal": {
+                "begin": parse_when(start) if start else None,
+                "end": parse_when(end) if end else None,
+            },
+        },
+        "providers": [],
+        "shikong": {
+            "department": layer.department,
+            "classification": layer.classification,
+            "kind": layer.kind,
+        },
+    }
+    versions = _versions(layer)
+    if layer.kind in ("vector", "sensors"):
+        resource["providers"].append(
+            {
+                "type": "feature",
+                "name": f"{PROVIDERS}.features.ShikongFeatureProvider",
+                "data": versions[-1]["path"],
+                "versions": versions,
+                "id_field": layer.current.item["properties"].get("shikong:id_field", "fid"),
+                "crs": list(SERVED_CRS),
+                "storage_crs": CRS84,
+            }
+        )
+    return resource
+
+
+@dataclass
+class Snapshot:
+    """One published state: the pygeoapi API object and the catalog version it shows."""
+
+    api: API
+    version: int
+    resources: dict[str, Any]
+    openapi: str
+
+
+class Publisher:
+    """Keeps an up-to-date snapshot of the catalog as a pygeoapi API."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        url: str,
+        extra_resources: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.url = url
+        self.extra_resources = extra_resources or dict
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.snapshot = self._build()
+
+    def _build(self) -> Snapshot:
+        version = self.catalog.version
+        resources: dict[str, Any] = {}
+        for layer in self.catalog.collections():
+            try:
+                resource = resource_for(layer)
+            except Exception:  # one broken layer must not unpublish the others
+                LOGGER.exception("cannot publish %s", layer.id)
+                continue
+            if resource is not None:
+                resources[layer.id] = resource
+        resources.update(self.extra_resources())
+        config = base_config(self.url)
+        config["resources"] = resources
+        started = time.perf_counter()
+        openapi = orjson.dumps(
+            get_oas(copy.deepcopy(config), fail_on_invalid_collection=False), default=_json_default
+        ).decode()
+        api = API(config, openapi)
+        l10n._cfg_cache.clear()  # pygeoapi caches translated config per locale, globally
+        LOGGER.info(
+            "published catalog version %s (%d resources) in %.2f s",
+            version,
+            len(resources),
+            time.perf_counter() - started,
+        )
+        return Snapshot(api, version, resources, openapi)
+
+    def refresh(self) -> bool:
+        """Publish the catalog again if its version moved; True if it did."""
+        with self._lock:
+            if self.catalog.version == self.snapshot.version:
+                return False
+            self.snapshot = self._build()
+            return True
+
+    def watch(self) -> threading.Thread:
+        """Poll the catalog version in the background (a cheap SQLite read)."""
+
+        def loop() -> None:
+            while not self._stop.wait(POLL_SECONDS):
+                try:
+                    self.refresh()
+                except Exception:  # keep serving the last good snapshot
+                    LOGGER.exception("republishing failed")
+
+        thread = threading.Thread(target=loop, name="shikong-publisher", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return json.JSONEncoder().default(value)
