@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .publish import Publisher
+from .stac_api import StacApi
 
 LOGGER = logging.getLogger(__name__)
 
@@ -269,8 +270,9 @@ def create_app(data_dir: str | Path, url: str, watch: bool = True) -> Starlette:
         yield
         server.publisher.stop()
 
+    stac = StacApi(server.catalog, url)
     app = Starlette(
-        routes=server.routes(),
+        routes=stac.routes() + server.routes(),
         lifespan=lifespan,
         exception_handlers={404: _not_found, 500: _server_error},
     )
