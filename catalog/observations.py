@@ -191,6 +191,13 @@ class ObservationStore:
             args += sensors
         return _frame(self.db.execute(sql + " ORDER BY sensor, parameter", args))
 
+    def parameters(self, layer: str) -> list[str]:
+        """The parameters a layer's sensors have reported (from the latest table)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT parameter FROM latest WHERE layer=? ORDER BY parameter", (layer,)
+        )
+        return [r[0] for r in rows]
+
     def extent(self, layer: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """First and last reading time of a layer, and the number of readings."""
         first, last, count = self.db.execute(

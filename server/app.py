@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from pygeoapi import api as core_api
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .providers.coverage import SCALING, raster_info
 from .publish import Publisher
 from .stac_api import StacApi
 
@@ -60,8 +63,28 @@ def _bad_datetime(value: str) -> str | None:
     return None
 
 
+def _bad_bbox(value: str) -> str | None:
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        return f"bbox {value!r} is not a list of numbers"
+    if len(numbers) not in (4, 6):
+        return "bbox should be 4 numbers (minx,miny,maxx,maxy) or 6 with heights"
+    if not all(math.isfinite(n) for n in numbers):
+        return "bbox holds a value that is not a finite number"
+    half = len(numbers) // 2
+    if any(numbers[i] > numbers[i + half] for i in range(half)):
+        return "bbox minimum is greater than its maximum"
+    return None
+
+
 def prevalidate(request: Request) -> Response | None:
-    """Checks pygeoapi leaves to providers or answers with a vague message."""
+    """Checks pygeoapi leaves to providers or answers with a vague message (or a 500)."""
+    bbox = request.query_params.get("bbox")
+    if bbox is not None:
+        reason = _bad_bbox(bbox)
+        if reason:
+            return problem(400, "InvalidParameterValue", reason)
     value = request.query_params.get("datetime")
     if value is not None:
         reason = _bad_datetime(value)
@@ -164,13 +187,38 @@ class Server:
             itemtypes_api.manage_collection_item, r, action, cid, item, skip_valid_check=True
         )
 
+    def _unknown_bands(self, r: Request) -> str | None:
+        """pygeoapi says only "Invalid field specified"; name the band and the choices."""
+        wanted = [p for p in r.query_params.get("properties", "").split(",") if p]
+        resource = self.publisher.snapshot.resources.get(r.path_params["collection_id"])
+        if not wanted or resource is None:
+            return None
+        coverage = next((p for p in resource["providers"] if p["type"] == "coverage"), None)
+        if coverage is None:
+            return None
+        names = raster_info(coverage["data"]).names
+        missing = [w for w in wanted if w not in names]
+        if missing:
+            return f"no band {', '.join(missing)}; bands: {', '.join(names)}"
+        return None
+
     async def coverage(self, r: Request) -> Response:
-        return await self.call(
-            coverages_api.get_collection_coverage,
-            r,
-            r.path_params["collection_id"],
-            skip_valid_check=True,
-        )
+        scaling = {
+            k: r.query_params[k] for k in ("scale-size", "scale-factor") if k in r.query_params
+        }
+        wrong = self._unknown_bands(r)
+        if wrong:
+            return problem(400, "InvalidParameterValue", wrong)
+        token = SCALING.set(scaling)  # pygeoapi does not pass scale-* on to providers
+        try:
+            return await self.call(
+                coverages_api.get_collection_coverage,
+                r,
+                r.path_params["collection_id"],
+                skip_valid_check=True,
+            )
+        finally:
+            SCALING.reset(token)
 
     async def map(self, r: Request) -> Response:
         return await self.call(
@@ -182,10 +230,14 @@ class Server:
 
     async def edr(self, r: Request) -> Response:
         query_type = r.url.path.rstrip("/").split("/")[-1]
+        if r.query_params.get("f", "").lower() == "geojson":  # pygeoapi matches f= in lower case
+            query = [(k, v.lower() if k == "f" else v) for k, v in r.query_params.multi_items()]
+            r.scope["query_string"] = urlencode(query).encode()
+            r = Request(r.scope, r.receive)
         location = r.path_params.get("location_id")
         if location is not None:
             query_type = "locations"
-        return await self.call(
+        response = await self.call(
             edr_api.get_collection_edr_query,
             r,
             r.path_params["collection_id"],
@@ -194,6 +246,9 @@ class Server:
             location,
             skip_valid_check=True,
         )
+        if response.body.startswith(b'{"type":"FeatureCollection"'):
+            response.headers["content-type"] = "application/geo+json"  # pygeoapi says covjson
+        return response
 
     async def processes(self, r: Request) -> Response:
         return await self.call(processes_api.describe_processes, r, r.path_params.get("process_id"))

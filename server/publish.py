@@ -144,7 +144,43 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "storage_crs": CRS84,
             }
         )
-    return resource
+    if layer.kind in ("sensors", "readings"):
+        resource["providers"].append(edr_provider(layer))
+        resource["formatters"] = [{"name": "shikong.server.formatters.GeoJSONFormatter"}]
+    if layer.kind == "raster":
+        path = versions[-1]["path"]
+        resource["providers"] += [
+            {
+                "type": "coverage",
+                "name": f"{PROVIDERS}.coverage.ShikongCoverageProvider",
+                "data": path,
+                "format": {"name": "GTiff", "mimetype": "image/tiff"},
+            },
+            {
+                "type": "map",
+                "name": f"{PROVIDERS}.coverage.ShikongMapProvider",
+                "data": path,
+                "format": {"name": "png", "mimetype": "image/png"},
+            },
+        ]
+    return resource if resource["providers"] else None
+
+
+def edr_provider(layer: Layer) -> dict[str, Any]:
+    """EDR over the observation store for a sensors layer (or a readings layer's sensors)."""
+    catalog = layer.catalog
+    sensors = catalog.layer(layer.sensors_layer)
+    frame = sensors.to_geodataframe()
+    unit = str(frame["unit"].iloc[0]) if "unit" in frame and len(frame) else ""
+    parameters = catalog.observations.parameters(sensors.id) or ["value"]
+    return {
+        "type": "edr",
+        "name": f"{PROVIDERS}.edr.ShikongEDRProvider",
+        "data": str(catalog.paths.root / "observations.sqlite"),
+        "store_layer": sensors.id,
+        "sensors_path": str(sensors.current.asset_path),
+        "parameters": {p: unit if p == "value" else "" for p in parameters},
+    }
 
 
 @dataclass

@@ -1,0 +1,248 @@
+"""OGC API EDR over the observation store: sensors' readings as CoverageJSON or GeoJSON.
+
+Position, radius, area and cube queries select sensors by place; locations lists the
+sensors and returns one sensor's series. Without ``datetime`` a query returns the last
+24 hours before the newest reading of the layer, so a client polling a live layer gets
+what just arrived without asking for months of history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from pygeoapi.provider.base import (
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+    ProviderNoDataError,
+    ProviderRequestEntityTooLargeError,
+)
+from pygeoapi.provider.base_edr import BaseEDRProvider
+from shikong.catalog.observations import ObservationStore
+
+from ..layers import open_layer
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+DEFAULT_WINDOW = timedelta(hours=24)
+MAX_VALUES = 1_000_000
+METRES_PER_DEGREE = 111_320.0
+UNITS_TO_METRES = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "ft": 0.3048}
+
+
+@lru_cache(maxsize=16)
+def store(path: str) -> ObservationStore:
+    """One store object per process: it keeps a connection per thread."""
+    return ObservationStore(path)
+
+
+def _when(text: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(text.strip())
+    except ValueError:
+        raise ProviderInvalidQueryError(user_msg=f"datetime {text!r} is not RFC 3339") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+class ShikongEDRProvider(BaseEDRProvider):
+    """Readings of one sensors layer from the observation store."""
+
+    def __init__(self, provider_def: dict[str, Any]) -> None:
+        super().__init__(provider_def)
+        self.store = store(self.data)
+        self.layer_id = provider_def["store_layer"]
+        self.sensors = open_layer(provider_def["sensors_path"], "sensor_id")
+        units = provider_def.get("parameters", {"value": ""})
+        self._fields = {
+            name: {"type": "number", "title": name, "x-ogc-unit": unit or "1"}
+            for name, unit in units.items()
+        }
+
+    def get_fields(self) -> dict[str, Any]:
+        return self._fields
+
+    # -- query types -----------------------------------------------------------------
+    def position(self, **kwargs: Any) -> dict[str, Any]:
+        point = kwargs.get("wkt")
+        if point is None or point.geom_type != "Point":
+            raise ProviderInvalidQueryError(user_msg="position needs coords=POINT(lon lat)")
+        rows = self._nearest(point, 1000.0)
+        return self._answer(rows, **kwargs)
+
+    def radius(self, **kwargs: Any) -> dict[str, Any]:
+        point = kwargs.get("wkt")
+        try:
+            distance = float(kwargs.get("within") or "")
+        except ValueError:
+            raise ProviderInvalidQueryError(user_msg="radius needs within=<distance>") from None
+        units = (kwargs.get("within_units") or "km").lower()
+        if units not in UNITS_TO_METRES:
+            raise ProviderInvalidQueryError(
+                user_msg=f"within-units {units!r} is not one of {', '.join(UNITS_TO_METRES)}"
+            )
+        rows = self._within_distance(point, distance * UNITS_TO_METRES[units])
+        return self._answer(rows, **kwargs)
+
+    def area(self, **kwargs: Any) -> dict[str, Any]:
+        polygon = kwargs.get("wkt")
+        if polygon is None or polygon.geom_type not in ("Polygon", "MultiPolygon"):
+            raise ProviderInvalidQueryError(user_msg="area needs coords=POLYGON((...))")
+        return self._answer(self._inside(polygon), **kwargs)
+
+    def cube(self, **kwargs: Any) -> dict[str, Any]:
+        bbox = kwargs.get("bbox") or []
+        if len(bbox) == 6:
+            bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+        if len(bbox) != 4:
+            raise ProviderInvalidQueryError(user_msg="cube needs bbox=minx,miny,maxx,maxy")
+        return self._answer(self._inside(shapely.box(*bbox)), **kwargs)
+
+    def locations(self, **kwargs: Any) -> dict[str, Any]:
+        location = kwargs.get("location_id")
+        if location is None:
+            return self._sensor_features(np.arange(self.sensors.count))
+        row = self.sensors.row_of_id.get(location)
+        if row is None:
+            raise ProviderItemNotFoundError(user_msg=f"no sensor {location!r} in this layer")
+        return self._answer(np.array([row]), **kwargs)
+
+    # -- selection -------------------------------------------------------------------
+    def _points(self, rows: np.ndarray) -> np.ndarray:
+        return self.sensors.geometries(rows)
+
+    def _inside(self, geometry: Any) -> np.ndarray:
+        rows = np.sort(self.sensors.tree.query(geometry))
+        if rows.size:
+            rows = rows[shapely.intersects(geometry, self._points(rows))]
+        return rows
+
+    def _within_distance(self, point: Any, metres: float) -> np.ndarray:
+        degrees = metres / (METRES_PER_DEGREE * max(np.cos(np.radians(point.y)), 0.1))
+        rows = self._inside(point.buffer(degrees))
+        return rows
+
+    def _nearest(self, point: Any, metres: float) -> np.ndarray:
+        rows = self._within_distance(point, metres)
+        if rows.size == 0:
+            return rows
+        distance = shapely.distance(point, self._points(rows))
+        return rows[distance <= distance.min() + 1e-12]
+
+    def _window(self, datetime_: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+        if datetime_:
+            parts = datetime_.split("/")
+            if len(parts) == 1:
+                t = _when(parts[0])
+                return t, t
+            start = None if parts[0] in ("", "..") else _when(parts[0])
+            end = None if parts[1] in ("", "..") else _when(parts[1])
+            return start, end
+        _, last, _ = self.store.extent(self.layer_id)
+        last = last or pd.Timestamp(datetime.now(UTC))
+        return last - DEFAULT_WINDOW, last
+
+    def _answer(self, rows: np.ndarray, **kwargs: Any) -> dict[str, Any]:
+        if rows.size == 0:
+            raise ProviderNoDataError(user_msg="no sensor at the requested place")
+        wanted = kwargs.get("select_properties") or list(self._fields)
+        unknown = [p for p in wanted if p not in self._fields]
+        if unknown:
+            raise ProviderInvalidQueryError(
+                user_msg=f"unknown parameter-name "
+                f"{', '.join(unknown)}; parameters: "
+                f"{', '.join(self._fields)}"
+            )
+        start, end = self._window(kwargs.get("datetime_"))
+        ids = self.sensors.table.column("sensor_id").take(rows).to_pylist()
+        readings = self.store.window(self.layer_id, [str(i) for i in ids], start, end, wanted)
+        if len(readings) > MAX_VALUES:
+            raise ProviderRequestEntityTooLargeError(
+                user_msg=f"{len(readings)} values: narrow the datetime or the area"
+            )
+        return self._coveragejson(ids, self._points(rows), readings, wanted)
+
+    # -- encodings -------------------------------------------------------------------
+    def _parameters(self, names: list[str]) -> dict[str, Any]:
+        return {
+            n: {
+                "type": "Parameter",
+                "description": {"en": n},
+                "unit": {"symbol": self._fields[n]["x-ogc-unit"]},
+                "observedProperty": {"id": n, "label": {"en": n}},
+            }
+            for n in names
+        }
+
+    def _coveragejson(
+        self, ids: list, points: np.ndarray, readings: pd.DataFrame, names: list[str]
+    ) -> dict[str, Any]:
+        coverages = []
+        by_sensor = dict(tuple(readings.groupby("sensor_id"))) if len(readings) else {}
+        for sensor_id, point in zip(ids, points, strict=True):
+            frame = by_sensor.get(str(sensor_id))
+            if frame is None:
+                continue
+            table = frame.pivot_table(index="time", columns="parameter", values="value")
+            times = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in table.index]
+            ranges = {}
+            for name in names:
+                column = table[name] if name in table else pd.Series(np.nan, table.index)
+                ranges[name] = {
+                    "type": "NdArray",
+                    "dataType": "float",
+                    "axisNames": ["t"],
+                    "shape": [len(times)],
+                    "values": [None if np.isnan(v) else float(v) for v in column],
+                }
+            coverages.append(
+                {
+                    "type": "Coverage",
+                    "domain": {
+                        "type": "Domain",
+                        "domainType": "PointSeries",
+                        "axes": {
+                            "x": {"values": [point.x]},
+                            "y": {"values": [point.y]},
+                            "t": {"values": times},
+                        },
+                    },
+                    "ranges": ranges,
+                    "shikong:sensor": str(sensor_id),
+                }
+            )
+        if not coverages:
+            raise ProviderNoDataError(user_msg="no readings in the requested time")
+        referencing = [
+            {"coordinates": ["x", "y"], "system": {"type": "GeographicCRS", "id": CRS84}},
+            {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}},
+        ]
+        parameters = self._parameters(names)
+        if len(coverages) == 1:
+            cov = coverages[0]
+            cov["domain"]["referencing"] = referencing
+            cov["parameters"] = parameters
+            return cov
+        return {
+            "type": "CoverageCollection",
+            "domainType": "PointSeries",
+            "parameters": parameters,
+            "referencing": referencing,
+            "coverages": coverages,
+        }
+
+    def _sensor_features(self, rows: np.ndarray) -> dict[str, Any]:
+        table = self.sensors.table.take(rows)
+        props = table.drop_columns([self.sensors.geometry_column]).to_pylist()
+        features = [
+            {
+                "type": "Feature",
+                "id": p["sensor_id"],
+                "geometry": g.__geo_interface__,
+                "properties": {k: v for k, v in p.items() if not hasattr(v, "isoformat")},
+            }
+            for p, g in zip(props, self._points(rows), strict=True)
+        ]
+        return {"type": "FeatureCollection", "features": features}
