@@ -278,6 +278,11 @@ class Catalog:
             description=req.description or old.get("description", ""),
             keywords=list(req.keywords) or old.get("keywords", []),
             items=items,
+            extra={
+                "shikong:editable": bool(
+                    req.editable if req.editable is not None else old.get("shikong:editable")
+                )
+            },
         )
         return collection, changed
 

@@ -231,15 +231,20 @@ class CatalogIndex:
             marks = ",".join("?" * len(part))
             sql = f"SELECT rowid, id FROM items WHERE id IN ({marks})"
             old.update({i: rowid for rowid, i in db.execute(sql, part)})
+        # new rows number after every existing row, deleted ones included, so a new row
+        # never takes the number of a changed row that is re-inserted below
+        next_rowid = db.execute("SELECT coalesce(max(rowid), 0) FROM items").fetchone()[0] + 1
         if old:  # changed items: drop their index entries, then insert afresh
             gone = [(rowid,) for rowid in old.values()]
             db.executemany("DELETE FROM items_fts WHERE rowid=?", gone)
             db.executemany("DELETE FROM items_rtree WHERE rowid=?", gone)
             db.executemany("DELETE FROM items WHERE rowid=?", gone)
-        next_rowid = db.execute("SELECT coalesce(max(rowid), 0) FROM items").fetchone()[0] + 1
         values, fts, rtree = [], [], []
-        for offset, row in enumerate(rows):
-            rowid = old.get(row.id, next_rowid + offset)
+        for row in rows:
+            if row.id in old:
+                rowid = old[row.id]
+            else:
+                rowid, next_rowid = next_rowid, next_rowid + 1
             b = row.bbox or (None, None, None, None)
             values.append(
                 (

@@ -63,6 +63,7 @@ class IngestRequest:
     options: dict[str, Any] = field(default_factory=dict)
     id_field: str | None = None
     sensor_layer: str | None = None
+    editable: bool | None = None  # None: keep the layer's setting (False for a new layer)
 
     @property
     def collection_id(self) -> str:

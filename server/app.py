@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import pygeoapi_fixes
 from .providers.coverage import SCALING, raster_info
 from .publish import Publisher
 from .stac_api import StacApi
@@ -150,6 +151,12 @@ class Server:
         )
 
     async def items(self, r: Request) -> Response:
+        response = await self._items(r)
+        if r.method in ("POST", "PUT", "DELETE") and response.status_code in (200, 201, 204):
+            await run_in_threadpool(self.publisher.refresh)  # read your own write
+        return response
+
+    async def _items(self, r: Request) -> Response:
         cid = r.path_params["collection_id"]
         item = r.path_params.get("item_id")
         if item is None:
@@ -316,6 +323,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(data_dir: str | Path, url: str, watch: bool = True) -> Starlette:
     """The ASGI application serving one data directory."""
+    pygeoapi_fixes.apply()
     server = Server(Catalog.open(data_dir), url)
 
     @contextlib.asynccontextmanager

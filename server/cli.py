@@ -139,6 +139,11 @@ def _data_option(func):
 @click.option("--survey-order", is_flag=True, help="CSV: X is the northing.")
 @click.option("--id-field", help="Column that identifies features (default: generated fid).")
 @click.option("--sensor-layer", help="Readings: the sensors layer they belong to.")
+@click.option(
+    "--editable/--read-only",
+    default=None,
+    help="Accept OGC API transactions on this layer (default: keep the layer's).",
+)
 @_data_option
 @clear_errors
 def ingest(

@@ -43,7 +43,7 @@ class OpenedLayer:
     def geometries(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of some rows (decoded on demand, never all at once)."""
         wkb = self.table.column(self.geometry_column).take(pa.array(rows, pa.int64()))
-        return shapely.from_wkb(np.asarray(wkb.to_pylist(), dtype=object))
+        return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
 
     def bbox_rows(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Rows whose geometry intersects a bbox: the index narrows, geometry decides.
@@ -85,7 +85,7 @@ def _field_type(arrow_type: pa.DataType) -> dict[str, str]:
 
 
 def _open(path: Path, id_field: str) -> OpenedLayer:
-    table = pq.read_table(path)
+    table = pq.read_table(path).combine_chunks()  # take() on one chunk is much faster
     meta = table.schema.metadata or {}
     import json
 

@@ -142,6 +142,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "id_field": layer.current.item["properties"].get("shikong:id_field", "fid"),
                 "crs": list(SERVED_CRS),
                 "storage_crs": CRS84,
+                "editable": bool(c.get("shikong:editable")),
+                "options": {"data_root": str(layer.catalog.paths.root), "collection": layer.id},
             }
         )
     if layer.kind in ("sensors", "readings"):

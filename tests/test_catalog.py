@@ -70,6 +70,15 @@ def test_versions_arriving_out_of_order_are_chained_by_validity(cat, tmp_path):
     layer = cat.layer("nrp-landuse")
     assert layer.as_of("2022-01-01").version == "2020"
     assert layer.current.version == "2023"
+    c = write_geojson(tmp_path / "c.geojson", [(113.1, 33.7, 113.2, 33.8)], DLBM=["0301"])
+    cat.ingest(c, department="nrp", layer="landuse", version="2021", valid_from="2021-12-31")
+    layer = cat.layer("nrp-landuse")  # a version between two others relinks both
+    assert [v.version for v in layer.versions] == ["2020", "2021", "2023"]
+    assert layer.as_of("2022-01-01").version == "2021"
+    assert (
+        cat.search(ids=["nrp-landuse-v2020"]).items[0]["properties"]["shikong:valid_to"]
+        == "2021-12-31T00:00:00Z"
+    )
 
 
 def test_identical_reingest_is_a_noop(cat, tmp_path):

@@ -216,3 +216,67 @@ def test_a_layer_ingested_while_serving_is_listed_within_2_s(tmp_path):
         assert body["numberMatched"] == 2
     finally:
         running.stop()
+
+
+def test_transactions_write_through_as_new_versions(tmp_path):
+    from conftest import RunningServer, free_port
+
+    data = tmp_path / "data"
+    src = tmp_path / "a.geojson"
+    gpd.GeoDataFrame(
+        {"pid": [1, 2], "name": ["一号", "二号"]},
+        geometry=[box(113.1, 33.7, 113.2, 33.8), box(113.2, 33.7, 113.3, 33.8)],
+        crs=4490,
+    ).to_file(src)
+    cat = Catalog.open(data)
+    cat.ingest(
+        src,
+        department="urb",
+        layer="facilities",
+        id_field="pid",
+        editable=True,
+        valid_from="2024-01-01",
+    )
+    cat.ingest(src, department="urb", layer="frozen", id_field="pid", valid_from="2024-01-01")
+    running = RunningServer(data, free_port())
+    base = f"{running.url}/collections/urb-facilities/items"
+    geo = {"Content-Type": "application/geo+json"}
+    try:
+        feature = {
+            "type": "Feature",
+            "properties": {"name": "三号"},
+            "geometry": box(113.3, 33.7, 113.4, 33.8).__geo_interface__,
+        }
+        created = httpx.post(base, json=feature, headers=geo)
+        assert created.status_code == 201, created.text
+        assert created.headers["location"].endswith("/items/3")
+        assert httpx.get(f"{base}/3?f=json").json()["properties"]["name"] == "三号"
+        feature["properties"]["name"] = "叁号"
+        updated = httpx.put(f"{base}/3", json=feature, headers=geo)
+        assert updated.status_code == 204, updated.text
+        assert httpx.get(f"{base}/3?f=json").json()["properties"]["name"] == "叁号"
+        assert httpx.delete(f"{base}/1").status_code == 200
+        assert httpx.get(f"{base}/1?f=json").status_code == 404
+        layer = Catalog.open(data)["urb-facilities"]
+        assert len(layer.versions) == 4  # the original and one per edit
+        assert sorted(layer.to_geodataframe().pid) == [2, 3]
+        assert sorted(layer.versions[0].to_geodataframe().pid) == [1, 2]  # history kept
+        bad = httpx.post(base, content=b"{not json", headers=geo)
+        assert bad.status_code == 400
+        bowtie = {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[113, 33], [113.1, 33.1], [113.1, 33], [113, 33.1], [113, 33]]],
+            },
+        }
+        invalid = httpx.post(base, json=bowtie, headers=geo)
+        assert invalid.status_code == 400 and "invalid" in invalid.json()["description"]
+        frozen = httpx.post(
+            f"{running.url}/collections/urb-frozen/items", json=feature, headers=geo
+        )
+        assert frozen.status_code == 400 and "not editable" in frozen.text
+        assert len(Catalog.open(data)["urb-facilities"].versions) == 4  # nothing half-done
+    finally:
+        running.stop()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import shapely
 from pygeoapi.crs import crs_transform
 from pygeoapi.provider.base import (
     BaseProvider,
@@ -22,6 +23,7 @@ from pygeoapi.provider.base import (
 
 from .. import cql
 from ..layers import OpenedLayer, open_layer
+from .editing import LayerEditor
 
 
 def _parse_instant(text: str) -> float:
@@ -65,6 +67,19 @@ class ShikongFeatureProvider(BaseProvider):
 
     def get_fields(self) -> dict[str, dict[str, str]]:
         return self._fields
+
+    # -- transactions (layers marked editable) ---------------------------------------
+    def _editor(self) -> LayerEditor:
+        return LayerEditor(self.options["data_root"], self.options["collection"], self.id_field)
+
+    def create(self, item: bytes) -> Any:
+        return self._editor().create(item)
+
+    def update(self, identifier: Any, item: bytes) -> bool:
+        return self._editor().update(identifier, item)
+
+    def delete(self, identifier: Any) -> bool:
+        return self._editor().delete(identifier)
 
     def _layer_at(self, datetime_: str | None) -> OpenedLayer:
         version = pick_version(self.versions, datetime_)
@@ -177,12 +192,21 @@ class ShikongFeatureProvider(BaseProvider):
     def _features(
         layer: OpenedLayer, rows: np.ndarray, select: list, skip_geometry: bool
     ) -> list[dict[str, Any]]:
-        names = select or [n for n in layer.fields]
-        taken = layer.table.select(names).take(pa.array(rows, pa.int64())).to_pylist()
-        ids = layer.table.column(layer.id_field).take(pa.array(rows, pa.int64())).to_pylist()
-        geoms = [None] * len(rows) if skip_geometry else layer.geometries(rows)
+        names = list(dict.fromkeys([layer.id_field, *(select or layer.fields)]))
+        if not skip_geometry:
+            names.append(layer.geometry_column)
+        taken = layer.table.select(names).take(pa.array(rows, pa.int64()))
+        geoms = (
+            [None] * len(rows)
+            if skip_geometry
+            else shapely.from_wkb(
+                taken.column(layer.geometry_column).to_numpy(zero_copy_only=False)
+            )
+        )
+        ids = taken.column(layer.id_field).to_pylist()
+        attributes = taken.select([n for n in (select or layer.fields)]).to_pylist()
         features = []
-        for fid, props, geom in zip(ids, taken, geoms, strict=True):
+        for fid, props, geom in zip(ids, attributes, geoms, strict=True):
             for key, value in props.items():
                 if hasattr(value, "isoformat"):
                     props[key] = value.isoformat()

@@ -1,0 +1,48 @@
+"""Fixes to pygeoapi 0.24 applied when the server starts, each for a measured reason.
+
+- ``transform_bbox`` builds a pyproj Transformer and calls ``CRS.to_epsg()`` (a database
+  search, ~17 ms) on every request with a bbox, even when bbox-crs equals the storage
+  CRS. We skip identical CRSs and cache transformers and EPSG codes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pyproj
+from pygeoapi import crs as pygeoapi_crs
+from pygeoapi.api import itemtypes
+
+_original_transform_bbox = pygeoapi_crs.transform_bbox
+
+
+@lru_cache(maxsize=256)
+def _transformer(src: str, dst: str, always_xy: bool) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(
+        pygeoapi_crs.get_crs(src), pygeoapi_crs.get_crs(dst), always_xy=always_xy
+    )
+
+
+@lru_cache(maxsize=256)
+def _epsg(uri: str) -> int | None:
+    return pygeoapi_crs.get_crs(uri).to_epsg()
+
+
+def transform_bbox(bbox: list, from_crs, to_crs, always_xy: bool = False) -> list:
+    """pygeoapi's transform_bbox, without repeated CRS work."""
+    if not (isinstance(from_crs, str) and isinstance(to_crs, str)):
+        return _original_transform_bbox(bbox, from_crs, to_crs, always_xy)
+    if from_crs == to_crs:
+        return list(bbox)
+    if _epsg(to_crs) == 3857:
+        bbox = [bbox[0], max(-85.0511, bbox[1]), bbox[2], min(85.0511, bbox[3])]
+    transform = _transformer(from_crs, to_crs, always_xy).transform
+    n = len(bbox) // 2
+    lower = transform(*bbox[:n])
+    upper = transform(*bbox[n:])
+    return [*lower, *upper]
+
+
+def apply() -> None:
+    itemtypes.transform_bbox = transform_bbox
+    pygeoapi_crs.transform_bbox = transform_bbox
