@@ -25,6 +25,8 @@ from pygeoapi.openapi import get_oas
 from shikong.catalog import Catalog, Layer
 from shikong.catalog.stac import parse_when
 
+from .i18n import locale_dir
+
 LOGGER = logging.getLogger(__name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 SERVED_CRS = [
@@ -51,6 +53,7 @@ def base_config(url: str, max_items: int = 1000) -> dict[str, Any]:
                 "attribution": "&copy; OpenStreetMap contributors",
             },
             "pretty_print": False,
+            "locale_dir": locale_dir(),
         },
         "logging": {"level": "ERROR"},
         "metadata": {
@@ -227,7 +230,8 @@ class Publisher:
         config["resources"] = resources
         started = time.perf_counter()
         openapi = orjson.dumps(
-            get_oas(copy.deepcopy(config), fail_on_invalid_collection=False), default=_json_default
+            unique_operation_ids(get_oas(copy.deepcopy(config), fail_on_invalid_collection=False)),
+            default=_json_default,
         ).decode()
         api = API(config, openapi)
         l10n._cfg_cache.clear()  # pygeoapi caches translated config per locale, globally
@@ -263,6 +267,22 @@ class Publisher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def unique_operation_ids(document: dict[str, Any]) -> dict[str, Any]:
+    """pygeoapi gives every collection's map the same operationId; OAS wants them unique."""
+    seen: set[str] = set()
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            op_id = operation["operationId"]
+            if op_id in seen:
+                suffix = "".join(ch if ch.isalnum() else "_" for ch in path.strip("/"))
+                op_id = f"{op_id}_{suffix}"
+                operation["operationId"] = op_id
+            seen.add(op_id)
+    return document
 
 
 def _json_default(value: object) -> object:
