@@ -1,0 +1,508 @@
+"""Planning compliance, land-approval pre-check and area by class, on catalog layers.
+
+The geometry is :mod:`shikong.spatial.overlay`; this module decides which layers (and
+which of their versions) a question reads, and turns overlaps into the reports the
+approval workflow uses. Rules and land-class groupings are data in ``config/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import geopandas as gpd
+import shapely
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+from shikong.config import load as load_config
+from shikong.spatial.area import Area, measure
+from shikong.spatial.crs import gk_zone
+from shikong.spatial.errors import InputError
+from shikong.spatial.overlay import Overlay, overlay, polygonal
+from shikong.spatial.readers import parse_coordinate_text
+
+from .catalog import Catalog, LayerNotFound
+
+HA_DECIMALS, MU_DECIMALS = 4, 2
+
+
+class ProposalError(InputError):
+    """The proposal (boundary) cannot be used as given."""
+
+
+@dataclass
+class Proposal:
+    """A boundary to check, in EPSG:4490, with what its source declared."""
+
+    geometry: BaseGeometry
+    source: str
+    declared_area_ha: float | None = None
+    point_count: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _area(a: Area) -> dict[str, float]:
+    return a.as_dict(HA_DECIMALS, MU_DECIMALS)
+
+
+def _from_geojson(obj: dict[str, Any]) -> BaseGeometry:
+    kind = obj.get("type")
+    if kind == "FeatureCollection":
+        geoms = [_from_geojson(f) for f in obj.get("features", [])]
+        if not geoms:
+            raise ProposalError("proposal", "the FeatureCollection has no features")
+        return shapely.union_all(geoms)
+    if kind == "Feature":
+        if not obj.get("geometry"):
+            raise ProposalError("proposal", "the Feature has no geometry")
+        return _from_geojson(obj["geometry"])
+    try:
+        return shape(obj)
+    except Exception as exc:
+        raise ProposalError("proposal", f"not a GeoJSON geometry: {exc}") from None
+
+
+def load_proposal(catalog: Catalog, value: Any) -> Proposal:
+    """A proposal from GeoJSON (CRS84 or EPSG:4490), 坐标报盘 text or a catalog feature.
+
+    A feature reference is ``{"collection": "nrp-approval_submission", "feature": 0}``.
+    """
+    notes: list[str] = []
+    declared = points = None
+    if isinstance(value, str):
+        text = value.strip()
+        if "[地块坐标]" in text or "[属性描述]" in text:
+            frame, report = parse_coordinate_text(text, source="坐标报盘")
+            geometry = shapely.union_all(frame.geometry.values)
+            declared = float(frame["declared_area_ha"].sum())
+            points = int(frame["point_count"].sum())
+            notes += report.actions
+            source = "坐标报盘"
+        else:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ProposalError(
+                    "proposal", "text is neither GeoJSON nor a 坐标报盘 file"
+                ) from None
+    if isinstance(value, dict) and "collection" in value and "type" not in value:
+        layer = catalog.layer(str(value["collection"]))
+        frame = layer.to_geodataframe()
+        id_field = layer.current.item["properties"].get("shikong:id_field", "fid")
+        match = frame[frame[id_field].astype(str) == str(value.get("feature"))]
+        if match.empty:
+            raise ProposalError("proposal", f"no feature {value.get('feature')!r} in {layer.id}")
+        geometry = match.geometry.iloc[0]
+        source = f"{layer.id}/{value.get('feature')}"
+        row = match.iloc[0]
+        if "declared_area_ha" in match.columns:
+            declared = float(row["declared_area_ha"])
+    elif isinstance(value, dict):
+        crs = (value.get("crs") or {}).get("properties", {}).get("name", "")
+        if crs and not any(code in crs for code in ("CRS84", "4326", "4490")):
+            raise ProposalError("proposal", f"GeoJSON must be in CRS84 or EPSG:4490, not {crs}")
+        geometry = _from_geojson(value)
+        source = "GeoJSON"
+    elif not isinstance(value, str):
+        raise ProposalError("proposal", "give GeoJSON, 坐标报盘 text or {collection, feature}")
+    geometry = polygonal(geometry)
+    if geometry.is_empty:
+        raise ProposalError("proposal", "the boundary has no area (not a polygon?)")
+    x0, y0, x1, y1 = geometry.bounds
+    if not (73 <= x0 <= x1 <= 136 and 3 <= y0 <= y1 <= 54):
+        raise ProposalError(
+            "proposal",
+            f"coordinates ({x0:.4f}, {y0:.4f}) lie outside China:"
+            " give lon/lat in CRS84 or EPSG:4490",
+        )
+    return Proposal(geometry, source, declared, points, notes)
+
+
+def boundary_checks(proposal: Proposal) -> dict[str, Any]:
+    """Closed rings, self-intersection, one GK zone, point count, declared vs computed area."""
+    g = proposal.geometry
+    coords = shapely.get_coordinates(g)
+    zones = sorted({gk_zone(float(x)).number for x in coords[:, 0]})
+    checks: dict[str, Any] = {
+        "closed_rings": all(
+            r.is_closed for p in shapely.get_parts(g) for r in [p.exterior, *p.interiors]
+        ),
+        "valid": bool(g.is_valid),
+        "problem": None if g.is_valid else shapely.is_valid_reason(g),
+        "zones": zones,
+        "one_zone": len(zones) == 1,
+        "point_count": len(coords) if proposal.point_count is None else proposal.point_count,
+    }
+    computed = measure(g)
+    if proposal.declared_area_ha is not None:
+        diff = computed.planar.hectares - proposal.declared_area_ha
+        checks["declared_area_ha"] = proposal.declared_area_ha
+        checks["computed_planar_ha"] = round(computed.planar.hectares, HA_DECIMALS)
+        checks["difference_ha"] = round(diff, HA_DECIMALS)
+        checks["difference_m2"] = round(diff * 10_000, 2)
+    return checks
+
+
+def _layer_frame(catalog: Catalog, collection: str, proposal: Proposal, as_of: Any):
+    layer = catalog.layer(collection)
+    bounds = tuple(proposal.geometry.bounds)
+    return layer, layer.to_geodataframe(bbox=bounds, as_of=as_of)
+
+
+def _pieces_geojson(name: str, result: Overlay, class_field: str | None) -> list[dict]:
+    return [
+        {
+            "type": "Feature",
+            "geometry": mapping(p.geometry),
+            "properties": {
+                "layer": name,
+                "feature_id": p.feature_id,
+                "class": p.attributes.get(class_field) if class_field else None,
+                "area_m2": round(p.ellipsoidal.m2, 2),
+                "sliver": p.sliver,
+            },
+        }
+        for p in result.pieces
+    ]
+
+
+def planning_compliance(
+    catalog: Catalog,
+    proposal_input: Any,
+    as_of: Any = None,
+    figure: bool = False,
+    rules: dict | None = None,
+) -> dict[str, Any]:
+    """Overlay a proposal on the control layers and give each rule's verdict."""
+    rules = rules or load_config("compliance_rules")
+    order = rules["verdict_order"]
+    sliver = float(rules.get("sliver_tolerance_m2", 0))
+    proposal = load_proposal(catalog, proposal_input)
+    as_of = as_of or datetime.now(UTC).date().isoformat()
+    total = measure(proposal.geometry)
+    zone = total.zone
+    layers, pieces, verdicts = [], [], []
+    for rule in rules["layers"]:
+        name, class_field = rule.get("name", rule["collection"]), rule.get("class_field")
+        try:
+            layer, frame = _layer_frame(catalog, rule["collection"], proposal, as_of)
+        except LayerNotFound:
+            layers.append(
+                {
+                    "layer": rule["collection"],
+                    "name": name,
+                    "available": False,
+                    "verdict": "needs_review",
+                    "reason": "图层不存在 (layer missing)",
+                }
+            )
+            verdicts.append("needs_review")
+            continue
+        except InputError as exc:  # no version valid on as_of
+            layers.append(
+                {
+                    "layer": rule["collection"],
+                    "name": name,
+                    "available": False,
+                    "verdict": "needs_review",
+                    "reason": str(exc),
+                }
+            )
+            verdicts.append("needs_review")
+            continue
+        result = overlay(
+            proposal.geometry, frame, id_field=_id_field(layer), zone=zone, sliver_m2=sliver
+        )
+        occupied = bool(result.kept())
+        entry: dict[str, Any] = {
+            "layer": layer.id,
+            "name": name,
+            "version": layer.as_of(as_of).version,
+            "occupied": occupied,
+            "overlap": {"ellipsoidal": _area(result.ellipsoidal), "planar": _area(result.planar)},
+            "share": round(result.ellipsoidal.m2 / total.ellipsoidal.m2, 6),
+            "features": [
+                {
+                    "id": p.feature_id,
+                    "class": p.attributes.get(class_field) if class_field else None,
+                    "area": _area(p.ellipsoidal),
+                }
+                for p in result.kept()
+            ],
+            "slivers_ignored": sum(p.sliver for p in result.pieces),
+        }
+        verdict, reason = _verdict(rule, result, total, sliver, class_field, order)
+        entry["verdict"], entry["reason"] = verdict, reason
+        if verdict is not None:
+            verdicts.append(verdict)
+        layers.append(entry)
+        pieces += _pieces_geojson(name, result, class_field)
+    overall = max(verdicts, key=order.index) if verdicts else "compliant"
+    report = {
+        "proposal": {
+            "source": proposal.source,
+            "area": {"ellipsoidal": _area(total.ellipsoidal), "planar": _area(total.planar)},
+            "gk_zone": zone.number,
+            "gk_epsg": zone.epsg(),
+            "notes": proposal.notes,
+            "geometry": mapping(proposal.geometry),
+        },
+        "as_of": str(as_of),
+        "layers": layers,
+        "verdict": overall,
+        "overlaps": {"type": "FeatureCollection", "features": pieces},
+    }
+    if figure:
+        report["figure_png"] = base64.b64encode(render_figure(proposal, pieces)).decode()
+    return report
+
+
+def _id_field(layer) -> str:
+    return layer.current.item["properties"].get("shikong:id_field", "fid")
+
+
+def _verdict(
+    rule: dict, result: Overlay, total, sliver: float, class_field: str | None, order: list[str]
+) -> tuple[str | None, str | None]:
+    if rule.get("report_only"):
+        return None, None
+    when = rule.get("when")
+    if when == "occupied":
+        if result.kept():
+            return rule["verdict"], rule.get("reason")
+        return "compliant", None
+    if when == "not_covered":
+        outside = total.ellipsoidal.m2 - result.ellipsoidal.m2
+        if outside > sliver:
+            return rule["verdict"], f"{rule.get('reason', '')}（{outside:,.2f} m²）"
+        return "compliant", None
+    if "classes" in rule:
+        found = []
+        for value in result.by(class_field):
+            outcome = rule["classes"].get(value, rule.get("default"))
+            if isinstance(outcome, str):
+                outcome = {"verdict": outcome}
+            found.append((outcome["verdict"], outcome.get("reason", str(value))))
+        if not found:
+            return "compliant", None
+        worst = max(found, key=lambda f: order.index(f[0]))
+        reasons = "；".join(sorted({r for v, r in found if v == worst[0]}))
+        return worst[0], reasons
+    return None, None
+
+
+def render_figure(proposal: Proposal, pieces: list[dict]) -> bytes:
+    """A PNG map: the proposal's outline over the overlap pieces, coloured by layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    if pieces:
+        frame = gpd.GeoDataFrame.from_features(pieces, crs=4490)
+        frame.plot(ax=ax, column="layer", categorical=True, alpha=0.6, legend=False, cmap="tab10")
+    gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(ax=ax, color="black", linewidth=1.5)
+    ax.set_title("proposal (black) over the control layers' overlaps")
+    ax.set_xlabel("lon (EPSG:4490)")
+    ax.set_ylabel("lat")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+# -- land approval pre-check ------------------------------------------------------------
+def _land_groups() -> tuple[dict[str, str], dict[str, str]]:
+    table = load_config("land_classes")
+    return ({code: c["group"] for code, c in table["classes"].items()}, table["groups"])
+
+
+def _ownership_of_code(unit_code: str) -> str:
+    return {"G": "国有", "J": "集体"}.get(str(unit_code)[12:13], "待定")
+
+
+def _ownership_of_qsxz(value: Any) -> str:
+    return {"1": "国有", "2": "国有", "3": "集体", "4": "集体"}.get(str(value)[:1], "待定")
+
+
+def land_approval_precheck(
+    catalog: Catalog, proposal_input: Any, as_of: Any = None
+) -> dict[str, Any]:
+    """建设用地报批预审: classes taken, by ownership, farmland, approvals, control lines."""
+    proposal = load_proposal(catalog, proposal_input)
+    as_of = as_of or datetime.now(UTC).date().isoformat()
+    total = measure(proposal.geometry)
+    zone = total.zone
+    group_of, group_names = _land_groups()
+    landuse_layer, landuse = _layer_frame(catalog, "nrp-landuse", proposal, as_of)
+    uses = overlay(proposal.geometry, landuse, id_field=_id_field(landuse_layer), zone=zone)
+    parcels = None
+    try:
+        _, parcels = _layer_frame(catalog, "rer-parcels", proposal, as_of)
+        if "state" in parcels.columns:
+            parcels = parcels[parcels["state"] == 1]
+    except (LayerNotFound, InputError):
+        parcels = None
+    tally: dict[tuple[str, str], float] = {}
+    ownership_sources: dict[str, float] = {"cadastre": 0.0, "land survey": 0.0}
+    for piece in uses.kept():
+        code = str(piece.attributes.get("DLBM", ""))
+        group = group_of.get(code, "unknown")
+        categories = [group_names.get(group, group)]
+        if code.startswith("01"):
+            categories.append("耕地")
+        for owner, m2, source in _ownership_split(piece, parcels, zone):
+            ownership_sources[source] += m2
+            for category in categories:
+                tally[(category, owner)] = tally.get((category, owner), 0.0) + m2
+    farmland_layer, protected = _layer_frame(catalog, "nrp-farmland_protection", proposal, as_of)
+    basic = overlay(proposal.geometry, protected, id_field=_id_field(farmland_layer), zone=zone)
+    for piece in basic.kept():
+        for owner, m2, _source in _ownership_split(piece, parcels, zone):
+            tally[("永久基本农田", owner)] = tally.get(("永久基本农田", owner), 0.0) + m2
+    classes = {}
+    for category in ("农用地", "耕地", "永久基本农田", "建设用地", "未利用地"):
+        by_owner = {o: _area(Area(m2)) for (c, o), m2 in sorted(tally.items()) if c == category}
+        classes[category] = {
+            "total": _area(Area(sum(m2 for (c, _), m2 in tally.items() if c == category))),
+            "by_ownership": by_owner,
+        }
+    approved_layer, approved = _layer_frame(catalog, "nrp-approved_land", proposal, as_of)
+    overlaps = overlay(
+        proposal.geometry, approved, id_field=_id_field(approved_layer), zone=zone, sliver_m2=1.0
+    )
+    compliance = planning_compliance(catalog, mapping(proposal.geometry), as_of=as_of)
+    control = [
+        layer
+        for layer in compliance["layers"]
+        if layer["layer"] in ("nrp-farmland_protection", "nrp-eco_redline", "nrp-urban_boundary")
+        and layer.get("verdict") not in (None, "compliant")
+    ]
+    cultivated = classes["耕地"]["total"]
+    return {
+        "proposal": {
+            "source": proposal.source,
+            "area": {"ellipsoidal": _area(total.ellipsoidal), "planar": _area(total.planar)},
+            "gk_zone": zone.number,
+        },
+        "as_of": str(as_of),
+        "landuse_version": landuse_layer.as_of(as_of).version,
+        "boundary": boundary_checks(proposal),
+        "classes": classes,
+        "ownership_source_m2": {k: round(v, 2) for k, v in ownership_sources.items()},
+        "farmland_balance": {
+            "cultivated_taken": cultivated,
+            "to_supplement": cultivated,
+            "rule": "占补平衡：补充耕地数量不少于占用耕地",
+        },
+        "approved_overlaps": [
+            {
+                "id": p.feature_id,
+                "批准文号": p.attributes.get("批准文号"),
+                "area": _area(p.ellipsoidal),
+            }
+            for p in overlaps.kept()
+        ],
+        "control_line_conflicts": control,
+        "verdict": "conflict"
+        if (overlaps.kept() or any(c["verdict"] == "conflict" for c in control))
+        else ("needs_review" if control else "compliant"),
+    }
+
+
+def _ownership_split(piece, parcels: gpd.GeoDataFrame | None, zone):
+    """(ownership, m², source) parts of a piece: the cadastre where it has parcels, the
+    land survey's QSXZ for the rest."""
+    from shikong.spatial.area import ellipsoidal_area_m2
+
+    remaining = piece.geometry
+    out = []
+    if parcels is not None and len(parcels):
+        inside = overlay(piece.geometry, parcels, attributes=["unit_code"], zone=zone)
+        for p in inside.kept():
+            out.append(
+                (
+                    _ownership_of_code(p.attributes.get("unit_code", "")),
+                    p.ellipsoidal.m2,
+                    "cadastre",
+                )
+            )
+            remaining = remaining.difference(p.geometry)
+    remaining = polygonal(remaining)
+    if not remaining.is_empty:
+        m2 = ellipsoidal_area_m2(remaining)
+        if m2 > 0:
+            out.append((_ownership_of_qsxz(piece.attributes.get("QSXZ")), m2, "land survey"))
+    return out
+
+
+# -- area by class -------------------------------------------------------------------
+def area_by_class(
+    catalog: Catalog,
+    region_input: Any,
+    collection: str = "nrp-landuse",
+    class_field: str = "DLBM",
+    level: str = "class",
+    as_of: Any = None,
+) -> dict[str, Any]:
+    """Composition of a region by a layer's classes, in m², 公顷 and 亩.
+
+    ``level`` is ``class`` (the code), ``first`` (two-digit first level) or ``group``
+    (三大类) for land-use codes.
+    """
+    if level not in ("class", "first", "group"):
+        raise InputError("level", f"{level!r} is not class, first or group")
+    region = load_proposal(catalog, region_input)
+    layer, frame = _layer_frame(catalog, collection, region, as_of)
+    if class_field not in frame.columns:
+        raise InputError(
+            "class_field",
+            f"{collection} has no field {class_field!r}; fields: "
+            f"{', '.join(c for c in frame.columns if c != 'geometry')}",
+        )
+    result = overlay(region.geometry, frame, id_field=_id_field(layer))
+    group_of, group_names = _land_groups()
+    names = load_config("land_classes")
+    sums: dict[str, float] = {}
+    for piece in result.kept():
+        code = str(piece.attributes.get(class_field))
+        key = {
+            "class": code,
+            "first": code[:2],
+            "group": group_names.get(group_of.get(code, ""), "未知"),
+        }[level]
+        sums[key] = sums.get(key, 0.0) + piece.ellipsoidal.m2
+    total = measure(region.geometry)
+    rows = []
+    for key, m2 in sorted(sums.items(), key=lambda kv: -kv[1]):
+        name = (
+            names["classes"].get(key, {}).get("name")
+            if level == "class"
+            else names["first_level"].get(key)
+            if level == "first"
+            else key
+        )
+        rows.append(
+            {
+                "class": key,
+                "name": name,
+                **_area(Area(m2)),
+                "share": round(m2 / total.ellipsoidal.m2, 6),
+            }
+        )
+    covered = sum(sums.values())
+    return {
+        "layer": layer.id,
+        "version": layer.as_of(as_of or date.today().isoformat()).version
+        if as_of
+        else layer.current.version,
+        "level": level,
+        "region_area": _area(total.ellipsoidal),
+        "covered": _area(Area(covered)),
+        "classes": rows,
+    }
