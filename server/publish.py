@@ -26,6 +26,7 @@ from shikong.catalog import Catalog, Layer
 from shikong.catalog.stac import parse_when
 
 from .i18n import locale_dir
+from .processes import process_resources
 
 LOGGER = logging.getLogger(__name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -227,6 +228,14 @@ class Publisher:
                 resources[layer.id] = resource
         resources.update(self.extra_resources())
         config = base_config(self.url)
+        jobs = self.catalog.paths.root / "jobs"
+        jobs.mkdir(parents=True, exist_ok=True)
+        config["server"]["manager"] = {
+            "name": "TinyDB",
+            "connection": str(jobs / "jobs.db"),
+            "output_dir": str(jobs),
+        }
+        resources.update(process_resources(self.catalog.paths.root))
         config["resources"] = resources
         started = time.perf_counter()
         openapi = orjson.dumps(

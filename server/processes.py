@@ -1,0 +1,214 @@
+"""OGC API Processes: the platform's questions as pygeoapi processors.
+
+Each processor declares its inputs (OGC process description), checks them, and calls a
+library function of :mod:`shikong.catalog`; the geometry and the rules live there.
+Errors in the inputs are raised as :class:`ProcessorExecuteError` with a message naming
+the input; pygeoapi answers them 400.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
+from shikong.catalog import Catalog
+from shikong.spatial.errors import ShikongError
+
+GEOMETRY_INPUT = {
+    "title": "Proposal boundary",
+    "description": "GeoJSON geometry, Feature or FeatureCollection (CRS84 or EPSG:4490); "
+    '坐标报盘 text; or {"collection": id, "feature": id}',
+    "schema": {"oneOf": [{"type": "object"}, {"type": "string"}]},
+    "minOccurs": 1,
+    "maxOccurs": 1,
+}
+AS_OF_INPUT = {
+    "title": "As of",
+    "description": "Date the layers are read as of (default today)",
+    "schema": {"type": "string", "format": "date"},
+    "minOccurs": 0,
+    "maxOccurs": 1,
+}
+GRANT_INPUT = {
+    "title": "Personal data",
+    "description": "Ask for owners' names and ID numbers "
+    "unmasked (only honoured for callers granted personal data)",
+    "schema": {"type": "boolean", "default": False},
+    "minOccurs": 0,
+    "maxOccurs": 1,
+}
+JSON_OUTPUT = {
+    "report": {
+        "title": "Report",
+        "schema": {"type": "object", "contentMediaType": "application/json"},
+    }
+}
+
+
+def metadata(pid: str, title: dict, description: dict, inputs: dict) -> dict[str, Any]:
+    return {
+        "version": "1.0.0",
+        "id": pid,
+        "title": title,
+        "description": description,
+        "jobControlOptions": ["sync-execute", "async-execute"],
+        "keywords": ["shikong", "国土空间规划", "土地报批", "不动产登记"],
+        "links": [],
+        "inputs": inputs,
+        "outputs": JSON_OUTPUT,
+        "example": {"inputs": {}},
+    }
+
+
+class ShikongProcessor(BaseProcessor):
+    """Common input checking and error mapping for the platform's processes."""
+
+    METADATA: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, processor_def: dict[str, Any]) -> None:
+        super().__init__(processor_def, self.METADATA)
+        self.catalog = Catalog(Path(processor_def["data_root"]))
+
+    def required(self, data: dict[str, Any], name: str) -> Any:
+        if data.get(name) in (None, ""):
+            raise ProcessorExecuteError(f"missing input {name!r}")
+        return data[name]
+
+    def check_inputs(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ProcessorExecuteError("inputs must be an object")
+        unknown = sorted(set(data) - set(self.METADATA["inputs"]))
+        if unknown:
+            raise ProcessorExecuteError(
+                f"unknown inputs {', '.join(unknown)}; expected "
+                f"{', '.join(self.METADATA['inputs'])}"
+            )
+        return data
+
+    def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, Any]:
+        data = self.check_inputs(data)
+        try:
+            return "application/json", self.run(data)
+        except ShikongError as exc:
+            raise ProcessorExecuteError(str(exc)) from exc
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ProcessorExecuteError(f"invalid input: {exc}") from exc
+
+    def run(self, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class PlanningComplianceProcessor(ShikongProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "planning-compliance",
+        {"en": "Planning compliance check", "zh": "国土空间规划符合性审查"},
+        {
+            "en": "Overlay a proposal on the control lines and planning layers; verdict per "
+            "rule and overall, with overlap areas (ellipsoidal and Gauss-Krüger planar; "
+            "m², 公顷, 亩), the overlap pieces and a map figure.",
+            "zh": "将项目红线与三区三线、规划分区等叠加分析，给出各规则结论与总体结论",
+        },
+        {
+            "proposal": GEOMETRY_INPUT,
+            "as_of": AS_OF_INPUT,
+            "figure": {
+                "title": "Include a PNG map figure (base64)",
+                "schema": {"type": "boolean"},
+                "minOccurs": 0,
+                "maxOccurs": 1,
+            },
+        },
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        from shikong.catalog.analysis import planning_compliance
+
+        return planning_compliance(
+            self.catalog,
+            self.required(data, "proposal"),
+            as_of=data.get("as_of"),
+            figure=bool(data.get("figure")),
+        )
+
+
+class LandApprovalPrecheckProcessor(ShikongProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "land-approval-precheck",
+        {"en": "Land approval pre-check", "zh": "建设用地报批预审"},
+        {
+            "en": "Land classes taken (agricultural, of which cultivated and permanent basic "
+            "farmland; construction; unused), by ownership; farmland balance; overlaps "
+            "with earlier approvals; control-line conflicts; boundary checks.",
+            "zh": "三大类面积及权属、占补平衡、重复报批、三线冲突与界址检查",
+        },
+        {"proposal": GEOMETRY_INPUT, "as_of": AS_OF_INPUT},
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        from shikong.catalog.analysis import land_approval_precheck
+
+        return land_approval_precheck(
+            self.catalog, self.required(data, "proposal"), as_of=data.get("as_of")
+        )
+
+
+class AreaByClassProcessor(ShikongProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "area-by-class",
+        {"en": "Area by class", "zh": "分类面积统计"},
+        {
+            "en": "Composition of a region by a layer's classes (default: current land use by "
+            "GB/T 21010 code), in m², 公顷 and 亩.",
+            "zh": "按地类统计区域面积",
+        },
+        {
+            "region": GEOMETRY_INPUT,
+            "as_of": AS_OF_INPUT,
+            "collection": {
+                "schema": {"type": "string", "default": "nrp-landuse"},
+                "minOccurs": 0,
+                "maxOccurs": 1,
+            },
+            "class_field": {
+                "schema": {"type": "string", "default": "DLBM"},
+                "minOccurs": 0,
+                "maxOccurs": 1,
+            },
+            "level": {
+                "schema": {"type": "string", "enum": ["class", "first", "group"]},
+                "minOccurs": 0,
+                "maxOccurs": 1,
+            },
+        },
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        from shikong.catalog.analysis import area_by_class
+
+        return area_by_class(
+            self.catalog,
+            self.required(data, "region"),
+            collection=data.get("collection", "nrp-landuse"),
+            class_field=data.get("class_field", "DLBM"),
+            level=data.get("level", "class"),
+            as_of=data.get("as_of"),
+        )
+
+
+PROCESSORS = {
+    "planning-compliance": PlanningComplianceProcessor,
+    "land-approval-precheck": LandApprovalPrecheckProcessor,
+    "area-by-class": AreaByClassProcessor,
+}
+
+
+def process_resources(data_root: Path) -> dict[str, Any]:
+    """pygeoapi resources for every processor, bound to one data directory."""
+    return {
+        pid: {
+            "type": "process",
+            "processor": {"name": f"{cls.__module__}.{cls.__name__}", "data_root": str(data_root)},
+        }
+        for pid, cls in PROCESSORS.items()
+    }

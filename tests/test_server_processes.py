@@ -1,0 +1,143 @@
+"""OGC API Processes over HTTP: sync, async, results across a restart, clear 400s."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from shikong.catalog import Catalog
+from shikong.catalog.analysis import area_by_class, land_approval_precheck, planning_compliance
+
+SUBMISSION = {"collection": "nrp-approval_submission", "feature": 0}
+REGION = {
+    "type": "Polygon",
+    "coordinates": [
+        [[113.25, 33.74], [113.35, 33.74], [113.35, 33.82], [113.25, 33.82], [113.25, 33.74]]
+    ],
+}
+JSON = {"Content-Type": "application/json"}
+
+
+def execute(url, pid, inputs, **headers):
+    return httpx.post(
+        f"{url}/processes/{pid}/execution",
+        json={"inputs": inputs},
+        headers={**JSON, **headers},
+        timeout=120,
+    )
+
+
+def without_volatile(report):
+    report = dict(report)
+    report.pop("as_of", None)
+    return report
+
+
+@pytest.mark.parametrize(
+    ("pid", "inputs", "library"),
+    [
+        (
+            "planning-compliance",
+            {"proposal": SUBMISSION, "as_of": "2024-06-30"},
+            lambda c: planning_compliance(c, SUBMISSION, as_of="2024-06-30"),
+        ),
+        (
+            "land-approval-precheck",
+            {"proposal": SUBMISSION, "as_of": "2024-06-30"},
+            lambda c: land_approval_precheck(c, SUBMISSION, as_of="2024-06-30"),
+        ),
+        (
+            "area-by-class",
+            {"region": REGION, "level": "group"},
+            lambda c: area_by_class(c, REGION, level="group"),
+        ),
+    ],
+)
+def test_sync_execution_equals_the_library(server, demo_data, pid, inputs, library):
+    response = execute(server.url, pid, inputs)
+    assert response.status_code == 200, response.text
+    expect = library(Catalog.open(demo_data))
+    assert without_volatile(response.json()) == without_volatile(
+        httpx.Response(200, json=expect).json()
+    )
+
+
+def test_async_job_and_its_result_survive_a_restart(demo_data, tmp_path):
+    from conftest import RunningServer, free_port
+
+    first = RunningServer(demo_data, free_port())
+    try:
+        response = execute(
+            first.url,
+            "planning-compliance",
+            {"proposal": SUBMISSION, "as_of": "2024-06-30"},
+            Prefer="respond-async",
+        )
+        assert response.status_code == 201, response.text
+        job_url = response.headers["location"].replace("http://localhost:5000", first.url)
+        job_id = job_url.rsplit("/", 1)[-1]
+        for _ in range(200):
+            status = httpx.get(f"{first.url}/jobs/{job_id}?f=json").json()
+            if status["status"] in ("successful", "failed"):
+                break
+            time.sleep(0.1)
+        assert status["status"] == "successful", status
+    finally:
+        first.stop()
+    second = RunningServer(demo_data, free_port())
+    try:
+        status = httpx.get(f"{second.url}/jobs/{job_id}?f=json").json()
+        assert status["status"] == "successful"
+        result = httpx.get(f"{second.url}/jobs/{job_id}/results?f=json")
+        assert result.status_code == 200
+        assert result.json()["verdict"] == "conflict"
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize(
+    ("pid", "inputs", "words"),
+    [
+        (
+            "planning-compliance",
+            {"proposal": {"type": "Point", "coordinates": [113, 33]}},
+            "no area",
+        ),
+        (
+            "planning-compliance",
+            {"proposal": {"type": "Polygon", "coordinates": [[[113, 33]]]}},
+            "GeoJSON",
+        ),
+        ("planning-compliance", {}, "missing input 'proposal'"),
+        ("planning-compliance", {"proposal": SUBMISSION, "extra": 1}, "unknown inputs extra"),
+        (
+            "land-approval-precheck",
+            {"proposal": "[地块坐标]\n5,1,D1,x,面,,,,@\nJ1,1,1,2\n"},
+            "坐标报盘",
+        ),
+        ("area-by-class", {"region": REGION, "collection": "nope-layer"}, "no layer 'nope-layer'"),
+        ("area-by-class", {"region": REGION, "class_field": "NOPE"}, "no field 'NOPE'"),
+    ],
+)
+def test_malformed_inputs_are_400_naming_the_problem(server, pid, inputs, words):
+    response = execute(server.url, pid, inputs)
+    assert response.status_code == 400, response.text
+    assert words in response.json()["description"]
+
+
+def test_unknown_process_and_bad_bodies(server):
+    assert (
+        httpx.post(
+            f"{server.url}/processes/nope/execution", json={"inputs": {}}, headers=JSON
+        ).status_code
+        == 404
+    )
+    bad = httpx.post(
+        f"{server.url}/processes/area-by-class/execution", content=b"[1, 2]", headers=JSON
+    )
+    assert bad.status_code == 400
+    bad = httpx.post(
+        f"{server.url}/processes/area-by-class/execution", content=b"{oops", headers=JSON
+    )
+    assert bad.status_code == 400
