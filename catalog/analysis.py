@@ -186,6 +186,7 @@ def planning_compliance(
     total = measure(proposal.geometry)
     zone = total.zone
     layers, pieces, verdicts = [], [], []
+    context: dict[str, gpd.GeoDataFrame] = {}
     for rule in rules["layers"]:
         name, class_field = rule.get("name", rule["collection"]), rule.get("class_field")
         try:
@@ -241,6 +242,8 @@ def planning_compliance(
             verdicts.append(verdict)
         layers.append(entry)
         pieces += _pieces_geojson(name, result, class_field)
+        if figure and not rule.get("report_only"):
+            context[rule.get("name_en", layer.id)] = _around(layer, proposal, as_of)
     overall = max(verdicts, key=order.index) if verdicts else "compliant"
     report = {
         "proposal": {
@@ -257,8 +260,16 @@ def planning_compliance(
         "overlaps": {"type": "FeatureCollection", "features": pieces},
     }
     if figure:
-        report["figure_png"] = base64.b64encode(render_figure(proposal, pieces)).decode()
+        figure_png = render_figure(proposal, context, pieces)
+        report["figure_png"] = base64.b64encode(figure_png).decode()
     return report
+
+
+def _around(layer, proposal: Proposal, as_of: Any) -> gpd.GeoDataFrame:
+    """A layer's features around a proposal, for the map figure's context."""
+    x0, y0, x1, y1 = proposal.geometry.bounds
+    pad = max(x1 - x0, y1 - y0) * 0.6
+    return layer.to_geodataframe(bbox=(x0 - pad, y0 - pad, x1 + pad, y1 + pad), as_of=as_of)
 
 
 def _id_field(layer) -> str:
@@ -295,21 +306,41 @@ def _verdict(
     return None, None
 
 
-def render_figure(proposal: Proposal, pieces: list[dict]) -> bytes:
-    """A PNG map: the proposal's outline over the overlap pieces, coloured by layer."""
+def render_figure(
+    proposal: Proposal, context: dict[str, gpd.GeoDataFrame], pieces: list[dict]
+) -> bytes:
+    """A PNG map: the control layers around the proposal, the overlaps, the boundary."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
+    colours = plt.get_cmap("tab10")
+    handles = []
+    for i, (name, frame) in enumerate(context.items()):
+        if frame.empty:
+            continue
+        frame.plot(
+            ax=ax, color=colours(i % 10), alpha=0.25, edgecolor=colours(i % 10), linewidth=0.6
+        )
+        handles.append(Patch(facecolor=colours(i % 10), alpha=0.5, label=name))
     if pieces:
-        frame = gpd.GeoDataFrame.from_features(pieces, crs=4490)
-        frame.plot(ax=ax, column="layer", categorical=True, alpha=0.6, legend=False, cmap="tab10")
-    gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(ax=ax, color="black", linewidth=1.5)
-    ax.set_title("proposal (black) over the control layers' overlaps")
+        overlaps = gpd.GeoDataFrame.from_features(pieces, crs=4490)
+        overlaps.plot(ax=ax, facecolor="none", edgecolor="red", hatch="///", linewidth=0.8)
+        handles.append(Patch(facecolor="none", edgecolor="red", hatch="///", label="overlap"))
+    gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(ax=ax, color="black", linewidth=1.8)
+    handles.append(Patch(facecolor="none", edgecolor="black", label="proposal"))
+    x0, y0, x1, y1 = proposal.geometry.bounds
+    pad = max(x1 - x0, y1 - y0) * 0.6
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
+    ax.ticklabel_format(useOffset=False)
     ax.set_xlabel("lon (EPSG:4490)")
     ax.set_ylabel("lat")
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
+    ax.set_title("planning compliance: proposal over the control layers")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
