@@ -148,9 +148,10 @@ def boundary_checks(proposal: Proposal) -> dict[str, Any]:
 
 
 def _layer_frame(catalog: Catalog, collection: str, proposal: Proposal, as_of: Any):
+    """The layer and its features (valid on as_of) that intersect the proposal's bbox."""
     layer = catalog.layer(collection)
-    bounds = tuple(proposal.geometry.bounds)
-    return layer, layer.to_geodataframe(bbox=bounds, as_of=as_of)
+    version = layer.as_of(as_of) if as_of else layer.current
+    return layer, version.features(tuple(proposal.geometry.bounds))
 
 
 def _pieces_geojson(name: str, result: Overlay, class_field: str | None) -> list[dict]:

@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
 from shikong.spatial.raster import open_raster
 
+from .opened import open_layer
 from .stac import parse_when
 
 if TYPE_CHECKING:
@@ -67,6 +68,16 @@ class LayerVersion:
         """Features (EPSG:4490); with ``bbox`` only the row groups that can match are read."""
         frame = gpd.read_parquet(self.asset_path, bbox=bbox, columns=columns)
         return frame.drop(columns=["bbox"], errors="ignore")
+
+    def features(self, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        """Features intersecting a bbox, from the process-wide opened-layer cache.
+
+        For repeated questions on the same layer (analyses, servers): the first call opens
+        the layer and builds its index; later calls answer from memory.
+        """
+        id_field = self.item["properties"].get("shikong:id_field", "fid")
+        opened = open_layer(self.asset_path, id_field)
+        return opened.frame(opened.bbox_rows(tuple(bbox)))
 
     def to_xarray(self) -> xr.DataArray | xr.Dataset:
         """Rasters as a lazy DataArray, data cubes as a lazy Dataset."""

@@ -17,8 +17,7 @@ import shapely
 from pygeoapi.provider.base import ProviderInvalidQueryError
 from pygeofilter import ast, values
 from pygeofilter.backends.geopandas.evaluate import to_filter
-
-from .layers import OpenedLayer
+from shikong.catalog.opened import OpenedLayer
 
 NARROWING = {"INTERSECTS", "WITHIN", "CONTAINS", "OVERLAPS", "CROSSES", "TOUCHES", "EQUALS"}
 GEOMETRY_NAMES = {"geometry", "geom", "the_geom"}

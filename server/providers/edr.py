@@ -23,8 +23,7 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.base_edr import BaseEDRProvider
 from shikong.catalog.observations import ObservationStore
-
-from ..layers import open_layer
+from shikong.catalog.opened import open_layer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 DEFAULT_WINDOW = timedelta(hours=24)

@@ -20,9 +20,9 @@ from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
+from shikong.catalog.opened import OpenedLayer, open_layer
 
 from .. import cql
-from ..layers import OpenedLayer, open_layer
 from .editing import LayerEditor
 
 

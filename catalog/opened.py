@@ -1,6 +1,7 @@
 """Opened vector layers, shared by every request of the process.
 
-pygeoapi builds a provider object per request; opening a GeoParquet file, building its
+pygeoapi builds a provider object per request, and analyses read the same
+layers again and again; opening a GeoParquet file, building its
 spatial index and its id lookup per request would cost more than answering. Assets are
 immutable (a new version is a new file), so an opened layer is cached by its path for
 the life of the process, bounded by an LRU.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +46,13 @@ class OpenedLayer:
         """Shapely geometries of some rows (decoded on demand, never all at once)."""
         wkb = self.table.column(self.geometry_column).take(pa.array(rows, pa.int64()))
         return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+
+    def frame(self, rows: np.ndarray) -> gpd.GeoDataFrame:
+        """Some rows as a GeoDataFrame (EPSG:4490)."""
+        taken = self.table.take(pa.array(rows, pa.int64()))
+        attributes = taken.drop_columns([self.geometry_column]).to_pandas()
+        geoms = shapely.from_wkb(taken.column(self.geometry_column).to_numpy(zero_copy_only=False))
+        return gpd.GeoDataFrame(attributes, geometry=geoms, crs=4490)
 
     def bbox_rows(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Rows whose geometry intersects a bbox: the index narrows, geometry decides.
