@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from shapely.geometry import Point, mapping
 from shapely.geometry.base import BaseGeometry
