@@ -8,6 +8,7 @@ the input; pygeoapi answers them 400.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,14 +28,6 @@ AS_OF_INPUT = {
     "title": "As of",
     "description": "Date the layers are read as of (default today)",
     "schema": {"type": "string", "format": "date"},
-    "minOccurs": 0,
-    "maxOccurs": 1,
-}
-GRANT_INPUT = {
-    "title": "Personal data",
-    "description": "Ask for owners' names and ID numbers "
-    "unmasked (only honoured for callers granted personal data)",
-    "schema": {"type": "boolean", "default": False},
     "minOccurs": 0,
     "maxOccurs": 1,
 }
@@ -68,7 +61,8 @@ class ShikongProcessor(BaseProcessor):
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, self.METADATA)
-        self.catalog = Catalog(Path(processor_def["data_root"]))
+        self.data_root = processor_def["data_root"]
+        self.catalog = Catalog(Path(self.data_root))
 
     def required(self, data: dict[str, Any], name: str) -> Any:
         if data.get(name) in (None, ""):
@@ -196,10 +190,118 @@ class AreaByClassProcessor(ShikongProcessor):
         )
 
 
+@lru_cache(maxsize=8)
+def registry_for(data_root: str):
+    """One PropertyRegistry per data directory: it caches the parcels per layer version."""
+    from shikong.catalog.registry import PropertyRegistry
+
+    return PropertyRegistry(Catalog(Path(data_root)))
+
+
+CODE_INPUT = {
+    "title": "Unit code",
+    "description": "不动产单元代码, 28 characters (GB/T 37346)",
+    "schema": {"type": "string", "minLength": 28, "maxLength": 28},
+    "minOccurs": 1,
+    "maxOccurs": 1,
+}
+
+
+class RegistryProcessor(ShikongProcessor):
+    """Registry questions; owners' personal data stays masked until access control grants
+    it to a caller (the grant is not an input a caller can set)."""
+
+    @property
+    def registry(self):
+        return registry_for(self.data_root)
+
+
+class ParcelAtPointProcessor(RegistryProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "parcel-at-point",
+        {"en": "Parcels at a point", "zh": "按坐标查询宗地"},
+        {
+            "en": "The parcel records covering a lon/lat (both on a shared boundary), valid on "
+            "a date (default: current).",
+            "zh": "查询坐标所在宗地",
+        },
+        {
+            "lon": {"schema": {"type": "number"}, "minOccurs": 1, "maxOccurs": 1},
+            "lat": {"schema": {"type": "number"}, "minOccurs": 1, "maxOccurs": 1},
+            "as_of": AS_OF_INPUT,
+        },
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        lon, lat = self.required(data, "lon"), self.required(data, "lat")
+        if not all(isinstance(v, int | float) for v in (lon, lat)):
+            raise ProcessorExecuteError("lon and lat must be numbers (degrees)")
+        return self.registry.at_point(float(lon), float(lat), as_of=data.get("as_of"))
+
+
+class ParcelByCodeProcessor(RegistryProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "parcel-by-code",
+        {"en": "Parcel by unit code", "zh": "按不动产单元代码查询"},
+        {
+            "en": "The record(s) of a 28-character unit code, optionally as of a date.",
+            "zh": "按不动产单元代码查询宗地及权利",
+        },
+        {"code": CODE_INPUT, "as_of": AS_OF_INPUT},
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        return self.registry.by_code(str(self.required(data, "code")), as_of=data.get("as_of"))
+
+
+class ParcelHistoryProcessor(RegistryProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "parcel-history",
+        {"en": "Parcel history", "zh": "宗地变更历史"},
+        {
+            "en": "The lineage of a parcel: splits, merges and boundary changes, with every "
+            "record involved.",
+            "zh": "宗地的分割、合并与界址变更历史",
+        },
+        {"code": CODE_INPUT},
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        return self.registry.history(str(self.required(data, "code")))
+
+
+class PropertyByOwnerProcessor(RegistryProcessor):
+    METADATA: ClassVar[dict[str, Any]] = metadata(
+        "property-by-owner",
+        {"en": "Property by owner", "zh": "按权利人查询不动产"},
+        {
+            "en": "A person's property records (restricted; always audited). Give an ID number "
+            "or an exact name.",
+            "zh": "按权利人姓名或证件号查询（受限操作）",
+        },
+        {
+            "owner_name": {"schema": {"type": "string"}, "minOccurs": 0, "maxOccurs": 1},
+            "id_number": {"schema": {"type": "string"}, "minOccurs": 0, "maxOccurs": 1},
+            "as_of": AS_OF_INPUT,
+        },
+    )
+
+    def run(self, data: dict[str, Any]) -> Any:
+        return self.registry.by_owner(
+            owner_name=data.get("owner_name"),
+            id_number=data.get("id_number"),
+            as_of=data.get("as_of"),
+        )
+
+
 PROCESSORS = {
     "planning-compliance": PlanningComplianceProcessor,
     "land-approval-precheck": LandApprovalPrecheckProcessor,
     "area-by-class": AreaByClassProcessor,
+    "parcel-at-point": ParcelAtPointProcessor,
+    "parcel-by-code": ParcelByCodeProcessor,
+    "parcel-history": ParcelHistoryProcessor,
+    "property-by-owner": PropertyByOwnerProcessor,
 }
 
 

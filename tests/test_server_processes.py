@@ -141,3 +141,46 @@ def test_unknown_process_and_bad_bodies(server):
         f"{server.url}/processes/area-by-class/execution", content=b"{oops", headers=JSON
     )
     assert bad.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def parcels(demo_data):
+    frame = Catalog.open(demo_data)["rer-parcels"].to_geodataframe()
+    return frame
+
+
+def test_registry_processes(server, parcels):
+    current = parcels[(parcels.state == 1) & parcels.valid_to.isna()]
+    one = current.iloc[0]
+    point = one.geometry.representative_point()
+    at = execute(server.url, "parcel-at-point", {"lon": point.x, "lat": point.y})
+    assert at.status_code == 200, at.text
+    assert one.unit_code in [r["unit_code"] for r in at.json()["records"]]
+    by_code = execute(server.url, "parcel-by-code", {"code": one.unit_code}).json()
+    record = by_code["records"][0]
+    assert record["unit_code"] == one.unit_code
+    owner = record["owners"][0]
+    assert owner["id_number"] == one.id_number[:6] + "****" + one.id_number[-4:]
+    assert one.id_number not in at.text + str(by_code)  # masked everywhere
+    split = parcels[parcels.change_type == "split"].iloc[0]
+    history = execute(server.url, "parcel-history", {"code": split.unit_code}).json()
+    assert "split" in [e["change_type"] for e in history["events"]]
+    mine = execute(server.url, "property-by-owner", {"id_number": one.id_number}).json()
+    assert one.unit_code in [r["unit_code"] for r in mine["records"]]
+    assert one.id_number not in str(mine)
+
+
+@pytest.mark.parametrize(
+    ("pid", "inputs", "words"),
+    [
+        ("parcel-by-code", {"code": "410402001001GB00001W0000000"}, "27 characters"),
+        ("parcel-by-code", {"code": "410402001001QQ00001W00000000"}, "ownership"),
+        ("parcel-by-code", {"code": "410402999999GB99999W00000000"}, "no parcel"),
+        ("parcel-at-point", {"lon": "east", "lat": 33.7}, "numbers"),
+        ("property-by-owner", {}, "owner"),
+    ],
+)
+def test_registry_inputs_are_checked(server, pid, inputs, words):
+    response = execute(server.url, pid, inputs)
+    assert response.status_code == 400, response.text
+    assert words in response.json()["description"]
