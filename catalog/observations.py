@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import alerts
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
     layer TEXT NOT NULL, sensor TEXT NOT NULL, parameter TEXT NOT NULL,
@@ -49,6 +51,7 @@ class AppendResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: Counter = field(default_factory=Counter)  # reason -> count
+    alerts: list = field(default_factory=list)  # Alert objects fired by this batch
     examples: list[str] = field(default_factory=list)  # first few refusals, for logs
 
     @property
@@ -74,7 +77,7 @@ class ObservationStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(_SCHEMA + alerts.SCHEMA)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -92,6 +95,7 @@ class ObservationStore:
         frame: pd.DataFrame,
         sensors: dict[str, SensorSpec],
         now: pd.Timestamp | None = None,
+        attributes: dict[str, dict] | None = None,
     ) -> AppendResult:
         """Validate readings (sensor_id, time, value[, parameter]) and commit the good ones.
 
@@ -105,11 +109,11 @@ class ObservationStore:
         now = now or pd.Timestamp.now(tz="UTC")
         frame = frame.reset_index(drop=True)
         sensor = frame["sensor_id"].astype(str)
-        parameter = (
-            frame["parameter"].astype(str)
-            if "parameter" in frame
-            else pd.Series("value", index=frame.index)
-        )
+        if "parameter" in frame:
+            given = frame["parameter"].where(frame["parameter"].notna(), "value").astype(str)
+            parameter = given.where(given.str.len() > 0, "value")
+        else:
+            parameter = pd.Series("value", index=frame.index)
         times = pd.to_datetime(frame["time"], errors="coerce", utc=True, format="ISO8601")
         values = pd.to_numeric(frame["value"], errors="coerce")
         known = sensor.isin(sensors.keys()).to_numpy()
@@ -147,6 +151,8 @@ class ObservationStore:
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?)", rows)
             inserted = db.total_changes - before
+            if attributes is not None:  # alert rules see the readings in the same commit
+                result.alerts = alerts.evaluate(db, layer, good, attributes)
             newest = good.sort_values("time").groupby(["sensor", "parameter"]).tail(1)
             db.executemany(
                 "INSERT INTO latest VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
@@ -190,6 +196,37 @@ class ObservationStore:
             sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
             args += sensors
         return _frame(self.db.execute(sql + " ORDER BY sensor, parameter", args))
+
+    def alerts(
+        self, layer: str | None = None, since: pd.Timestamp | None = None, limit: int = 1000
+    ) -> pd.DataFrame:
+        """Fired alerts, newest first."""
+        sql, args = (
+            "SELECT id, rule, layer, sensor, parameter, time, value, threshold, "
+            "message FROM alerts WHERE 1=1",
+            [],
+        )
+        if layer is not None:
+            sql, args = sql + " AND layer=?", [*args, layer]
+        if since is not None:
+            sql, args = sql + " AND time >= ?", [*args, _ms(since)]
+        rows = self.db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", [*args, limit])
+        frame = pd.DataFrame(
+            rows.fetchall(),
+            columns=[
+                "id",
+                "rule",
+                "layer",
+                "sensor_id",
+                "parameter",
+                "time",
+                "value",
+                "threshold",
+                "message",
+            ],
+        )
+        frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+        return frame
 
     def parameters(self, layer: str) -> list[str]:
         """The parameters a layer's sensors have reported (from the latest table)."""

@@ -26,6 +26,7 @@ from pygeoapi.api import itemtypes as itemtypes_api
 from pygeoapi.api import maps as maps_api
 from pygeoapi.api import processes as processes_api
 from shikong.catalog import Catalog
+from shikong.catalog.live import LiveIngest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import pygeoapi_fixes
+from .live import LiveApi, MqttBridge
 from .providers.coverage import SCALING, raster_info
 from .publish import Publisher
 from .stac_api import StacApi
@@ -321,21 +323,29 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return problem(500, "NoApplicableCode", "internal error (logged)")
 
 
-def create_app(data_dir: str | Path, url: str, watch: bool = True) -> Starlette:
-    """The ASGI application serving one data directory."""
+def create_app(
+    data_dir: str | Path, url: str, watch: bool = True, mqtt: str | None = None
+) -> Starlette:
+    """The ASGI application serving one data directory (and an MQTT broker's sensors)."""
     pygeoapi_fixes.apply()
     server = Server(Catalog.open(data_dir), url)
+    live = LiveIngest(server.catalog)
+    bridge = MqttBridge(live, mqtt) if mqtt else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         if watch:
             server.publisher.watch()
+        if bridge is not None:
+            bridge.start()
         yield
+        if bridge is not None:
+            bridge.stop()
         server.publisher.stop()
 
     stac = StacApi(server.catalog, url)
     app = Starlette(
-        routes=stac.routes() + server.routes(),
+        routes=stac.routes() + LiveApi(live, bridge).routes() + server.routes(),
         lifespan=lifespan,
         exception_handlers={404: _not_found, 500: _server_error},
     )

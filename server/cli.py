@@ -259,6 +259,11 @@ def demo_build(scale: str, seed: int, sources: Path | None, data_dir: Path) -> N
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--url", help="Public base URL for links (default http://HOST:PORT).")
 @click.option(
+    "--mqtt",
+    envvar="SHIKONG_MQTT",
+    help="MQTT broker whose sensor topics to ingest, e.g. mqtt://127.0.0.1:1883.",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -266,7 +271,9 @@ def demo_build(scale: str, seed: int, sources: Path | None, data_dir: Path) -> N
     help="uvicorn worker processes (each keeps its own layer cache).",
 )
 @clear_errors
-def serve(data_dir: Path, host: str, port: int, url: str | None, workers: int) -> None:
+def serve(
+    data_dir: Path, host: str, port: int, url: str | None, mqtt: str | None, workers: int
+) -> None:
     """Serve the catalog as OGC APIs (Features, Coverages, EDR, Processes) and STAC."""
     import os
 
@@ -275,6 +282,8 @@ def serve(data_dir: Path, host: str, port: int, url: str | None, workers: int) -
     url = url or f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
     os.environ["SHIKONG_DATA"] = str(data_dir)
     os.environ["SHIKONG_URL"] = url
+    if mqtt:
+        os.environ["SHIKONG_MQTT"] = mqtt
     console.print(f"serving {data_dir} on [bold]{url}[/] (Ctrl-C stops)")
     uvicorn.run(
         "shikong.server.asgi:app", host=host, port=port, workers=workers, log_level="warning"

@@ -29,7 +29,7 @@ def free_port() -> int:
 class RunningServer:
     """`shikong serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, data, port: int) -> None:
+    def __init__(self, data, port: int, mqtt: str | None = None) -> None:
         import subprocess
         import sys
         from pathlib import Path
@@ -50,6 +50,7 @@ class RunningServer:
                 str(port),
                 "--url",
                 self.url,
+                *(["--mqtt", mqtt] if mqtt else []),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -104,3 +105,42 @@ def server(demo_data):
     running = RunningServer(demo_data, free_port())
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory):
+    """A real Mosquitto broker on a free loopback port (binary from the system)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+    if binary is None:
+        if os.environ.get("SHIKONG_REQUIRE_SERVICES"):
+            pytest.fail("mosquitto is not installed and SHIKONG_REQUIRE_SERVICES is set")
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("mosquitto")
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"max_queued_messages 100000\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("mosquitto did not start")
+    yield f"mqtt://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(5)

@@ -1,0 +1,169 @@
+"""Live readings from any channel (HTTP batches, MQTT, files) into the observation store.
+
+Readings name only their sensor; the sensor directory, built from every sensors layer of
+the catalog, says which layer a sensor belongs to, its valid range and the attributes
+the alert rules read. It is rebuilt when the catalog version moves, so a sensors layer
+ingested while the server runs takes readings at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from shikong.spatial.errors import FormatError
+
+from .catalog import Catalog
+from .ingest import sensor_specs
+from .observations import AppendResult, SensorSpec
+
+
+@dataclass(frozen=True)
+class Sensor:
+    id: str
+    layer: str
+    department: str
+    kind: str
+    spec: SensorSpec
+    attributes: dict[str, Any]
+
+
+@dataclass
+class LiveResult:
+    """What a batch did, across the layers its readings belong to."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    alerts: list = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, part: AppendResult) -> None:
+        self.accepted += part.accepted
+        self.duplicates += part.duplicates
+        self.rejected.update(part.rejected)
+        self.alerts += part.alerts
+        self.examples += part.examples[: max(0, 5 - len(self.examples))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
+            "rejected_total": sum(self.rejected.values()),
+            "examples": self.examples,
+            "alerts": [a.to_dict() for a in self.alerts],
+        }
+
+
+class LiveIngest:
+    """Routes readings to their sensors layer and commits them (with alerts) durably."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._lock = threading.Lock()
+        self._version = -1
+        self._sensors: dict[str, Sensor] = {}
+
+    def sensors(self) -> dict[str, Sensor]:
+        version = self.catalog.version
+        if version != self._version:
+            with self._lock:
+                if version != self._version:
+                    self._sensors = self._load()
+                    self._version = version
+        return self._sensors
+
+    def _load(self) -> dict[str, Sensor]:
+        out: dict[str, Sensor] = {}
+        for layer in self.catalog.collections(kind="sensors"):
+            frame = layer.to_geodataframe()
+            specs = sensor_specs(frame)
+            records = frame.drop(columns=frame.geometry.name).to_dict("records")
+            for row in records:
+                sid = str(row["sensor_id"])
+                out[sid] = Sensor(
+                    sid, layer.id, layer.department, str(row.get("kind", "")), specs[sid], row
+                )
+        return out
+
+    def ingest(
+        self, frame: pd.DataFrame, department: str | None = None, kind: str | None = None
+    ) -> LiveResult:
+        """Commit a batch (sensor_id, time, value[, parameter]); refusals are counted."""
+        result = LiveResult()
+        if frame.empty:
+            return result
+        frame = frame.copy()
+        frame["sensor_id"] = frame["sensor_id"].astype(str)
+        directory = self.sensors()
+        layer_of = frame["sensor_id"].map(lambda s: directory[s].layer if s in directory else None)
+        unknown = layer_of.isna()
+        if unknown.any():
+            result.rejected["unknown sensor"] += int(unknown.sum())
+            result.examples.append(f"unknown sensor {frame['sensor_id'][unknown].iloc[0]!r}")
+        if department or kind:  # MQTT: the topic must agree with the sensor
+            wrong = ~unknown & frame["sensor_id"].map(
+                lambda s: (
+                    s in directory
+                    and (
+                        (department and directory[s].department != department)
+                        or (kind and directory[s].kind != kind)
+                    )
+                )
+            ).astype(bool)
+            if wrong.any():
+                result.rejected["topic does not match the sensor"] += int(wrong.sum())
+                unknown |= wrong
+        for layer, part in frame[~unknown].groupby(layer_of[~unknown]):
+            members = {s: directory[s] for s in part["sensor_id"].unique()}
+            result.add(
+                self.catalog.observations.append(
+                    layer,
+                    part,
+                    {s: m.spec for s, m in members.items()},
+                    attributes={s: m.attributes for s, m in members.items()},
+                )
+            )
+        return result
+
+
+REQUIRED = ("sensor_id", "time", "value")
+
+
+def parse_batch(body: bytes, content_type: str) -> pd.DataFrame:
+    """A batch as JSON (array or {"readings": [...]}), NDJSON or CSV; FormatError if none."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    text = body.decode("utf-8-sig", errors="strict") if body else ""
+    if not text.strip():
+        raise FormatError("body", "empty batch")
+    try:
+        if kind in ("text/csv", "application/csv"):
+            rows = list(csv.DictReader(io.StringIO(text)))
+        elif kind in ("application/x-ndjson", "application/ndjson"):
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            parsed = json.loads(text)
+            rows = parsed.get("readings", [parsed]) if isinstance(parsed, dict) else parsed
+    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
+        raise FormatError("body", f"not {kind or 'JSON'}: {exc}") from None
+    if not isinstance(rows, list):
+        raise FormatError("body", "a batch is a list of readings")
+    return readings_frame(rows)
+
+
+def readings_frame(rows: list[Any]) -> pd.DataFrame:
+    """Rows with sensor_id, time, value (and parameter) as strings; non-objects dropped as
+    'not a reading object'."""
+    good = [r for r in rows if isinstance(r, dict)]
+    frame = pd.DataFrame(good, columns=[*REQUIRED, "parameter"], dtype=object)
+    frame = frame.astype(object).where(frame.notna(), None)
+    bad = len(rows) - len(good)
+    frame.attrs["not_objects"] = bad
+    return frame

@@ -1,0 +1,202 @@
+"""Live ingest endpoints: HTTP batches and an MQTT subscriber, both into LiveIngest.
+
+HTTP: ``POST /readings`` with a JSON array, NDJSON or CSV; the 200 answer comes after the
+commit (the store syncs to disk), with counts of what was accepted and refused, and why.
+MQTT: topics ``shikong/<department>/<kind>/<sensor>`` with a JSON reading, a list, or
+``{"readings": [...]}``; messages are committed in small batches (every 20 ms or 5,000
+readings) and fired alerts are published on ``shikong/alerts/<department>/<sensor>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+from shikong.catalog.live import LiveIngest, parse_batch, readings_frame
+from shikong.spatial.errors import ShikongError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+LOGGER = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024 * 1024
+TOPIC_PREFIX = "shikong"
+
+
+class LiveApi:
+    """HTTP routes for live data: ingest, alerts, channel statistics."""
+
+    def __init__(self, live: LiveIngest, bridge: MqttBridge | None = None) -> None:
+        self.live = live
+        self.bridge = bridge
+
+    async def post_readings(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse(
+                {"code": "PayloadTooLarge", "description": f"batch over {MAX_BODY} bytes"},
+                status_code=413,
+            )
+        try:
+            frame = parse_batch(body, request.headers.get("content-type", ""))
+        except ShikongError as exc:
+            return JSONResponse(
+                {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
+            )
+        result = await run_in_threadpool(self.live.ingest, frame)
+        if frame.attrs.get("not_objects"):
+            result.rejected["not a reading object"] += frame.attrs["not_objects"]
+        if result.alerts and self.bridge is not None:
+            self.bridge.publish_alerts(result.alerts)
+        return JSONResponse(result.to_dict())
+
+    async def get_alerts(self, request: Request) -> Response:
+        since = request.query_params.get("since")
+        try:
+            since_ts = pd.Timestamp(since) if since else None
+        except ValueError:
+            return JSONResponse(
+                {
+                    "code": "InvalidParameterValue",
+                    "description": f"since {since!r} is not a date-time",
+                },
+                status_code=400,
+            )
+        frame = self.live.catalog.observations.alerts(since=since_ts)
+        frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return JSONResponse({"alerts": frame.to_dict("records")})
+
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse({"mqtt": self.bridge.stats() if self.bridge else None})
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/readings", self.post_readings, methods=["POST"]),
+            Route("/readings/alerts", self.get_alerts),
+            Route("/readings/stats", self.stats),
+        ]
+
+
+class MqttBridge:
+    """Subscribes to sensor topics and commits their readings in small batches."""
+
+    def __init__(
+        self, live: LiveIngest, url: str, batch_ms: int = 20, batch_max: int = 5000
+    ) -> None:
+        import paho.mqtt.client as mqtt
+
+        parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 1883
+        self.live = live
+        self.batch_ms, self.batch_max = batch_ms, batch_max
+        self.queue: queue.Queue[tuple[str, str, list[dict]] | None] = queue.Queue()
+        self.counts: Counter = Counter()
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"shikong-server-{id(self)}"
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self._writer = threading.Thread(target=self._write_loop, name="mqtt-writer", daemon=True)
+
+    def start(self) -> None:
+        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self._writer.start()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        client.subscribe(f"{TOPIC_PREFIX}/+/+/+", qos=1)
+
+    def _count(self, reason: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[reason] += n
+
+    def _on_message(self, client, userdata, message) -> None:
+        parts = message.topic.split("/")
+        if len(parts) != 4 or parts[1] == "alerts":
+            return
+        _, department, kind, sensor = parts
+        self._count("messages")
+        try:
+            payload = json.loads(message.payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self._count("rejected: payload is not JSON")
+            LOGGER.warning("MQTT %s: payload is not JSON", message.topic)
+            return
+        rows = payload.get("readings", [payload]) if isinstance(payload, dict) else payload
+        if not isinstance(rows, list):
+            self._count("rejected: payload is not a reading or a list")
+            return
+        clean = []
+        for row in rows:
+            if not isinstance(row, dict):
+                self._count("rejected: not a reading object")
+                continue
+            clean.append({**row, "sensor_id": row.get("sensor_id", sensor)})
+        self.queue.put((department, kind, clean))
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + self.batch_ms / 1000
+            size = len(first[2])
+            while size < self.batch_max and time.monotonic() < deadline:
+                try:
+                    item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)
+                    break
+                batch.append(item)
+                size += len(item[2])
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[str, str, list[dict]]]) -> None:
+        by_topic: dict[tuple[str, str], list[dict]] = {}
+        for department, kind, rows in batch:
+            by_topic.setdefault((department, kind), []).extend(rows)
+        for (department, kind), rows in by_topic.items():
+            try:
+                result = self.live.ingest(readings_frame(rows), department=department, kind=kind)
+            except Exception:  # a bad batch must not stop the subscriber
+                LOGGER.exception("MQTT batch from %s/%s failed", department, kind)
+                self._count("rejected: internal error", len(rows))
+                continue
+            self._count("accepted", result.accepted)
+            self._count("duplicates", result.duplicates)
+            for reason, n in result.rejected.items():
+                self._count(f"rejected: {reason}", n)
+                LOGGER.warning("MQTT %s/%s: %d readings refused: %s", department, kind, n, reason)
+            if result.alerts:
+                self.publish_alerts(result.alerts)
+
+    def publish_alerts(self, alerts: list) -> None:
+        directory = self.live.sensors()
+        for alert in alerts:
+            department = directory[alert.sensor].department if alert.sensor in directory else "x"
+            self.client.publish(
+                f"{TOPIC_PREFIX}/alerts/{department}/{alert.sensor}",
+                json.dumps(alert.to_dict(), ensure_ascii=False),
+                qos=1,
+            )
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.counts)

@@ -1,0 +1,205 @@
+"""Live IoT data against a real Mosquitto: MQTT and HTTP ingest, EDR within a second,
+refusals counted, alerts once per crossing, nothing acknowledged lost to SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+
+import httpx
+import paho.mqtt.client as mqtt
+import pandas as pd
+import pytest
+from conftest import RunningServer, free_port
+from shikong.catalog import Catalog
+
+SENSOR = "WAT-WL-001"  # valid 146.57..159.57 m, warning level 152.07 m
+TOPIC = f"shikong/wat/water_level/{SENSOR}"
+
+
+def now_iso(offset_s: float = 0.0) -> str:
+    t = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=offset_s)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@pytest.fixture
+def live_server(demo_data, tmp_path, mosquitto):
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    running = RunningServer(data, free_port(), mqtt=mosquitto)
+    time.sleep(0.5)  # let the subscriber connect
+    yield running, data
+    running.stop()
+
+
+def publisher(url: str) -> mqtt.Client:
+    host, port = url.removeprefix("mqtt://").split(":")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(host, int(port))
+    client.loop_start()
+    return client
+
+
+def edr_values(url: str, sensor: str, start: str) -> list[float]:
+    response = httpx.get(
+        f"{url}/collections/wat-water_level_sensors/locations/{sensor}",
+        params={"datetime": f"{start}/.."},
+    )
+    if response.status_code != 200:
+        return []
+    return response.json()["ranges"]["value"]["values"]
+
+
+def test_mqtt_reading_is_queryable_through_edr_within_1_s(live_server, mosquitto):
+    server, _ = live_server
+    start = now_iso(-1)
+    client = publisher(mosquitto)
+    try:
+        sent = time.monotonic()
+        client.publish(
+            TOPIC, json.dumps({"time": now_iso(), "value": 150.25}), qos=1
+        ).wait_for_publish()
+        while time.monotonic() - sent < 1.0:
+            if 150.25 in edr_values(server.url, SENSOR, start):
+                break
+            time.sleep(0.02)
+        assert 150.25 in edr_values(server.url, SENSOR, start)
+        assert time.monotonic() - sent < 1.0
+    finally:
+        client.loop_stop()
+
+
+def test_malformed_mqtt_payloads_are_counted_and_good_ones_kept(live_server, mosquitto):
+    server, data = live_server
+    start = now_iso(-1)
+    client = publisher(mosquitto)
+    try:
+        batch = {
+            "readings": [
+                {"time": now_iso(), "value": 150.5},  # good
+                {"time": "yesterday", "value": 150.6},  # unparseable time
+                {"time": now_iso(0.1), "value": 999},  # outside the valid range
+                {"time": now_iso(3600 * 24 * 30), "value": 150},  # far in the future
+                {"time": now_iso(0.2), "value": "abc"},  # not a number
+                42,  # not a reading object
+            ]
+        }
+        client.publish(TOPIC, json.dumps(batch), qos=1).wait_for_publish()
+        client.publish(TOPIC, b"{not json", qos=1).wait_for_publish()
+        client.publish(
+            "shikong/eco/air_quality/" + SENSOR,
+            json.dumps({"time": now_iso(0.3), "value": 150.7}),
+            qos=1,
+        ).wait_for_publish()  # topic names another department
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            stats = httpx.get(f"{server.url}/readings/stats").json()["mqtt"]
+            if stats.get("rejected: topic does not match the sensor"):
+                break
+            time.sleep(0.05)
+        assert stats["rejected: unparseable time"] == 1
+        assert stats["rejected: value outside the sensor's valid range"] == 1
+        assert stats["rejected: time in the future"] == 1
+        assert stats["rejected: value is not a number"] == 1
+        assert stats["rejected: not a reading object"] == 1
+        assert stats["rejected: payload is not JSON"] == 1
+        assert stats["rejected: topic does not match the sensor"] == 1
+        assert edr_values(server.url, SENSOR, start) == [150.5]
+    finally:
+        client.loop_stop()
+    stored = Catalog.open(data).observations.window(
+        "wat-water_level_sensors", [SENSOR], pd.Timestamp(start)
+    )
+    assert stored["value"].tolist() == [150.5]  # no bad row stored
+
+
+def test_http_batches_json_ndjson_csv(live_server):
+    server, _ = live_server
+    start = now_iso(-1)
+    rows = [
+        {"sensor_id": SENSOR, "time": now_iso(i * 0.01), "value": 150 + i / 10} for i in range(3)
+    ]
+    r = httpx.post(
+        f"{server.url}/readings", json=[*rows, {"sensor_id": "NOPE", "time": now_iso(), "value": 1}]
+    )
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 3 and r.json()["rejected"] == {"unknown sensor": 1}
+    again = httpx.post(f"{server.url}/readings", json=rows)
+    assert again.json()["accepted"] == 0 and again.json()["duplicates"] == 3  # idempotent
+    nd = "\n".join(
+        json.dumps({"sensor_id": SENSOR, "time": now_iso(1 + i), "value": 151}) for i in range(2)
+    )
+    r = httpx.post(
+        f"{server.url}/readings", content=nd, headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert r.json()["accepted"] == 2
+    csv = f"sensor_id,time,value\n{SENSOR},{now_iso(3)},151.5\n"
+    r = httpx.post(f"{server.url}/readings", content=csv, headers={"Content-Type": "text/csv"})
+    assert r.json()["accepted"] == 1
+    assert len(edr_values(server.url, SENSOR, start)) == 6
+    bad = httpx.post(
+        f"{server.url}/readings", content=b"[{oops", headers={"Content-Type": "application/json"}
+    )
+    assert bad.status_code == 400 and "not application/json" in bad.json()["description"]
+
+
+def test_an_alert_fires_exactly_once_per_crossing(live_server, mosquitto):
+    server, _ = live_server
+    received = []
+    listener = publisher(mosquitto)
+    listener.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    listener.subscribe("shikong/alerts/#", qos=1)
+    time.sleep(0.3)
+    sender = publisher(mosquitto)
+    try:
+        levels = [150.0, 153.0, 154.0, 151.0, 155.0, 156.0]  # warning level 152.07
+        for i, level in enumerate(levels):
+            sender.publish(
+                TOPIC, json.dumps({"time": now_iso(i * 0.01), "value": level}), qos=1
+            ).wait_for_publish()
+            time.sleep(0.05)  # separate commits, in order
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(received) < 2:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        mine = [a for a in received if a["sensor_id"] == SENSOR]
+        assert [a["value"] for a in mine] == [153.0, 155.0]  # two upward crossings
+        listed = httpx.get(f"{server.url}/readings/alerts").json()["alerts"]
+        assert sorted(a["value"] for a in listed if a["sensor_id"] == SENSOR) == [153.0, 155.0]
+    finally:
+        sender.loop_stop()
+        listener.loop_stop()
+
+
+def test_sigkill_loses_nothing_acknowledged(demo_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    server = RunningServer(data, free_port())
+    acknowledged = []
+    try:
+        for batch in range(20):
+            rows = [
+                {
+                    "sensor_id": SENSOR,
+                    "time": now_iso(batch * 10 + i * 0.01),
+                    "value": 150 + (i % 50) / 10,
+                }
+                for i in range(200)
+            ]
+            r = httpx.post(f"{server.url}/readings", json=rows)
+            if r.status_code == 200:
+                acknowledged += [row["time"] for row in rows]
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+    finally:
+        server.log.close()
+    store = Catalog.open(data).observations
+    stored = store.window(
+        "wat-water_level_sensors", [SENSOR], pd.Timestamp(acknowledged[0]) - pd.Timedelta(seconds=1)
+    )
+    have = set(stored["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z")
+    assert set(acknowledged) <= have
+    assert len(acknowledged) == 4000
