@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(VENV)/bin/shikong demo build --scale $(SCALE) --data $(DATA)
-	$(VENV)/bin/shikong serve --data $(DATA) --port $(PORT)
+	$(VENV)/bin/shikong demo run --data $(DATA) --port $(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -181,6 +181,26 @@ class Layer:
             parameters,
         )
 
+    def resample(
+        self,
+        freq: str = "1h",
+        how: str = "mean",
+        sensors: list[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        parameters: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Aggregated readings: ``resample("1h")`` hourly means, ``("1D", "max")`` daily max."""
+        return self.catalog.observations.resample(
+            self.sensors_layer,
+            sensors,
+            pd.Timestamp(start) if start else None,
+            pd.Timestamp(end) if end else None,
+            freq,
+            how,
+            parameters,
+        )
+
     def latest(self, sensors: list[str] | None = None) -> pd.DataFrame:
         return self.catalog.observations.latest(self.sensors_layer, sensors)
 

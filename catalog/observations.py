@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,6 +189,50 @@ class ObservationStore:
         if end is not None:
             sql, args = sql + " AND time <= ?", [*args, _ms(end)]
         return _frame(self.db.execute(sql + " ORDER BY sensor, parameter, time", args))
+
+    def resample(
+        self,
+        layer: str,
+        sensors: list[str] | None = None,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        freq: str = "1h",
+        how: str = "mean",
+        parameters: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Aggregates per sensor, parameter and time bucket (e.g. hourly mean, daily max).
+
+        Buckets are computed in SQL on the clustered key, so a month of one sensor is a
+        single range scan, not a pandas resample of every reading.
+        """
+        functions = {"mean": "avg", "max": "max", "min": "min", "sum": "sum", "count": "count"}
+        if how not in functions:
+            raise ValueError(f"how={how!r}: one of {', '.join(functions)}")
+        bucket = int(pd.Timedelta(freq).total_seconds() * 1000)
+        if bucket <= 0:
+            raise ValueError(f"freq={freq!r} is not a positive duration")
+        sql = (
+            f"SELECT sensor, parameter, (time / {bucket}) * {bucket} AS bucket, "
+            f"{functions[how]}(value), count(*) FROM readings WHERE layer=?"
+        )
+        args: list[Any] = [layer]
+        if sensors is not None:
+            sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
+            args += sensors
+        if parameters is not None:
+            sql += f" AND parameter IN ({','.join('?' * len(parameters))})"
+            args += parameters
+        if start is not None:
+            sql, args = sql + " AND time >= ?", [*args, _ms(start)]
+        if end is not None:
+            sql, args = sql + " AND time <= ?", [*args, _ms(end)]
+        sql += " GROUP BY sensor, parameter, bucket ORDER BY sensor, parameter, bucket"
+        frame = pd.DataFrame(
+            self.db.execute(sql, args).fetchall(),
+            columns=["sensor_id", "parameter", "time", how, "n"],
+        )
+        frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+        return frame
 
     def latest(self, layer: str, sensors: list[str] | None = None) -> pd.DataFrame:
         """The newest reading of each sensor and parameter."""

@@ -6,6 +6,7 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -288,6 +289,87 @@ def serve(
     uvicorn.run(
         "shikong.server.asgi:app", host=host, port=port, workers=workers, log_level="warning"
     )
+
+
+@main.command()
+@_data_option
+@click.option(
+    "--url",
+    default="http://localhost:5000",
+    show_default=True,
+    help="The server to send HTTP batches to.",
+)
+@click.option(
+    "--mqtt",
+    envvar="SHIKONG_MQTT",
+    default="mqtt://127.0.0.1:1883",
+    show_default=True,
+    help="Broker to publish to when reachable.",
+)
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds.")
+@click.option("--rounds", type=int, help="Stop after N rounds (default: run until Ctrl-C).")
+@clear_errors
+def simulate(data_dir: Path, url: str, mqtt: str, interval: float, rounds: int | None) -> None:
+    """Feed every sensor of the catalog with live readings (MQTT if reachable, else HTTP)."""
+    from shikong.catalog import Catalog
+
+    from .simulator import Simulator
+
+    sim = Simulator(Catalog.open(data_dir), url, mqtt, interval)
+    channel = sim.mqtt_url or f"{url}/readings"
+    console.print(f"simulating every sensor every {interval:g} s over {channel}")
+    with contextlib.suppress(KeyboardInterrupt):
+        sim.run(rounds)
+    console.print(f"sent {sim.sent} readings")
+
+
+@demo.command("run")
+@_data_option
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--mqtt",
+    envvar="SHIKONG_MQTT",
+    default="mqtt://127.0.0.1:1883",
+    show_default=True,
+    help="Broker for live sensor data, used when reachable.",
+)
+@clear_errors
+def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
+    """Serve the demo city and keep its sensors live (what `make demo` runs)."""
+    import subprocess
+
+    from shikong.catalog import Catalog
+
+    from .simulator import Simulator, broker_reachable, wait_for
+
+    url = f"http://localhost:{port}"
+    use_mqtt = mqtt if broker_reachable(mqtt) else None
+    args = [
+        sys.executable,
+        "-m",
+        "shikong.server.cli",
+        "serve",
+        "--data",
+        str(data_dir),
+        "--port",
+        str(port),
+        *(["--mqtt", use_mqtt] if use_mqtt else []),
+    ]
+    server = subprocess.Popen(args)
+    try:
+        if not wait_for(url):
+            raise click.ClickException("the server did not start")
+        sim = Simulator(Catalog.open(data_dir), url, use_mqtt, interval=5.0)
+        sim.start()
+        console.print(
+            f"[green]demo city live[/] on {url} (sensors over {use_mqtt or 'HTTP'}); Ctrl-C stops"
+        )
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @main.group()

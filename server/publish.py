@@ -189,6 +189,29 @@ def edr_provider(layer: Layer) -> dict[str, Any]:
     }
 
 
+def alerts_resource(catalog: Catalog) -> dict[str, Any]:
+    """The collection of fired alerts (from the observation store)."""
+    return {
+        "type": "collection",
+        "title": {"en": "Sensor alerts", "zh": "物联网预警"},
+        "description": {
+            "en": "Alerts fired by the alert rules on live readings",
+            "zh": "实时监测数据触发的预警",
+        },
+        "keywords": ["alerts", "预警", "IoT"],
+        "extents": {"spatial": {"bbox": [73, 3, 136, 54], "crs": CRS84}},
+        "providers": [
+            {
+                "type": "feature",
+                "name": f"{PROVIDERS}.alerts.ShikongAlertsProvider",
+                "data": str(catalog.paths.root),
+                "id_field": "id",
+            }
+        ],
+        "shikong": {"department": "ema", "classification": "shared", "kind": "alerts"},
+    }
+
+
 @dataclass
 class Snapshot:
     """One published state: the pygeoapi API object and the catalog version it shows."""
@@ -236,6 +259,8 @@ class Publisher:
             "output_dir": str(jobs),
         }
         resources.update(process_resources(self.catalog.paths.root))
+        if any(r["shikong"]["kind"] == "sensors" for r in resources.values() if "shikong" in r):
+            resources["alerts"] = alerts_resource(self.catalog)
         config["resources"] = resources
         started = time.perf_counter()
         openapi = orjson.dumps(

@@ -469,3 +469,26 @@ def test_demo_build_small(tmp_path):
     again = CliRunner().invoke(main, ["demo", "build", "--scale", "small", "--data", str(data)])
     assert again.exit_code == 0, again.output
     assert Catalog.open(data).version == version
+
+
+def test_resampled_aggregates_match_pandas(cat, tmp_path):
+    sensors = tmp_path / "s.csv"
+    sensors.write_text("sensor_id,lon,lat,min_valid,max_valid\nS1,113.3,33.7,0,1000\n")
+    cat.ingest(sensors, department="wat", layer="gauges", kind="sensors")
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2024-07-01", periods=500, freq="7min", tz="UTC")
+    values = rng.uniform(0, 100, len(times)).round(3)
+    frame = pd.DataFrame(
+        {"sensor_id": "S1", "time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": values}
+    )
+    readings = tmp_path / "r.csv"
+    frame.to_csv(readings, index=False)
+    cat.ingest(readings, department="wat", layer="gauge_readings", sensor_layer="gauges")
+    layer = cat["wat-gauges"]
+    truth = pd.Series(values, index=times)
+    hourly = layer.resample("1h", "mean")
+    expect = truth.resample("1h").mean().dropna()
+    np.testing.assert_allclose(hourly["mean"], expect.values, rtol=1e-12)
+    assert hourly["time"].tolist() == expect.index.tolist()
+    daily = layer.resample("1D", "max")
+    np.testing.assert_allclose(daily["max"], truth.resample("1D").max().values)

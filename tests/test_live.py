@@ -167,6 +167,11 @@ def test_an_alert_fires_exactly_once_per_crossing(live_server, mosquitto):
         time.sleep(0.3)
         mine = [a for a in received if a["sensor_id"] == SENSOR]
         assert [a["value"] for a in mine] == [153.0, 155.0]  # two upward crossings
+        collection = httpx.get(
+            f"{server.url}/collections/alerts/items", params={"sensor_id": SENSOR, "f": "json"}
+        ).json()
+        assert sorted(f["properties"]["value"] for f in collection["features"]) == [153.0, 155.0]
+        assert collection["features"][0]["geometry"]["type"] == "Point"
         listed = httpx.get(f"{server.url}/readings/alerts").json()["alerts"]
         assert sorted(a["value"] for a in listed if a["sensor_id"] == SENSOR) == [153.0, 155.0]
     finally:
@@ -203,3 +208,24 @@ def test_sigkill_loses_nothing_acknowledged(demo_data, tmp_path):
     have = set(stored["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z")
     assert set(acknowledged) <= have
     assert len(acknowledged) == 4000
+
+
+@pytest.mark.parametrize("channel", ["http", "mqtt"])
+def test_the_simulator_feeds_every_sensor(live_server, mosquitto, channel):
+    from shikong.server.simulator import Simulator
+
+    server, data = live_server
+    cat = Catalog.open(data)
+    start = pd.Timestamp.now(tz="UTC")
+    sim = Simulator(cat, server.url, mosquitto if channel == "mqtt" else None, interval=0.1)
+    assert (sim.mqtt_url is not None) == (channel == "mqtt")
+    sim.run(rounds=2)
+    time.sleep(0.5)
+    fed = set()
+    for layer in cat.collections(kind="sensors"):
+        recent = cat.observations.window(layer.id, start=start)
+        fed |= set(recent["sensor_id"])
+    every = {
+        s for layer in cat.collections(kind="sensors") for s in layer.to_geodataframe()["sensor_id"]
+    }
+    assert fed == every
