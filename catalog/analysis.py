@@ -22,10 +22,11 @@ from shikong.config import load as load_config
 from shikong.spatial.area import Area, measure
 from shikong.spatial.crs import gk_zone
 from shikong.spatial.errors import InputError
-from shikong.spatial.overlay import Overlay, overlay, polygonal
+from shikong.spatial.overlay import Overlay, overlay, overlay_geometries, polygonal
 from shikong.spatial.readers import parse_coordinate_text
 
 from .catalog import Catalog, LayerNotFound
+from .opened import open_layer
 
 HA_DECIMALS, MU_DECIMALS = 4, 2
 
@@ -154,6 +155,26 @@ def _layer_frame(catalog: Catalog, collection: str, proposal: Proposal, as_of: A
     return layer, version.features(tuple(proposal.geometry.bounds))
 
 
+def _overlay_layer(
+    catalog: Catalog, collection: str, proposal: Proposal, as_of: Any, zone, sliver_m2: float = 0.0
+):
+    """Overlay on a layer's opened (cached) asset: only pieces' attributes are converted."""
+    layer = catalog.layer(collection)
+    version = layer.as_of(as_of) if as_of else layer.current
+    id_field = _id_field(layer)
+    opened = open_layer(version.asset_path, id_field)
+    rows = opened.bbox_rows(tuple(proposal.geometry.bounds))
+    result = overlay_geometries(
+        proposal.geometry,
+        opened.geometries(rows),
+        lambda positions: opened.records(rows[positions]),
+        id_field=id_field,
+        sliver_m2=sliver_m2,
+        zone=zone,
+    )
+    return layer, result
+
+
 def _pieces_geojson(name: str, result: Overlay, class_field: str | None) -> list[dict]:
     return [
         {
@@ -191,7 +212,9 @@ def planning_compliance(
     for rule in rules["layers"]:
         name, class_field = rule.get("name", rule["collection"]), rule.get("class_field")
         try:
-            layer, frame = _layer_frame(catalog, rule["collection"], proposal, as_of)
+            layer, result = _overlay_layer(
+                catalog, rule["collection"], proposal, as_of, zone, sliver
+            )
         except LayerNotFound:
             layers.append(
                 {
@@ -216,9 +239,6 @@ def planning_compliance(
             )
             verdicts.append("needs_review")
             continue
-        result = overlay(
-            proposal.geometry, frame, id_field=_id_field(layer), zone=zone, sliver_m2=sliver
-        )
         occupied = bool(result.kept())
         entry: dict[str, Any] = {
             "layer": layer.id,
@@ -371,8 +391,7 @@ def land_approval_precheck(
     total = measure(proposal.geometry)
     zone = total.zone
     group_of, group_names = _land_groups()
-    landuse_layer, landuse = _layer_frame(catalog, "nrp-landuse", proposal, as_of)
-    uses = overlay(proposal.geometry, landuse, id_field=_id_field(landuse_layer), zone=zone)
+    landuse_layer, uses = _overlay_layer(catalog, "nrp-landuse", proposal, as_of, zone)
     parcels = None
     try:
         _, parcels = _layer_frame(catalog, "rer-parcels", proposal, as_of)
@@ -392,8 +411,7 @@ def land_approval_precheck(
             ownership_sources[source] += m2
             for category in categories:
                 tally[(category, owner)] = tally.get((category, owner), 0.0) + m2
-    farmland_layer, protected = _layer_frame(catalog, "nrp-farmland_protection", proposal, as_of)
-    basic = overlay(proposal.geometry, protected, id_field=_id_field(farmland_layer), zone=zone)
+    _, basic = _overlay_layer(catalog, "nrp-farmland_protection", proposal, as_of, zone)
     for piece in basic.kept():
         for owner, m2, _source in _ownership_split(piece, parcels, zone):
             tally[("永久基本农田", owner)] = tally.get(("永久基本农田", owner), 0.0) + m2
@@ -404,10 +422,7 @@ def land_approval_precheck(
             "total": _area(Area(sum(m2 for (c, _), m2 in tally.items() if c == category))),
             "by_ownership": by_owner,
         }
-    approved_layer, approved = _layer_frame(catalog, "nrp-approved_land", proposal, as_of)
-    overlaps = overlay(
-        proposal.geometry, approved, id_field=_id_field(approved_layer), zone=zone, sliver_m2=1.0
-    )
+    _, overlaps = _overlay_layer(catalog, "nrp-approved_land", proposal, as_of, zone, 1.0)
     compliance = planning_compliance(catalog, mapping(proposal.geometry), as_of=as_of)
     control = [
         layer

@@ -54,6 +54,11 @@ class OpenedLayer:
         geoms = shapely.from_wkb(taken.column(self.geometry_column).to_numpy(zero_copy_only=False))
         return gpd.GeoDataFrame(attributes, geometry=geoms, crs=4490)
 
+    def records(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Attributes of some rows as plain dicts (no geometry)."""
+        names = [n for n in self.table.column_names if n != self.geometry_column]
+        return self.table.select(names).take(pa.array(rows, pa.int64())).to_pylist()
+
     def bbox_rows(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Rows whose geometry intersects a bbox: the index narrows, geometry decides.
 

@@ -7,6 +7,7 @@ edge takes nothing and is not a conflict. Pieces smaller than the sliver toleran
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,47 @@ def polygonal(geom: BaseGeometry) -> BaseGeometry:
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
+def overlay_geometries(
+    proposal: BaseGeometry,
+    geoms: np.ndarray,
+    records: Callable[[np.ndarray], list[dict[str, Any]]],
+    *,
+    id_field: str | None = None,
+    sliver_m2: float = 0.0,
+    zone: GKZone | None = None,
+) -> Overlay:
+    """The core: pieces of a proposal inside candidate geometries.
+
+    ``records(positions)`` gives the attributes of the candidates that produced a piece,
+    so a caller holding attributes in Arrow (or a database) converts only those.
+    """
+    zone = zone or zone_for(proposal)
+    result = Overlay()
+    if proposal.is_empty or len(geoms) == 0:
+        return result
+    shapely.prepare(proposal)
+    pieces = [polygonal(p) for p in shapely.intersection(proposal, geoms)]
+    hits = np.array([i for i, p in enumerate(pieces) if not p.is_empty], dtype=np.int64)
+    if hits.size == 0:
+        return result  # touching along an edge or at a corner takes no ground
+    for position, record in zip(hits, records(hits), strict=True):
+        piece = pieces[position]
+        ellipsoidal = Area(ellipsoidal_area_m2(piece))
+        if ellipsoidal.m2 <= 0:
+            continue
+        result.pieces.append(
+            Piece(
+                feature_id=_plain(record.get(id_field)) if id_field else int(position),
+                attributes={k: _plain(v) for k, v in record.items()},
+                geometry=piece,
+                ellipsoidal=ellipsoidal,
+                planar=Area(planar_area_m2(piece, zone)),
+                sliver=ellipsoidal.m2 < sliver_m2,
+            )
+        )
+    return result
+
+
 def overlay(
     proposal: BaseGeometry,
     layer: gpd.GeoDataFrame,
@@ -75,40 +117,32 @@ def overlay(
     zone: GKZone | None = None,
 ) -> Overlay:
     """Pieces of a proposal (EPSG:4490) inside the features of a layer (EPSG:4490)."""
-    zone = zone or zone_for(proposal)
-    result = Overlay()
     if layer.empty or proposal.is_empty:
-        return result
-    rows = layer.sindex.query(proposal, predicate="intersects")
-    if rows.size == 0:
-        return result
-    rows = np.sort(rows)
-    geoms = layer.geometry.values[rows]
-    shapely.prepare(proposal)
-    pieces = shapely.intersection(proposal, geoms)
+        return Overlay()
+    rows = np.sort(layer.sindex.query(proposal, predicate="intersects"))
     keep = (
         attributes
         if attributes is not None
         else [c for c in layer.columns if c != layer.geometry.name]
     )
-    for row, piece in zip(rows, pieces, strict=True):
-        piece = polygonal(piece)
-        if piece.is_empty:
-            continue  # touching along an edge or at a corner takes no ground
-        ellipsoidal = Area(ellipsoidal_area_m2(piece))
-        if ellipsoidal.m2 <= 0:
-            continue
-        record = layer.iloc[row]
-        result.pieces.append(
-            Piece(
-                feature_id=_plain(record[id_field] if id_field else layer.index[row]),
-                attributes={k: _plain(record[k]) for k in keep if k in layer.columns},
-                geometry=piece,
-                ellipsoidal=ellipsoidal,
-                planar=Area(planar_area_m2(piece, zone)),
-                sliver=ellipsoidal.m2 < sliver_m2,
-            )
-        )
+    columns = [c for c in keep if c in layer.columns]
+    if id_field and id_field not in columns:
+        columns.append(id_field)
+
+    def records(positions: np.ndarray) -> list[dict[str, Any]]:
+        return layer.iloc[rows[positions]][columns].to_dict("records")
+
+    result = overlay_geometries(
+        proposal,
+        layer.geometry.values[rows],
+        records,
+        id_field=id_field,
+        sliver_m2=sliver_m2,
+        zone=zone,
+    )
+    if not id_field:
+        for piece in result.pieces:
+            piece.feature_id = _plain(layer.index[rows[piece.feature_id]])
     return result
 
 
