@@ -74,6 +74,51 @@ class LiveApi:
         frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return JSONResponse({"alerts": frame.to_dict("records")})
 
+    async def latest(self, request: Request) -> Response:
+        """Newest reading of each sensor of a layer: ?layer=…[&sensors=a,b]."""
+        layer = request.query_params.get("layer")
+        if not layer:
+            return JSONResponse(
+                {
+                    "code": "MissingParameterValue",
+                    "description": "give layer=<sensors collection id>",
+                },
+                status_code=400,
+            )
+        sensors = request.query_params.get("sensors")
+        frame = self.live.catalog.observations.latest(
+            layer, sensors.split(",") if sensors else None
+        )
+        frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return JSONResponse({"layer": layer, "readings": frame.to_dict("records")})
+
+    async def resample(self, request: Request) -> Response:
+        """Aggregates: ?layer=…&sensors=…&freq=1h&how=mean&start=…&end=…"""
+        q = request.query_params
+        if not q.get("layer"):
+            return JSONResponse(
+                {
+                    "code": "MissingParameterValue",
+                    "description": "give layer=<sensors collection id>",
+                },
+                status_code=400,
+            )
+        try:
+            frame = self.live.catalog.observations.resample(
+                q["layer"],
+                q["sensors"].split(",") if q.get("sensors") else None,
+                pd.Timestamp(q["start"]) if q.get("start") else None,
+                pd.Timestamp(q["end"]) if q.get("end") else None,
+                q.get("freq", "1h"),
+                q.get("how", "mean"),
+            )
+        except ValueError as exc:
+            return JSONResponse(
+                {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
+            )
+        frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return JSONResponse({"layer": q["layer"], "rows": frame.to_dict("records")})
+
     async def stats(self, request: Request) -> Response:
         return JSONResponse({"mqtt": self.bridge.stats() if self.bridge else None})
 

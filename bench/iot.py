@@ -1,0 +1,337 @@
+"""IoT benchmark: ingest rates, ingest-to-queryable latency and queries, beside PostgreSQL.
+
+In one run: the raw store load rate, sustained HTTP ingest (readings/s), MQTT ingest
+through a real Mosquitto (single-reading messages at QoS 0 and 1; batch messages),
+latency from publish to visible in EDR (p50/p99), and one-sensor-one-day, latest of 100
+sensors and hourly means over 30 days over HTTP, on a store of --readings readings;
+beside PostgreSQL `COPY` into an indexed table and the same queries on it.
+
+    .venv/bin/pip install 'psycopg[binary]'
+    .venv/bin/python bench/iot.py [--readings 50000000] [--sensors 5000]
+
+PostgreSQL: `--pg` (default host=127.0.0.1 user=postgres dbname=postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import paho.mqtt.client as mqtt
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from conftest import RunningServer, free_port  # noqa: E402
+from shikong.catalog import Catalog  # noqa: E402
+
+LAYER = "wat-gauges"
+START = pd.Timestamp("2026-08-01", tz="UTC")
+
+
+def broker(work: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    conf = work / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\n"
+    )
+    proc = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port
+        time.sleep(0.05)
+    raise RuntimeError("mosquitto did not start")
+
+
+def history(sensors: int, total: int, chunk: int = 2_000_000):
+    """Readings every 10 minutes per sensor, in time order, in chunks."""
+    per_sensor = total // sensors
+    rng = np.random.default_rng(1)
+    ids = np.array([f"G{i:05d}" for i in range(sensors)])
+    step = max(1, chunk // sensors)
+    for first in range(0, per_sensor, step):
+        n = min(step, per_sensor - first)
+        t = START + pd.to_timedelta(np.arange(first, first + n) * 600, unit="s")
+        frame = pd.DataFrame(
+            {
+                "sensor": np.repeat(ids, n),
+                "parameter": "value",
+                "time": np.tile(t.asi8 // 1_000_000, sensors),
+                "value": rng.uniform(0, 10, sensors * n).round(3),
+            }
+        )
+        yield frame
+
+
+def p50(values):
+    return statistics.median(values)
+
+
+def timed(fn, rounds):
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--readings", type=int, default=50_000_000)
+    parser.add_argument("--sensors", type=int, default=5000)
+    parser.add_argument("--pg", default="host=127.0.0.1 user=postgres dbname=postgres")
+    parser.add_argument("--rounds", type=int, default=100)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="shikong-bench-iot-"))
+    procs = []
+    try:
+        cat = Catalog.open(work / "data")
+        sensors_csv = work / "gauges.csv"
+        rows = ["sensor_id,lon,lat,min_valid,max_valid,warning_level"] + [
+            f"G{i:05d},{113 + (i % 100) * 0.006},{33.6 + (i // 100) * 0.008},-100,1000,900"
+            for i in range(args.sensors)
+        ]
+        sensors_csv.write_text("\n".join(rows) + "\n")
+        cat.ingest(sensors_csv, department="wat", layer="gauges", kind="sensors")
+        store = cat.observations
+        t0 = time.perf_counter()
+        loaded = 0
+        for frame in history(args.sensors, args.readings):
+            rows_ = list(
+                zip(
+                    [LAYER] * len(frame),
+                    frame.sensor,
+                    frame.parameter,
+                    frame.time.tolist(),
+                    frame.value.tolist(),
+                    strict=True,
+                )
+            )
+            store.db.execute("BEGIN")
+            store.db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?)", rows_)
+            store.db.execute("COMMIT")
+            loaded += len(frame)
+        load_s = time.perf_counter() - t0
+        last_time = int(frame.time.max())
+        store.db.executemany(
+            "INSERT OR REPLACE INTO latest VALUES (?,?,?,?,?)",
+            [(LAYER, s, "value", last_time, 1.0) for s in frame.sensor.unique()],
+        )
+        print(f"store: {loaded:,} readings loaded at {loaded / load_s:,.0f} rows/s")
+
+        mq, port = broker(work)
+        procs.append(mq)
+        server = RunningServer(work / "data", free_port(), mqtt=f"mqtt://127.0.0.1:{port}")
+        procs.append(server)
+        client = httpx.Client(timeout=120)
+        now = pd.Timestamp.now(tz="UTC")
+        # HTTP ingest: batches of 10,000 readings, for about 10 s
+        sent, t0 = 0, time.perf_counter()
+        k = 0
+        while time.perf_counter() - t0 < 10:
+            base = now + pd.Timedelta(seconds=k)
+            batch = [
+                {
+                    "sensor_id": f"G{i % args.sensors:05d}",
+                    "time": (base + pd.Timedelta(milliseconds=i // args.sensors)).isoformat(),
+                    "value": 1.0,
+                }
+                for i in range(10_000)
+            ]
+            r = client.post(f"{server.url}/readings", json=batch)
+            assert r.status_code == 200 and r.json()["accepted"] == 10_000, r.text[:300]
+            sent += 10_000
+            k += 1
+        http_rate = sent / (time.perf_counter() - t0)
+        print(f"HTTP ingest: {http_rate:,.0f} readings/s (batches of 10,000, committed)")
+
+        def mqtt_rate(qos: int, messages: int, per_message: int) -> float:
+            pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            pub.connect("127.0.0.1", port)
+            pub.loop_start()
+            before = httpx.get(f"{server.url}/readings/stats").json()["mqtt"].get("accepted", 0)
+            base = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=qos + per_message % 7)
+            t0 = time.perf_counter()
+            info = None
+            for m in range(messages):
+                sid = f"G{m % args.sensors:05d}"
+                t = base + pd.Timedelta(milliseconds=m)
+                if per_message == 1:
+                    payload = {"time": t.isoformat(), "value": 1.0}
+                else:
+                    payload = {
+                        "readings": [
+                            {"time": (t + pd.Timedelta(microseconds=j)).isoformat(), "value": 1.0}
+                            for j in range(per_message)
+                        ]
+                    }
+                info = pub.publish(f"shikong/wat//{sid}", json.dumps(payload), qos=qos)
+            info.wait_for_publish()
+            target = before + messages * per_message
+            while (
+                httpx.get(f"{server.url}/readings/stats").json()["mqtt"].get("accepted", 0) < target
+                and time.perf_counter() - t0 < 120
+            ):
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            pub.loop_stop()
+            return messages * per_message / elapsed
+
+        print(
+            f"MQTT single readings, QoS 0: {mqtt_rate(0, 20_000, 1):,.0f} msg/s; "
+            f"QoS 1: {mqtt_rate(1, 20_000, 1):,.0f} msg/s; "
+            f"batches of 1,000: {mqtt_rate(1, 200, 1000):,.0f} readings/s"
+        )
+
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        latencies = []
+        for i in range(50):
+            t = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=2, seconds=i)).isoformat()
+            t0 = time.perf_counter()
+            pub.publish(
+                "shikong/wat//G00001", json.dumps({"time": t, "value": 7.5 + i}), qos=1
+            ).wait_for_publish()
+            while True:
+                r = client.get(
+                    f"{server.url}/readings/latest", params={"layer": LAYER, "sensors": "G00001"}
+                ).json()
+                if r["readings"] and r["readings"][0]["value"] == 7.5 + i:
+                    break
+                time.sleep(0.002)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        pub.loop_stop()
+        print(
+            f"ingest to queryable: p50 {p50(latencies):.0f} ms, "
+            f"p99 {np.percentile(latencies, 99):.0f} ms"
+        )
+
+        day = (START + pd.Timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        day_end = (START + pd.Timedelta(days=21)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        hundred = ",".join(f"G{i:05d}" for i in range(0, args.sensors, args.sensors // 100))
+        month_end = (START + pd.Timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ours = {
+            "one sensor one day (EDR)": timed(
+                lambda: client.get(
+                    f"{server.url}/collections/{LAYER}/locations/G00042",
+                    params={"datetime": f"{day}/{day_end}"},
+                ),
+                args.rounds,
+            ),
+            "latest of 100 sensors": timed(
+                lambda: client.get(
+                    f"{server.url}/readings/latest", params={"layer": LAYER, "sensors": hundred}
+                ),
+                args.rounds,
+            ),
+            "hourly means over 30 days": timed(
+                lambda: client.get(
+                    f"{server.url}/readings/resample",
+                    params={
+                        "layer": LAYER,
+                        "sensors": "G00042",
+                        "freq": "1h",
+                        "how": "mean",
+                        "start": START.isoformat(),
+                        "end": month_end,
+                    },
+                ),
+                args.rounds,
+            ),
+        }
+
+        import psycopg
+
+        with psycopg.connect(args.pg, autocommit=True) as pg:
+            pg.execute("DROP TABLE IF EXISTS bench_readings")
+            pg.execute(
+                "CREATE TABLE bench_readings (sensor text, parameter text, "
+                "time timestamptz, value double precision, "
+                "PRIMARY KEY (sensor, parameter, time))"
+            )
+            t0 = time.perf_counter()
+            copied = 0
+            for frame in history(args.sensors, min(args.readings, 10_000_000)):
+                buffer = io.StringIO()
+                pd.DataFrame(
+                    {
+                        "sensor": frame.sensor,
+                        "parameter": frame.parameter,
+                        "time": pd.to_datetime(frame.time, unit="ms", utc=True),
+                        "value": frame.value,
+                    }
+                ).to_csv(buffer, index=False, header=False)
+                with pg.cursor().copy("COPY bench_readings FROM STDIN WITH (FORMAT csv)") as cp:
+                    cp.write(buffer.getvalue())
+                copied += len(frame)
+            copy_rate = copied / (time.perf_counter() - t0)
+            print(
+                f"PostgreSQL COPY into an indexed table: {copy_rate:,.0f} rows/s ({copied:,} rows)"
+            )
+            ids = [f"G{i:05d}" for i in range(0, args.sensors, args.sensors // 100)]
+            theirs = {
+                "one sensor one day (EDR)": timed(
+                    lambda: pg.execute(
+                        "SELECT time, value FROM bench_readings WHERE sensor='G00042' AND "
+                        "parameter='value' AND time >= %s AND time <= %s",
+                        (day, day_end),
+                    ).fetchall(),
+                    args.rounds,
+                ),
+                "latest of 100 sensors": timed(
+                    lambda: pg.execute(
+                        "SELECT DISTINCT ON (sensor) sensor, time, value FROM bench_readings "
+                        "WHERE sensor = ANY(%s) ORDER BY sensor, time DESC",
+                        (ids,),
+                    ).fetchall(),
+                    args.rounds,
+                ),
+                "hourly means over 30 days": timed(
+                    lambda: pg.execute(
+                        "SELECT date_trunc('hour', time), avg(value) FROM bench_readings WHERE "
+                        "sensor='G00042' AND time >= %s AND time <= %s GROUP BY 1 ORDER BY 1",
+                        (START.isoformat(), month_end),
+                    ).fetchall(),
+                    args.rounds,
+                ),
+            }
+            pg.execute("DROP TABLE bench_readings")
+        print(
+            f"--- queries p50 on {loaded:,} readings (shikong over HTTP; PostgreSQL over "
+            f"its wire protocol, {min(args.readings, 10_000_000):,} rows) ---"
+        )
+        for name in ours:
+            print(
+                f"{name:28s} shikong {p50(ours[name]):7.2f} ms   PostgreSQL "
+                f"{p50(theirs[name]):7.2f} ms   ratio {p50(theirs[name]) / p50(ours[name]):5.2f}"
+            )
+    finally:
+        for proc in procs:
+            if isinstance(proc, RunningServer):
+                proc.stop()
+            else:
+                proc.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
