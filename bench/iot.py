@@ -167,8 +167,13 @@ def main() -> None:
             pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
             pub.connect("127.0.0.1", port)
             pub.loop_start()
-            before = httpx.get(f"{server.url}/readings/stats").json()["mqtt"].get("accepted", 0)
-            base = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=qos + per_message % 7)
+
+            def handled() -> int:
+                counts = httpx.get(f"{server.url}/readings/stats").json()["mqtt"]
+                return sum(v for k, v in counts.items() if k != "messages")
+
+            before = handled()
+            base = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1 + qos + per_message % 7)
             t0 = time.perf_counter()
             info = None
             for m in range(messages):
@@ -179,7 +184,7 @@ def main() -> None:
                 else:
                     payload = {
                         "readings": [
-                            {"time": (t + pd.Timedelta(microseconds=j)).isoformat(), "value": 1.0}
+                            {"time": (t + pd.Timedelta(seconds=j)).isoformat(), "value": 1.0}
                             for j in range(per_message)
                         ]
                     }

@@ -103,7 +103,12 @@ class LiveIngest:
         frame = frame.copy()
         frame["sensor_id"] = frame["sensor_id"].astype(str)
         directory = self.sensors()
-        layer_of = frame["sensor_id"].map(lambda s: directory[s].layer if s in directory else None)
+        ids = frame["sensor_id"].tolist()
+        layer_of = pd.Series(
+            [directory[s].layer if s in directory else None for s in ids],
+            index=frame.index,
+            dtype=object,
+        )
         unknown = layer_of.isna()
         if unknown.any():
             result.rejected["unknown sensor"] += int(unknown.sum())

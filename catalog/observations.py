@@ -109,15 +109,21 @@ class ObservationStore:
             return result
         now = now or pd.Timestamp.now(tz="UTC")
         frame = frame.reset_index(drop=True)
-        sensor = frame["sensor_id"].astype(str)
+        # plain Python lists and numpy arrays: pandas' Arrow strings iterate slowly
+        sensor = [str(v) for v in frame["sensor_id"].tolist()]
         if "parameter" in frame:
-            given = frame["parameter"].where(frame["parameter"].notna(), "value").astype(str)
-            parameter = given.where(given.str.len() > 0, "value")
+            parameter = [
+                str(p) if p not in (None, "") and p == p else "value"
+                for p in frame["parameter"].tolist()
+            ]
         else:
-            parameter = pd.Series("value", index=frame.index)
+            parameter = ["value"] * len(sensor)
         times = pd.to_datetime(frame["time"], errors="coerce", utc=True, format="ISO8601")
-        values = pd.to_numeric(frame["value"], errors="coerce")
-        known = sensor.isin(sensors.keys()).to_numpy()
+        values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
+        specs = [sensors.get(s) for s in sensor]
+        known = np.fromiter((spec is not None for spec in specs), bool, len(specs))
         result.refuse(~known, "unknown sensor", frame)
         ok = known.copy()
         bad_time = ok & times.isna().to_numpy()
@@ -126,26 +132,38 @@ class ObservationStore:
         future = ok & (times > now + FUTURE_TOLERANCE).fillna(False).to_numpy()
         result.refuse(future, "time in the future", frame)
         ok &= ~future
-        bad_value = ok & ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        bad_value = ok & ~np.isfinite(values)
         result.refuse(bad_value, "value is not a number", frame)
         ok &= ~bad_value
-        lo = sensor.map(lambda s: sensors[s].min_valid if s in sensors else -np.inf)
-        hi = sensor.map(lambda s: sensors[s].max_valid if s in sensors else np.inf)
-        out_of_range = ok & ((values < lo) | (values > hi)).to_numpy()
+        lo = np.fromiter((sp.min_valid if sp else -np.inf for sp in specs), float, len(specs))
+        hi = np.fromiter((sp.max_valid if sp else np.inf for sp in specs), float, len(specs))
+        with np.errstate(invalid="ignore"):
+            out_of_range = ok & ((values < lo) | (values > hi))
         result.refuse(out_of_range, "value outside the sensor's valid range", frame)
         ok &= ~out_of_range
+        keep = np.flatnonzero(ok)
+        ms = times.dt.as_unit("ms").to_numpy(dtype="int64", na_value=0)
         good = pd.DataFrame(
             {
-                "sensor": sensor[ok],
-                "parameter": parameter[ok],
-                "time": times[ok].dt.as_unit("ms").astype("int64"),
-                "value": values[ok],
+                "sensor": pd.array([sensor[i] for i in keep], dtype=object),
+                "parameter": pd.array([parameter[i] for i in keep], dtype=object),
+                "time": ms[keep],
+                "value": values[keep],
             }
         )
         within = good.duplicated(["sensor", "parameter", "time"])
         result.duplicates += int(within.sum())
         good = good[~within]
-        rows = [(layer, s, p, int(t), float(v)) for s, p, t, v in good.itertuples(index=False)]
+        rows = list(
+            zip(
+                [layer] * len(good),
+                good["sensor"].tolist(),
+                good["parameter"].tolist(),
+                good["time"].tolist(),
+                good["value"].tolist(),
+                strict=True,
+            )
+        )
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -158,7 +176,16 @@ class ObservationStore:
             db.executemany(
                 "INSERT INTO latest VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
                 "time=excluded.time, value=excluded.value WHERE excluded.time > latest.time",
-                [(layer, s, p, int(t), float(v)) for s, p, t, v in newest.itertuples(index=False)],
+                list(
+                    zip(
+                        [layer] * len(newest),
+                        newest["sensor"].tolist(),
+                        newest["parameter"].tolist(),
+                        newest["time"].tolist(),
+                        newest["value"].tolist(),
+                        strict=True,
+                    )
+                ),
             )
         except BaseException:
             db.execute("ROLLBACK")
