@@ -188,3 +188,93 @@ def zonal_stats(
             result[c] = np.nan
     result["count"] = result["count"].fillna(0).astype("int64") if "count" in result else 0
     return result[columns]
+
+
+# -- terrain and subsidence ----------------------------------------------------------
+GRS80_A = 6378137.0
+
+
+GRS80_E2 = 0.00669438002290  # first eccentricity squared of GRS80 / CGCS2000
+
+
+def _pixel_sizes(da_: xr.DataArray) -> tuple[xr.DataArray | float, float | xr.DataArray]:
+    """Pixel width and height in metres: exact for projected grids; for lon/lat grids from
+    the ellipsoid's radii of curvature at each row's latitude."""
+    t = da_.rio.transform()
+    if da_.rio.crs is not None and da_.rio.crs.is_geographic:
+        lat = np.radians(da_["y"])
+        w = np.sqrt(1 - GRS80_E2 * np.sin(lat) ** 2)
+        prime_vertical = GRS80_A / w  # N
+        meridional = GRS80_A * (1 - GRS80_E2) / w**3  # M
+        return (
+            abs(t.a) * np.pi / 180 * prime_vertical * np.cos(lat),
+            abs(t.e) * np.pi / 180 * meridional,
+        )
+    return abs(t.a), abs(t.e)
+
+
+def slope_aspect(dem: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Slope (degrees) and aspect (degrees clockwise from north, downslope) of a DEM.
+
+    Central differences over a one-pixel halo (dask ``map_overlap``), so block edges are
+    computed exactly as the interior; one-sided differences at the raster's own edges.
+    """
+    if dem.ndim == 3:
+        dem = dem.squeeze("band", drop=True)
+    dx, dy = _pixel_sizes(dem)
+    data = dem.data if isinstance(dem.data, da.Array) else da.from_array(dem.data)
+
+    def along(axis: int):
+        return lambda block: np.gradient(block.astype("float64"), axis=axis)
+
+    # no padding at the raster's own edges: np.gradient takes one-sided differences there
+    gx = data.map_overlap(along(1), depth=1, boundary="none", dtype="float64")
+    gy = data.map_overlap(along(0), depth=1, boundary="none", dtype="float64")
+    dx_arr = np.asarray(dx)[:, None] if np.ndim(dx) else dx
+    dy_arr = np.asarray(dy)[:, None] if np.ndim(dy) else dy
+    dzdx = gx / dx_arr
+    dzdy = -gy / dy_arr  # rows run southwards
+    slope = da.degrees(da.arctan(da.hypot(dzdx, dzdy)))
+    aspect = (da.degrees(da.arctan2(-dzdx, -dzdy)) + 360) % 360
+    coords = {"y": dem["y"], "x": dem["x"]}
+    out_slope = xr.DataArray(slope, dims=("y", "x"), coords=coords, name="slope")
+    out_aspect = xr.DataArray(aspect, dims=("y", "x"), coords=coords, name="aspect")
+    if dem.rio.crs is not None:
+        out_slope = out_slope.rio.write_crs(dem.rio.crs)
+        out_aspect = out_aspect.rio.write_crs(dem.rio.crs)
+    return out_slope, out_aspect
+
+
+def cell_areas(grid: xr.DataArray) -> xr.DataArray:
+    """Area of each cell in m² (ellipsoid-based per row for lon/lat grids)."""
+    dx, dy = _pixel_sizes(grid)
+    if np.ndim(dx):
+        row = xr.DataArray(np.asarray(dx) * np.asarray(dy), dims=("y",), coords={"y": grid["y"]})
+        return row.broadcast_like(grid.squeeze(drop=True) if grid.ndim == 3 else grid)
+    return xr.full_like(
+        grid.squeeze(drop=True) if grid.ndim == 3 else grid, dx * dy, dtype="float64"
+    )
+
+
+def subsidence(
+    displacement_m: xr.DataArray, threshold_m: float = 0.01, zones: gpd.GeoDataFrame | None = None
+) -> dict | pd.DataFrame:
+    """Subsided area (m²) and volume (m³) where the ground sank more than a threshold.
+
+    Displacement is vertical, in metres, negative downwards. With ``zones`` the answer is
+    per polygon (pixel-centre rule), else for the whole grid.
+    """
+    grid = displacement_m.squeeze("band", drop=True) if displacement_m.ndim == 3 else displacement_m
+    sunk = (-grid).where(-grid > threshold_m)
+    areas = cell_areas(grid)
+    if zones is None:
+        area = float(areas.where(sunk.notnull()).sum())
+        volume = float((sunk * areas).sum())
+        return {"area_m2": area, "volume_m3": volume, "threshold_m": threshold_m}
+    volume = (sunk * areas).rio.write_crs(displacement_m.rio.crs)
+    area = areas.where(sunk.notnull()).rio.write_crs(displacement_m.rio.crs)
+    v = zonal_stats(
+        volume.rio.write_transform(displacement_m.rio.transform()), zones, stats=("sum",)
+    )
+    a = zonal_stats(area.rio.write_transform(displacement_m.rio.transform()), zones, stats=("sum",))
+    return pd.DataFrame({"area_m2": a["sum"].fillna(0), "volume_m3": v["sum"].fillna(0)})

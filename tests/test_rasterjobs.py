@@ -106,3 +106,97 @@ def test_ndvi_and_change_on_known_grids():
     later = ndvi(grid(np.full((4, 4), 0.3)), grid(np.full((4, 4), 0.3))).compute()  # bare soil
     delta = change(value, later).compute()
     np.testing.assert_allclose(delta, 0.0 - 2 / 3, rtol=1e-6)
+
+
+def projected(values: np.ndarray, res: float = 10.0, chunks: int = 16) -> xr.DataArray:
+    """A grid in EPSG:4547 (GK zone 38), res-metre pixels."""
+    h, w = values.shape
+    return (
+        xr.DataArray(
+            values.astype("float64"),
+            dims=("y", "x"),
+            coords={
+                "y": 3_737_000 - (np.arange(h) + 0.5) * res,
+                "x": 500_000 + (np.arange(w) + 0.5) * res,
+            },
+        )
+        .rio.write_crs(4547)
+        .chunk(chunks)
+    )
+
+
+def test_slope_and_aspect_of_a_plane():
+    from shikong.spatial.rasterjobs import slope_aspect
+
+    rows, cols = np.indices((40, 50))
+    # rises 1 m per 10 m pixel eastwards: slope atan(0.1), facing (downslope) west
+    dem = projected(cols * 1.0)
+    slope, aspect = slope_aspect(dem)
+    np.testing.assert_allclose(slope.values, np.degrees(np.arctan(0.1)), rtol=1e-9)
+    np.testing.assert_allclose(aspect.values, 270.0, atol=1e-9)
+    # rises northwards (towards smaller row numbers): downslope faces south
+    _, aspect_n = slope_aspect(projected((40 - rows) * 2.0))
+    np.testing.assert_allclose(aspect_n.values, 180.0, atol=1e-9)
+
+
+def test_subsidence_volume_of_a_known_bowl():
+    from shikong.spatial.rasterjobs import subsidence
+
+    grid = np.zeros((30, 30))
+    grid[5:15, 5:15] = -0.5  # 100 cells sank 0.5 m
+    grid[20:22, 20:25] = -0.005  # 10 cells sank 5 mm: below a 1 cm threshold
+    result = subsidence(projected(grid), threshold_m=0.01)
+    assert result["area_m2"] == pytest.approx(100 * 100.0)
+    assert result["volume_m3"] == pytest.approx(100 * 100.0 * 0.5)
+    zones = gpd.GeoDataFrame(
+        {"mine": ["a", "b"]},
+        geometry=[
+            box(500_000, 3_737_000 - 100, 500_100, 3_737_000),  # rows 0..9, cols 0..9
+            box(500_200, 3_737_000 - 300, 500_300, 3_737_000 - 200),
+        ],
+        crs=4547,
+    )
+    per_zone = subsidence(projected(grid), threshold_m=0.01, zones=zones)
+    # zone a covers the bowl's rows 5..9, cols 5..9: 25 cells
+    assert per_zone["volume_m3"].iloc[0] == pytest.approx(25 * 100.0 * 0.5)
+    assert per_zone["volume_m3"].iloc[1] == 0
+
+
+def test_cell_areas_on_lon_lat_match_the_geodesic():
+    from pyproj import Geod
+    from shikong.spatial.rasterjobs import cell_areas
+
+    grid_values = np.zeros((5, 4))
+    lonlat = xr.DataArray(
+        grid_values,
+        dims=("y", "x"),
+        coords={
+            "y": 33.9 - (np.arange(5) + 0.5) * 0.001,
+            "x": 113.0 + (np.arange(4) + 0.5) * 0.001,
+        },
+    ).rio.write_crs(4490)
+    areas = cell_areas(lonlat)
+    geod = Geod(ellps="GRS80")
+    lat0 = 33.9 - 0.001
+    truth, _ = geod.polygon_area_perimeter(
+        [113.0, 113.001, 113.001, 113.0], [lat0, lat0, 33.9, 33.9]
+    )
+    assert float(areas[0, 0]) == pytest.approx(abs(truth), rel=1e-5)
+
+
+def test_slope_on_lon_lat_uses_metres():
+    from shikong.spatial.rasterjobs import _pixel_sizes, slope_aspect
+
+    _, cols = np.indices((20, 30))
+    lonlat = xr.DataArray(
+        cols * 1.0,
+        dims=("y", "x"),
+        coords={
+            "y": 33.9 - (np.arange(20) + 0.5) * 0.0001,
+            "x": 113.0 + (np.arange(30) + 0.5) * 0.0001,
+        },
+    ).rio.write_crs(4490)
+    dx, _ = _pixel_sizes(lonlat)
+    slope, _ = slope_aspect(lonlat)
+    expect = np.degrees(np.arctan(1.0 / np.asarray(dx)))[:, None]
+    np.testing.assert_allclose(slope.values, np.broadcast_to(expect, (20, 30)), rtol=1e-9)
