@@ -126,6 +126,8 @@ class LiveApi:
         return [
             Route("/readings", self.post_readings, methods=["POST"]),
             Route("/readings/alerts", self.get_alerts),
+            Route("/readings/latest", self.latest),
+            Route("/readings/resample", self.resample),
             Route("/readings/stats", self.stats),
         ]
 

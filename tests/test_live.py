@@ -229,3 +229,26 @@ def test_the_simulator_feeds_every_sensor(live_server, mosquitto, channel):
         s for layer in cat.collections(kind="sensors") for s in layer.to_geodataframe()["sensor_id"]
     }
     assert fed == every
+
+
+def test_latest_and_resample_over_http(live_server):
+    server, data = live_server
+    store = Catalog.open(data).observations
+    latest = httpx.get(
+        f"{server.url}/readings/latest",
+        params={"layer": "wat-water_level_sensors", "sensors": SENSOR},
+    ).json()
+    truth = store.latest("wat-water_level_sensors", [SENSOR])
+    assert latest["readings"][0]["value"] == truth["value"].iloc[0]
+    hourly = httpx.get(
+        f"{server.url}/readings/resample",
+        params={"layer": "wat-water_level_sensors", "sensors": SENSOR, "freq": "1h"},
+    ).json()["rows"]
+    expect = store.resample("wat-water_level_sensors", [SENSOR], freq="1h")
+    assert [r["mean"] for r in hourly] == pytest.approx(expect["mean"].tolist())
+    assert httpx.get(f"{server.url}/readings/latest").status_code == 400
+    bad = httpx.get(
+        f"{server.url}/readings/resample",
+        params={"layer": "wat-water_level_sensors", "how": "median"},
+    )
+    assert bad.status_code == 400 and "median" in bad.json()["description"]
