@@ -64,6 +64,7 @@ class IngestRequest:
     id_field: str | None = None
     sensor_layer: str | None = None
     editable: bool | None = None  # None: keep the layer's setting (False for a new layer)
+    derived_from: list[str] = field(default_factory=list)  # item ids this was computed from
 
     @property
     def collection_id(self) -> str:
@@ -235,6 +236,8 @@ def ingest(catalog: Catalog, req: IngestRequest) -> IngestResult:
             source=source,
             created=datetime.now(UTC),
         )
+        if req.derived_from:
+            item["properties"]["shikong:derived_from"] = list(req.derived_from)
         catalog.commit_version(req, kind, item)
         return IngestResult(cid, item_id, version, "created", catalog.version, report=report)
 

@@ -149,6 +149,15 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
                     "type": "application/geo+json",
                 }
             )
+        for parent in props.get("shikong:derived_from", []):  # lineage of computed layers
+            dept, layer_name = parent.split("-", 1)[0], parent.rsplit("-v", 1)[0].split("-", 1)[1]
+            links.append(
+                {
+                    "rel": "derived_from",
+                    "type": "application/geo+json",
+                    "href": f"../../../{dept}/{layer_name}/items/{parent}.json",
+                }
+            )
         source = props.get("shikong:source")
         if source:
             links.append(

@@ -32,6 +32,7 @@ def ndvi(red: xr.DataArray, nir: xr.DataArray) -> xr.DataArray:
     nir = nir.astype("float32")
     total = nir + red
     out = xr.where(total != 0, (nir - red) / total, np.nan).astype("float32")
+    out.attrs = {}  # band names of the inputs do not describe the index
     out.name = "ndvi"
     return out.rio.write_crs(red.rio.crs) if red.rio.crs else out
 
@@ -44,6 +45,7 @@ def change(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
             f"grids differ: {before.shape} vs {after.shape}; reproject one onto the other first",
         )
     out = (after - before).astype("float32")
+    out.attrs = {}
     out.name = "change"
     return out
 
