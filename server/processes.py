@@ -8,6 +8,7 @@ the input; pygeoapi answers them 400.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -294,6 +295,107 @@ class PropertyByOwnerProcessor(RegistryProcessor):
         )
 
 
+class MineRemediationProcessor(ShikongProcessor):
+    METADATA: ClassVar[dict[str, Any]] = {
+        **metadata(
+            "mine-remediation-assessment",
+            {"en": "Mine remediation assessment", "zh": "矿山生态修复评估"},
+            {
+                "en": "NDVI before, after and its change per mining right from two image dates; "
+                "disturbed and recovered hectares; the change written back as a derived "
+                "layer. Runs on Dask; async by default.",
+                "zh": "矿区植被恢复评估",
+            },
+            {
+                "imagery": {
+                    "schema": {"type": "string", "default": "nrp-rs_mining"},
+                    "minOccurs": 0,
+                    "maxOccurs": 1,
+                },
+                "mines": {
+                    "schema": {"type": "string", "default": "nrp-mining_rights"},
+                    "minOccurs": 0,
+                    "maxOccurs": 1,
+                },
+                "before": {"schema": {"type": "string"}, "minOccurs": 0, "maxOccurs": 1},
+                "after": {"schema": {"type": "string"}, "minOccurs": 0, "maxOccurs": 1},
+            },
+        ),
+        "jobControlOptions": ["async-execute"],
+    }
+
+    def run(self, data: dict[str, Any]) -> Any:
+        from shikong.catalog.remediation import mine_remediation_assessment
+
+        return mine_remediation_assessment(
+            self.catalog,
+            imagery=data.get("imagery", "nrp-rs_mining"),
+            mines=data.get("mines", "nrp-mining_rights"),
+            before=data.get("before"),
+            after=data.get("after"),
+        )
+
+
+class ZonalStatisticsProcessor(ShikongProcessor):
+    METADATA: ClassVar[dict[str, Any]] = {
+        **metadata(
+            "zonal-statistics",
+            {"en": "Zonal statistics", "zh": "分区统计"},
+            {
+                "en": "Statistics of a raster layer inside each polygon of a vector layer "
+                "(pixel-centre rule), computed block by block on Dask.",
+                "zh": "按多边形统计栅格",
+            },
+            {
+                "raster": {"schema": {"type": "string"}, "minOccurs": 1, "maxOccurs": 1},
+                "zones": {"schema": {"type": "string"}, "minOccurs": 1, "maxOccurs": 1},
+                "band": {
+                    "schema": {"type": "integer", "default": 1},
+                    "minOccurs": 0,
+                    "maxOccurs": 1,
+                },
+                "stats": {
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "minOccurs": 0,
+                    "maxOccurs": 1,
+                },
+                "percentiles": {
+                    "schema": {"type": "array", "items": {"type": "number"}},
+                    "minOccurs": 0,
+                    "maxOccurs": 1,
+                },
+            },
+        ),
+        "jobControlOptions": ["async-execute"],
+    }
+
+    def run(self, data: dict[str, Any]) -> Any:
+        from shikong.spatial.compute import get_client
+        from shikong.spatial.rasterjobs import zonal_stats
+
+        raster = self.catalog.layer(str(self.required(data, "raster"))).to_xarray()
+        band = int(data.get("band", 1))
+        if not 1 <= band <= raster.sizes.get("band", 1):
+            raise ProcessorExecuteError(f"band {band} does not exist")
+        zones_layer = self.catalog.layer(str(self.required(data, "zones")))
+        zones = zones_layer.to_geodataframe()
+        id_field = zones_layer.current.item["properties"].get("shikong:id_field", "fid")
+        table = zonal_stats(
+            raster.isel(band=[band - 1]),
+            zones,
+            stats=tuple(data.get("stats", ("count", "mean", "min", "max"))),
+            percentiles=tuple(data.get("percentiles", ())),
+            id_field=id_field,
+            client=get_client(),
+        )
+        table = table.reset_index()
+        return {
+            "raster": data["raster"],
+            "zones": data["zones"],
+            "rows": json.loads(table.to_json(orient="records")),
+        }
+
+
 PROCESSORS = {
     "planning-compliance": PlanningComplianceProcessor,
     "land-approval-precheck": LandApprovalPrecheckProcessor,
@@ -302,6 +404,8 @@ PROCESSORS = {
     "parcel-by-code": ParcelByCodeProcessor,
     "parcel-history": ParcelHistoryProcessor,
     "property-by-owner": PropertyByOwnerProcessor,
+    "mine-remediation-assessment": MineRemediationProcessor,
+    "zonal-statistics": ZonalStatisticsProcessor,
 }
 
 

@@ -119,11 +119,13 @@ def zonal_stats(
     stats: Sequence[str] = ("count", "mean", "min", "max"),
     percentiles: Sequence[float] = (),
     id_field: str | None = None,
+    client=None,
 ) -> pd.DataFrame:
     """Statistics of a raster inside each polygon (pixel-centre rule), lazily per block.
 
     ``raster`` is (y, x) or (1, y, x) with NaN (or masked) nodata; polygons are reprojected
-    to the raster's CRS. Zones with no valid pixel get count 0 and NaN statistics.
+    to the raster's CRS. Zones with no valid pixel get count 0 and NaN statistics. With a
+    distributed ``client`` the blocks are computed on its cluster.
     """
     unknown = [s for s in stats if s not in BASIC]
     if unknown:
@@ -165,7 +167,12 @@ def zonal_stats(
                         blocks[bi, bj], block_transform, shapes, ids[members], tuple(percentiles)
                     )
                 )
-    computed = dask.compute(*parts) if parts else []
+    if not parts:
+        computed = []
+    elif client is not None:  # a distributed cluster (local or remote)
+        computed = client.gather(client.compute(list(parts)))
+    else:
+        computed = dask.compute(*parts)
     frames = [f for f in computed if len(f)]
     result = pd.DataFrame(index=pd.Index(ids, name="zone"))
     if frames:

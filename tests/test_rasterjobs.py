@@ -200,3 +200,26 @@ def test_slope_on_lon_lat_uses_metres():
     slope, _ = slope_aspect(lonlat)
     expect = np.degrees(np.arctan(1.0 / np.asarray(dx)))[:, None]
     np.testing.assert_allclose(slope.values, np.broadcast_to(expect, (20, 30)), rtol=1e-9)
+
+
+def test_a_job_runs_on_a_cluster_given_by_its_scheduler_address(raster_and_zones, monkeypatch):
+    from distributed import LocalCluster
+    from shikong.spatial import compute
+
+    values, zones = raster_and_zones
+    local = zonal_stats(grid(values), zones, stats=("count", "sum"), id_field="zid")
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        monkeypatch.setenv("SHIKONG_DASK_SCHEDULER", cluster.scheduler_address)
+        compute.close()
+        client = compute.get_client()
+        try:
+            assert client.scheduler.address == cluster.scheduler_address
+            remote = zonal_stats(
+                grid(values), zones, stats=("count", "sum"), id_field="zid", client=client
+            )
+            assert len(client.scheduler_info()["workers"]) == 2
+        finally:
+            compute.close()
+    assert remote.equals(local)

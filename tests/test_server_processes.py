@@ -184,3 +184,33 @@ def test_registry_inputs_are_checked(server, pid, inputs, words):
     response = execute(server.url, pid, inputs)
     assert response.status_code == 400, response.text
     assert words in response.json()["description"]
+
+
+def test_raster_processes_run_async_on_dask(demo_data, tmp_path):
+    import shutil
+
+    from conftest import RunningServer, free_port
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    running = RunningServer(data, free_port())
+    try:
+        response = execute(
+            running.url,
+            "zonal-statistics",
+            {"raster": "nrp-dem", "zones": "nrp-mining_rights", "stats": ["count", "mean"]},
+        )
+        assert response.status_code == 201, response.text  # async by default
+        job = response.headers["location"].rsplit("/", 1)[-1]
+        for _ in range(600):
+            status = httpx.get(f"{running.url}/jobs/{job}?f=json").json()
+            if status["status"] in ("successful", "failed"):
+                break
+            time.sleep(0.1)
+        assert status["status"] == "successful", status
+        rows = httpx.get(f"{running.url}/jobs/{job}/results?f=json").json()["rows"]
+        assert len(rows) == 8 and all(r["count"] > 0 for r in rows)
+        bad = execute(running.url, "zonal-statistics", {"raster": "nope", "zones": "x"})
+        assert bad.status_code == 201  # async: the failure is in the job
+    finally:
+        running.stop()
