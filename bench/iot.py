@@ -211,7 +211,7 @@ def main() -> None:
         pub.loop_start()
         latencies = []
         for i in range(50):
-            t = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=2, seconds=i)).isoformat()
+            t = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=60 + i)).isoformat()
             t0 = time.perf_counter()
             pub.publish(
                 "shikong/wat//G00001", json.dumps({"time": t, "value": 7.5 + i}), qos=1
