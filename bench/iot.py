@@ -230,8 +230,10 @@ def main() -> None:
             f"p99 {np.percentile(latencies, 99):.0f} ms"
         )
 
-        day = (START + pd.Timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        day_end = (START + pd.Timedelta(days=21)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        span_days = args.readings // args.sensors * 600 / 86_400  # history per sensor
+        middle = START + pd.Timedelta(days=max(0.0, span_days / 2 - 0.5))
+        day = middle.strftime("%Y-%m-%dT%H:%M:%SZ")
+        day_end = (middle + pd.Timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         hundred = ",".join(f"G{i:05d}" for i in range(0, args.sensors, args.sensors // 100))
         month_end = (START + pd.Timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
         ours = {
