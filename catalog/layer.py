@@ -157,6 +157,30 @@ class Layer:
             return frame.set_index(["sensor_id", "parameter", "time"])["value"].to_xarray()
         return self._pick(as_of).to_xarray()
 
+    def stack(self, versions: list[str] | None = None) -> xr.DataArray:
+        """Raster versions stacked on a ``time`` axis (their valid_from), on one grid.
+
+        Versions on another grid are reprojected onto the first one's (nearest for
+        integers, bilinear for floats), lazily.
+        """
+        if self.kind != "raster":
+            raise InputError(self.id, f"a {self.kind} layer cannot be stacked")
+        chosen = [self.version(v) for v in versions] if versions else self.versions
+        arrays = []
+        for v in chosen:
+            arr = v.to_xarray()
+            if arrays and (
+                arr.shape != arrays[0].shape
+                or arr.rio.transform() != arrays[0].rio.transform()
+                or arr.rio.crs != arrays[0].rio.crs
+            ):
+                from rasterio.enums import Resampling
+
+                method = Resampling.bilinear if arr.dtype.kind == "f" else Resampling.nearest
+                arr = arr.rio.reproject_match(arrays[0], resampling=method)
+            arrays.append(arr.expand_dims(time=[pd.Timestamp(v.valid_from).tz_localize(None)]))
+        return xr.concat(arrays, dim="time")
+
     @property
     def sensors_layer(self) -> str:
         if self.kind == "sensors":

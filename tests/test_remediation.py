@@ -44,3 +44,12 @@ def test_the_change_layer_is_derived_from_both_dates(assessed):
         parent = json.loads((folder / link["href"]).read_text())
         assert parent["id"] in (report["before"], report["after"])
     assert validation_errors(item) == []
+
+
+def test_raster_versions_stack_on_time(assessed):
+    cat, _ = assessed
+    stack = cat["nrp-rs_mining"].stack()
+    assert stack.dims[0] == "time" and stack.sizes["time"] == 2
+    assert [str(t)[:4] for t in stack.time.values] == ["2019", "2024"]
+    first = cat["nrp-rs_mining"].versions[0].to_xarray()
+    assert float(stack.isel(time=0).sum()) == float(first.sum())
