@@ -73,7 +73,7 @@ def history(sensors: int, total: int, chunk: int = 2_000_000):
             {
                 "sensor": np.repeat(ids, n),
                 "parameter": "value",
-                "time": np.tile(t.asi8 // 1_000_000, sensors),
+                "time": np.tile(t.as_unit("ms").asi8, sensors),
                 "value": rng.uniform(0, 10, sensors * n).round(3),
             }
         )
@@ -248,6 +248,8 @@ def main() -> None:
             f"{server.url}/collections/{LAYER}/locations/G00042",
             params={"datetime": f"{day}/{day_end}"},
         ).json()
+        if "domain" not in day_rows:
+            raise RuntimeError(f"one-day EDR query failed: {str(day_rows)[:500]}")
         print(f"one-day query returns {len(day_rows['domain']['axes']['t']['values'])} readings")
         ours = {
             "one sensor one day (EDR)": timed(
