@@ -50,24 +50,28 @@ def change(before: xr.DataArray, after: xr.DataArray) -> xr.DataArray:
     return out
 
 
-def _groups(polygons: gpd.GeoSeries) -> list[np.ndarray]:
-    """Split polygons into groups without overlaps (greedy), so each rasterises cleanly."""
-    tree = shapely.STRtree(polygons.values)
-    group_of = np.full(len(polygons), -1)
-    for i, geom in enumerate(polygons.values):
-        neighbours = tree.query(geom, predicate="intersects")
-        taken = {
-            group_of[j]
-            for j in neighbours
-            if j != i
-            and group_of[j] >= 0
-            and shapely.area(shapely.intersection(geom, polygons.values[j])) > 0
-        }
+def _groups(polygons: gpd.GeoSeries) -> np.ndarray:
+    """A group number per polygon such that no two polygons of a group overlap (greedy),
+    so each group rasterises into one label array."""
+    geoms = polygons.values
+    tree = shapely.STRtree(geoms)
+    group_of = np.full(len(geoms), -1)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = left != right
+    left, right = left[pairs], right[pairs]
+    if left.size:  # touching is not overlapping
+        overlap = shapely.area(shapely.intersection(geoms[left], geoms[right])) > 0
+        left, right = left[overlap], right[overlap]
+    neighbours: dict[int, list[int]] = {}
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        neighbours.setdefault(a, []).append(b)
+    for i in range(len(geoms)):
+        taken = {group_of[j] for j in neighbours.get(i, ()) if group_of[j] >= 0}
         g = 0
         while g in taken:
             g += 1
         group_of[i] = g
-    return [np.flatnonzero(group_of == g) for g in range(group_of.max() + 1)]
+    return group_of
 
 
 def _block_stats(
@@ -90,26 +94,31 @@ def _block_stats(
         all_touched=False,
     )
     mask = (labels > 0) & np.isfinite(values)
+    columns = ["zone", "count", "sum", "sumsq", "min", "max", "values"]
     if not mask.any():
-        return pd.DataFrame(columns=["zone", "count", "sum", "sumsq", "min", "max", "values"])
+        return pd.DataFrame(columns=columns)
     z, v = labels[mask], values[mask]
-    frame = pd.DataFrame({"zone": z, "v": v})
-    grouped = frame.groupby("zone")["v"]
+    n = len(ids) + 1
+    count = np.bincount(z, minlength=n)
+    present = np.flatnonzero(count)
+    total = np.bincount(z, weights=v, minlength=n)
+    sumsq = np.bincount(z, weights=v * v, minlength=n)
+    order = np.argsort(z, kind="stable")
+    zs, vs = z[order], v[order]
+    starts = np.searchsorted(zs, present)
+    mins = np.minimum.reduceat(vs, starts)
+    maxs = np.maximum.reduceat(vs, starts)
     out = pd.DataFrame(
         {
-            "count": grouped.size(),
-            "sum": grouped.sum(),
-            "sumsq": grouped.apply(lambda s: float(np.dot(s, s))),
-            "min": grouped.min(),
-            "max": grouped.max(),
+            "zone": ids[present - 1],
+            "count": count[present],
+            "sum": total[present],
+            "sumsq": sumsq[present],
+            "min": mins,
+            "max": maxs,
         }
     )
-    if percentiles:
-        out["values"] = grouped.apply(lambda s: s.to_numpy())
-    else:
-        out["values"] = None
-    out = out.reset_index()
-    out["zone"] = ids[out["zone"].to_numpy() - 1]
+    out["values"] = pd.Series(np.split(vs, starts[1:]), dtype=object) if percentiles else None
     return out
 
 
@@ -148,6 +157,7 @@ def zonal_stats(
     row_starts = np.cumsum((0, *data.chunks[0][:-1]))
     col_starts = np.cumsum((0, *data.chunks[1][:-1]))
     tree = shapely.STRtree(polygons.geometry.values)
+    group_of = _groups(polygons.geometry)
     parts = []
     blocks = data.to_delayed()
     for bi, r0 in enumerate(row_starts):
@@ -159,8 +169,8 @@ def zonal_stats(
             near = tree.query(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
             if near.size == 0:
                 continue
-            for group in _groups(polygons.geometry.iloc[near]):
-                members = near[group]
+            for g in np.unique(group_of[near]):
+                members = near[group_of[near] == g]
                 shapes = [(geom, k + 1) for k, geom in enumerate(polygons.geometry.values[members])]
                 parts.append(
                     dask.delayed(_block_stats)(
