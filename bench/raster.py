@@ -24,12 +24,12 @@ import dask
 import geopandas as gpd
 import numpy as np
 import rasterio
-import rioxarray
 from rasterio.windows import Window
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from features import parcels  # noqa: E402
+from shikong.spatial.raster import open_raster  # noqa: E402
 from shikong.spatial.rasterjobs import change, ndvi, zonal_stats  # noqa: E402
 
 X0, Y0, RES = 113.40, 33.72, 0.000005  # ~0.5 m pixels over the mining area
@@ -75,9 +75,8 @@ def polygons(n: int, size: int) -> gpd.GeoDataFrame:
 
 
 def open_bands(path: Path):
-    stack = rioxarray.open_rasterio(
-        path, chunks={"band": 1, "x": 2048, "y": 2048}, masked=True, lock=False
-    )
+    """Red and NIR as the library opens rasters (lazy, 1,024-pixel chunks)."""
+    stack = open_raster(path)
     return stack.isel(band=0), stack.isel(band=1)
 
 
