@@ -6,7 +6,7 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -359,7 +359,3 @@ def _row(item: dict[str, Any]) -> ItemRow:
         source_checksum=(props.get("shikong:source") or {}).get("checksum"),
         json=orjson.dumps(item),
     )
-
-
-def as_of_date(value: str | date | datetime) -> float:
-    return parse_when(value).timestamp()

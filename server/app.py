@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -351,6 +351,3 @@ def create_app(
     )
     app.state.server = server
     return app
-
-
-Handler = Callable[[Request], Awaitable[Response]]

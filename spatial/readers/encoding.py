@@ -64,7 +64,7 @@ def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[
     raise EncodingError(source, "text is neither UTF-8 nor GBK/GB18030: declare its encoding")
 
 
-def _find_sidecar(path: Path, suffix: str) -> Path | None:
+def find_sidecar(path: Path, suffix: str) -> Path | None:
     for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
         if candidate.exists():
             return candidate
@@ -115,11 +115,11 @@ def shapefile_encoding(shp: Path, declared: str | None = None) -> tuple[str, str
     (UTF-8 if every value decodes as UTF-8, else GB18030, a superset of GBK). A declared
     encoding that the bytes contradict is an EncodingError.
     """
-    dbf = _find_sidecar(shp, ".dbf")
+    dbf = find_sidecar(shp, ".dbf")
     if dbf is None:
         raise FormatError(shp, "truncated shapefile: the .dbf attribute file is missing")
     ldid, samples = dbf_text_samples(dbf)
-    cpg = _find_sidecar(shp, ".cpg")
+    cpg = find_sidecar(shp, ".cpg")
     origin = None
     if declared:
         codec, origin = declared, "declared"

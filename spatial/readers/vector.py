@@ -19,7 +19,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from ..crs import as_crs
 from ..errors import CRSError, EncodingError, FormatError, InputError
-from .encoding import _find_sidecar, shapefile_encoding
+from .encoding import find_sidecar, shapefile_encoding
 from .finish import to_storage
 from .report import ReadReport, ReadResult
 
@@ -90,11 +90,11 @@ def read_shapefile(
 ) -> ReadResult:
     """A shapefile with its .dbf/.shx/.prj/.cpg sidecars."""
     report = ReadReport(source=str(path), format="ESRI Shapefile")
-    if _find_sidecar(path, ".shx") is None:
+    if find_sidecar(path, ".shx") is None:
         raise FormatError(path, "truncated shapefile: the .shx index file is missing")
     codec, origin = shapefile_encoding(path, encoding)
     report.encoding = f"{codec} ({origin})"
-    prj = _find_sidecar(path, ".prj")
+    prj = find_sidecar(path, ".prj")
     try:
         gdf = _read_ogr(path, report, encoding=codec)
     except EncodingError:
