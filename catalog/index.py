@@ -9,7 +9,6 @@ PostgreSQL/pgSTAC when a city outgrows it; this class is the seam.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from .storage import SqliteConnections
 from .textsearch import match_terms
 
 _SCHEMA = """
@@ -103,26 +103,15 @@ class CatalogIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connections = SqliteConnections(self.path, cache_mib=64)  # bulk loads in memory
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
 
     @property
     def db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk loads stay in memory
-            self._local.conn = conn
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._connections.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -10,7 +10,6 @@ scans history.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import alerts
+from .storage import SqliteConnections
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -76,19 +76,12 @@ class ObservationStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = SqliteConnections(self.path)
         self.db.executescript(_SCHEMA + alerts.SCHEMA)
 
     @property
     def db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        return conn
+        return self._connections.get()
 
     def append(
         self,
@@ -204,17 +197,8 @@ class ObservationStore:
         parameters: list[str] | None = None,
     ) -> pd.DataFrame:
         """Readings in a time window (inclusive), as sensor_id, parameter, time, value."""
-        sql, args = "SELECT sensor, parameter, time, value FROM readings WHERE layer=?", [layer]
-        if sensors is not None:
-            sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
-            args += sensors
-        if parameters is not None:
-            sql += f" AND parameter IN ({','.join('?' * len(parameters))})"
-            args += parameters
-        if start is not None:
-            sql, args = sql + " AND time >= ?", [*args, _ms(start)]
-        if end is not None:
-            sql, args = sql + " AND time <= ?", [*args, _ms(end)]
+        where, args = _where(layer, sensors, parameters, start, end)
+        sql = f"SELECT sensor, parameter, time, value FROM readings WHERE {where}"
         return _frame(self.db.execute(sql + " ORDER BY sensor, parameter, time", args))
 
     def resample(
@@ -238,21 +222,11 @@ class ObservationStore:
         bucket = int(pd.Timedelta(freq).total_seconds() * 1000)
         if bucket <= 0:
             raise ValueError(f"freq={freq!r} is not a positive duration")
+        where, args = _where(layer, sensors, parameters, start, end)
         sql = (
             f"SELECT sensor, parameter, (time / {bucket}) * {bucket} AS bucket, "
-            f"{functions[how]}(value), count(*) FROM readings WHERE layer=?"
+            f"{functions[how]}(value), count(*) FROM readings WHERE {where}"
         )
-        args: list[Any] = [layer]
-        if sensors is not None:
-            sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
-            args += sensors
-        if parameters is not None:
-            sql += f" AND parameter IN ({','.join('?' * len(parameters))})"
-            args += parameters
-        if start is not None:
-            sql, args = sql + " AND time >= ?", [*args, _ms(start)]
-        if end is not None:
-            sql, args = sql + " AND time <= ?", [*args, _ms(end)]
         sql += " GROUP BY sensor, parameter, bucket ORDER BY sensor, parameter, bucket"
         frame = pd.DataFrame(
             self.db.execute(sql, args).fetchall(),
@@ -263,10 +237,8 @@ class ObservationStore:
 
     def latest(self, layer: str, sensors: list[str] | None = None) -> pd.DataFrame:
         """The newest reading of each sensor and parameter."""
-        sql, args = "SELECT sensor, parameter, time, value FROM latest WHERE layer=?", [layer]
-        if sensors is not None:
-            sql += f" AND sensor IN ({','.join('?' * len(sensors))})"
-            args += sensors
+        where, args = _where(layer, sensors)
+        sql = f"SELECT sensor, parameter, time, value FROM latest WHERE {where}"
         return _frame(self.db.execute(sql + " ORDER BY sensor, parameter", args))
 
     def alerts(
@@ -307,12 +279,39 @@ class ObservationStore:
         )
         return [r[0] for r in rows]
 
+    def last_time(self, layer: str) -> pd.Timestamp | None:
+        """Time of the newest reading of a layer, from the small latest table."""
+        row = self.db.execute("SELECT max(time) FROM latest WHERE layer=?", (layer,)).fetchone()
+        return _ts(row[0])
+
     def extent(self, layer: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """First and last reading time of a layer, and the number of readings."""
         first, last, count = self.db.execute(
             "SELECT min(time), max(time), count(*) FROM readings WHERE layer=?", (layer,)
         ).fetchone()
         return _ts(first), _ts(last), count
+
+
+def _where(
+    layer: str,
+    sensors: list[str] | None = None,
+    parameters: list[str] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its arguments) shared by the store's queries."""
+    clauses, args = ["layer=?"], [layer]
+    for column, values in (("sensor", sensors), ("parameter", parameters)):
+        if values is not None:
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            args += list(values)
+    if start is not None:
+        clauses.append("time >= ?")
+        args.append(_ms(start))
+    if end is not None:
+        clauses.append("time <= ?")
+        args.append(_ms(end))
+    return " AND ".join(clauses), args
 
 
 def _ts(ms: int | None) -> pd.Timestamp | None:

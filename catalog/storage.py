@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +142,37 @@ def tree_size_and_checksum(path: Path) -> tuple[int, str]:
         sha256_file(f, h)
         size += f.stat().st_size
     return size, "1220" + h.hexdigest()
+
+
+class SqliteConnections:
+    """One SQLite connection per thread to one file (connections are not thread-safe).
+
+    WAL lets readers work beside the one writer; ``synchronous=FULL`` makes a returned
+    commit durable. Autocommit mode: callers open transactions explicitly.
+    """
+
+    def __init__(self, path: Path, cache_mib: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cache_mib = cache_mib
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            if self.cache_mib:
+                conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
 
 @contextlib.contextmanager

@@ -152,13 +152,9 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
         )
     if layer.kind in ("sensors", "readings"):
         resource["providers"].append(edr_provider(layer))
-        # readings go back before the sensors layer's own version: pygeoapi checks
-        # datetime against this extent, so it must cover the observations
-        first, _, _ = layer.catalog.observations.extent(layer.sensors_layer)
-        begin = resource["extents"]["temporal"]["begin"]
-        if first is not None and (begin is None or first.to_pydatetime() < begin):
-            resource["extents"]["temporal"]["begin"] = first.to_pydatetime()
-        resource["extents"]["temporal"]["end"] = None
+        # readings go back before the sensors layer's own version and keep arriving:
+        # an open extent (pygeoapi checks datetime against it; the provider parses it)
+        resource["extents"]["temporal"] = {"begin": None, "end": None}
         resource["formatters"] = [{"name": "shikong.server.formatters.GeoJSONFormatter"}]
     if layer.kind == "raster":
         path = versions[-1]["path"]

@@ -139,7 +139,7 @@ class ShikongEDRProvider(BaseEDRProvider):
             start = None if parts[0] in ("", "..") else _when(parts[0])
             end = None if parts[1] in ("", "..") else _when(parts[1])
             return start, end
-        _, last, _ = self.store.extent(self.layer_id)
+        last = self.store.last_time(self.layer_id)  # not extent(): that counts every row
         last = last or pd.Timestamp(datetime.now(UTC))
         return last - DEFAULT_WINDOW, last
 
