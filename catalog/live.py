@@ -13,6 +13,7 @@ import io
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,9 +95,17 @@ class LiveIngest:
         return out
 
     def ingest(
-        self, frame: pd.DataFrame, department: str | None = None, kind: str | None = None
+        self,
+        frame: pd.DataFrame,
+        department: str | None = None,
+        kind: str | None = None,
+        may_write: Callable[[str], bool] | None = None,
     ) -> LiveResult:
-        """Commit a batch (sensor_id, time, value[, parameter]); refusals are counted."""
+        """Commit a batch (sensor_id, time, value[, parameter]); refusals are counted.
+
+        ``may_write(layer id)`` refuses readings of sensors layers the sender may not
+        write (counted like any other refusal, so the rest of the batch is kept).
+        """
         result = LiveResult()
         if frame.empty:
             return result
@@ -127,6 +136,10 @@ class LiveIngest:
                 result.rejected["topic does not match the sensor"] += int(wrong.sum())
                 unknown |= wrong
         for layer, part in frame[~unknown].groupby(layer_of[~unknown]):
+            if may_write is not None and not may_write(layer):
+                result.rejected["not permitted to write this sensors layer"] += len(part)
+                result.examples.append(f"{layer}: no write grant")
+                continue
             members = {s: directory[s] for s in part["sensor_id"].unique()}
             result.add(
                 self.catalog.observations.append(

@@ -9,8 +9,10 @@ we did not foresee is logged and answered 500 without a traceback.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -27,6 +29,7 @@ from pygeoapi.api import maps as maps_api
 from pygeoapi.api import processes as processes_api
 from shikong.catalog import Catalog
 from shikong.catalog.live import LiveIngest
+from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,9 +37,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import pygeoapi_fixes
+from .audit import AUDIT_FILE, AuditLog
+from .audit import query as audit_query
+from .guard import Guard, RequestContext
+from .identity import Authenticator, JwtSettings, KeyStore
+from .jobs import JOB_OWNER
 from .live import LiveApi, MqttBridge
+from .processes import ALWAYS_AUDITED, process_reads, wants_async
 from .providers.coverage import SCALING, raster_info
-from .publish import Publisher
+from .publish import Publisher, View
 from .stac_api import StacApi
 
 LOGGER = logging.getLogger(__name__)
@@ -96,21 +105,58 @@ def prevalidate(request: Request) -> Response | None:
     return None
 
 
+def context(request: Request) -> RequestContext:
+    """The gate's note for this request (an anonymous one when called without the gate)."""
+    ctx = getattr(request.state, "shikong", None)
+    if ctx is None:
+        ctx = RequestContext(ANONYMOUS)
+        request.state.shikong = ctx
+    return ctx
+
+
+NUMBER_RETURNED = re.compile(rb'"numberReturned":\s*(\d+)')
+
+
 class Server:
-    """Routes requests to pygeoapi with the publisher's current snapshot."""
+    """Routes each request to pygeoapi with the caller's view of the current snapshot."""
 
-    def __init__(self, catalog: Catalog, url: str) -> None:
+    def __init__(self, catalog: Catalog, url: str, policy: Policy | None = None) -> None:
         self.catalog = catalog
-        self.publisher = Publisher(catalog, url)
+        self.policy = policy or Policy.load(catalog.paths.root)
+        self.publisher = Publisher(catalog, url, max_items=self.policy.limits.max_page_size)
+        self._access: dict[tuple[int, Caller], Access] = {}
 
-    @property
-    def api(self):
-        return self.publisher.snapshot.api
+    def access(self, caller: Caller) -> Access:
+        """What a caller may see in the current snapshot (cached per snapshot and caller)."""
+        snapshot = self.publisher.snapshot
+        key = (snapshot.version, caller)
+        found = self._access.get(key)
+        if found is None:
+            if len(self._access) > 10_000:
+                self._access.clear()
+            found = self.policy.access(caller, snapshot.metas.values())
+            self._access[key] = found
+        return found
+
+    def classification(self, collection: str) -> str | None:
+        meta = self.publisher.snapshot.metas.get(collection)
+        return meta.classification if meta else None
+
+    def hidden(self, caller: Caller, collection: str) -> bool:
+        """The collection exists but this caller may not see it (answered 404)."""
+        return (
+            collection in self.publisher.snapshot.metas
+            and collection not in self.access(caller).visible
+        )
+
+    def view(self, request: Request) -> View:
+        return self.publisher.snapshot.view(self.access(context(request).caller))
 
     async def call(
         self, fn: Callable, request: Request, *args: Any, skip_valid_check: bool = False
     ) -> Response:
-        api = self.api
+        ctx = context(request)
+        api = self.view(request).api
         early = prevalidate(request)
         if early is not None:
             return early
@@ -118,11 +164,20 @@ class Server:
         if not skip_valid_check and not req.is_valid():
             headers, status, content = api.get_format_exception(req)
         else:
+            owner = JOB_OWNER.set(None if ctx.caller.anonymous else ctx.caller.label)
             try:
                 headers, status, content = await run_in_threadpool(fn, api, req, *args)
             except Exception:
                 LOGGER.exception("unhandled error in %s %s", request.method, request.url.path)
                 return problem(500, "NoApplicableCode", "internal error (logged)")
+            finally:
+                JOB_OWNER.reset(owner)
+        if ctx.collections and isinstance(content, bytes | str) and ctx.items is None:
+            found = NUMBER_RETURNED.search(
+                content if isinstance(content, bytes) else content.encode()
+            )
+            if found:
+                ctx.count = int(found.group(1))
         headers = dict(headers or {})
         if status != HTTPStatus.NO_CONTENT and content is not None:
             content = apply_gzip(headers, content)
@@ -135,6 +190,7 @@ class Server:
         return await self.call(core_api.landing_page, r)
 
     async def openapi(self, r: Request) -> Response:
+        await run_in_threadpool(self.view(r).ensure_openapi)
         return await self.call(core_api.openapi_, r)
 
     async def conformance(self, r: Request) -> Response:
@@ -161,6 +217,19 @@ class Server:
     async def _items(self, r: Request) -> Response:
         cid = r.path_params["collection_id"]
         item = r.path_params.get("item_id")
+        writing = r.method in ("PUT", "DELETE") or (
+            r.method == "POST"
+            and r.headers.get("content-type", "").startswith("application/geo+json")
+        )
+        if writing:
+            access = self.access(context(r).caller)
+            if cid in access.visible and cid not in access.writable:
+                context(r).denied = True
+                return problem(
+                    403,
+                    "Forbidden",
+                    f"editing {cid} needs its owner department or a write grant",
+                )
         if item is None:
             if r.method == "GET":
                 return await self.call(
@@ -199,7 +268,7 @@ class Server:
     def _unknown_bands(self, r: Request) -> str | None:
         """pygeoapi says only "Invalid field specified"; name the band and the choices."""
         wanted = [p for p in r.query_params.get("properties", "").split(",") if p]
-        resource = self.publisher.snapshot.resources.get(r.path_params["collection_id"])
+        resource = self.view(r).resources.get(r.path_params["collection_id"])
         if not wanted or resource is None:
             return None
         coverage = next((p for p in resource["providers"] if p["type"] == "coverage"), None)
@@ -264,6 +333,25 @@ class Server:
 
     async def execute(self, r: Request) -> Response:
         body = await r.body()
+        pid = r.path_params["process_id"]
+        ctx = context(r)
+        limit = self.policy.limits.max_process_input_bytes
+        if len(body) > limit:
+            return problem(
+                413, "PayloadTooLarge", f"process inputs over the limit of {limit} bytes"
+            )
+        ctx.process, ctx.input_digest = pid, hashlib.sha256(body).hexdigest()
+        ctx.always_audit = pid in ALWAYS_AUDITED
+        resource = self.view(r).resources.get(pid)
+        if resource is not None:
+            ctx.touch(*process_reads(resource, body, self.publisher.snapshot.metas))
+            if ctx.caller.anonymous and wants_async(pid, r.headers.get("prefer", "")):
+                return problem(
+                    403,
+                    "Forbidden",
+                    "asynchronous jobs need an identity (X-API-Key or a bearer token): "
+                    "their status and results are shown to their owner only",
+                )
         if body:
             try:
                 parsed = orjson.loads(body)
@@ -283,6 +371,35 @@ class Server:
 
     async def job_results(self, r: Request) -> Response:
         return await self.call(processes_api.get_job_result, r, r.path_params["job_id"])
+
+    async def audit(self, r: Request) -> Response:
+        """The audit log, for auditors: ?user=&department=&collection=&since=&until=
+        &status=&denied=&limit= (others get 404, as for anything they may not see)."""
+        ctx = context(r)
+        if ctx.caller.role != "auditor":
+            ctx.denied = True
+            return problem(404, "NotFound", f"no resource at {r.url.path}")
+        ctx.always_audit = True
+        q = r.query_params
+        try:
+            status = int(q["status"]) if q.get("status") else None
+            limit = int(q.get("limit", 1000))
+        except ValueError:
+            return problem(400, "InvalidParameterValue", "status and limit must be integers")
+        denied = {"true": True, "false": False}.get(q.get("denied", "").lower())
+        rows = await run_in_threadpool(
+            audit_query,
+            self.catalog.paths.root / AUDIT_FILE,
+            user=q.get("user"),
+            department=q.get("department"),
+            collection=q.get("collection"),
+            since=q.get("since"),
+            until=q.get("until"),
+            status=status,
+            denied=denied,
+            limit=limit,
+        )
+        return JSONResponse({"entries": rows, "numberReturned": len(rows)})
 
     def routes(self) -> list[Route]:
         c = "/collections/{collection_id}"
@@ -309,6 +426,7 @@ class Server:
             Route("/jobs", self.jobs),
             Route("/jobs/{job_id}", self.jobs, methods=["GET", "DELETE"]),
             Route("/jobs/{job_id}/results", self.job_results),
+            Route("/audit", self.audit),
         ]
         routes += [Route(f"{c}/{kind}", self.edr) for kind in edr_kinds]
         return routes
@@ -324,11 +442,22 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    data_dir: str | Path, url: str, watch: bool = True, mqtt: str | None = None
-) -> Starlette:
-    """The ASGI application serving one data directory (and an MQTT broker's sensors)."""
+    data_dir: str | Path,
+    url: str,
+    watch: bool = True,
+    mqtt: str | None = None,
+    jwt: JwtSettings | None = None,
+    policy: Policy | None = None,
+):
+    """The ASGI application serving one data directory (and an MQTT broker's sensors).
+
+    Access control is not optional: the Starlette app is wrapped by the gate, and every
+    handler serves the caller's view. Bearer tokens are accepted when ``jwt`` (or the
+    SHIKONG_JWT_* environment) names an issuer.
+    """
     pygeoapi_fixes.apply()
-    server = Server(Catalog.open(data_dir), url)
+    catalog = Catalog.open(data_dir)
+    server = Server(catalog, url, policy)
     live = LiveIngest(server.catalog)
     bridge = MqttBridge(live, mqtt) if mqtt else None
 
@@ -343,11 +472,23 @@ def create_app(
             bridge.stop()
         server.publisher.stop()
 
-    stac = StacApi(server.catalog, url)
+    def access_of(request: Request) -> Access:
+        return server.access(context(request).caller)
+
+    stac = StacApi(server.catalog, url, access_of, server.policy.limits.max_page_size)
     app = Starlette(
-        routes=stac.routes() + LiveApi(live, bridge).routes() + server.routes(),
+        routes=stac.routes() + LiveApi(live, bridge, access_of).routes() + server.routes(),
         lifespan=lifespan,
         exception_handlers={404: _not_found, 500: _server_error},
     )
     app.state.server = server
-    return app
+    guard = Guard(
+        app,
+        Authenticator(KeyStore(catalog.paths.root), jwt or JwtSettings.from_env()),
+        AuditLog(catalog.paths.root),
+        server.policy.limits,
+        server.classification,
+        server.hidden,
+    )
+    guard.state = app.state  # tests and tools reach the server through the outer app
+    return guard

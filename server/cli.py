@@ -308,14 +308,21 @@ def serve(
 )
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds.")
 @click.option("--rounds", type=int, help="Stop after N rounds (default: run until Ctrl-C).")
+@click.option(
+    "--api-key",
+    envvar="SHIKONG_API_KEY",
+    help="Key for HTTP batches (a gateway key: shikong keys create --role gateway).",
+)
 @clear_errors
-def simulate(data_dir: Path, url: str, mqtt: str, interval: float, rounds: int | None) -> None:
+def simulate(
+    data_dir: Path, url: str, mqtt: str, interval: float, rounds: int | None, api_key: str | None
+) -> None:
     """Feed every sensor of the catalog with live readings (MQTT if reachable, else HTTP)."""
     from shikong.catalog import Catalog
 
     from .simulator import Simulator
 
-    sim = Simulator(Catalog.open(data_dir), url, mqtt, interval)
+    sim = Simulator(Catalog.open(data_dir), url, mqtt, interval, api_key=api_key)
     channel = sim.mqtt_url or f"{url}/readings"
     console.print(f"simulating every sensor every {interval:g} s over {channel}")
     with contextlib.suppress(KeyboardInterrupt):
@@ -359,7 +366,12 @@ def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
     try:
         if not wait_for(url):
             raise click.ClickException("the server did not start")
-        sim = Simulator(Catalog.open(data_dir), url, use_mqtt, interval=5.0)
+        key = None
+        if not use_mqtt:  # HTTP batches need an identity: a gateway key for this run
+            from .identity import KeyStore
+
+            key, _ = KeyStore(data_dir).create("urb", "demo-simulator", role="gateway")
+        sim = Simulator(Catalog.open(data_dir), url, use_mqtt, interval=5.0, api_key=key)
         sim.start()
         console.print(
             f"[green]demo city live[/] on {url} (sensors over {use_mqtt or 'HTTP'}); Ctrl-C stops"
@@ -468,3 +480,139 @@ def catalog_validate(data_dir: Path) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def keys() -> None:
+    """API keys: create (shown once, stored hashed), list, revoke."""
+
+
+@keys.command("create")
+@click.option("--department", required=True, help="Department code, e.g. rer.")
+@click.option("--user", required=True, help="Who holds the key.")
+@click.option(
+    "--role",
+    type=click.Choice(["user", "auditor", "gateway"]),
+    default="user",
+    show_default=True,
+    help="auditor: may also read the audit log; gateway: may post any sensor's readings.",
+)
+@_data_option
+def keys_create(department: str, user: str, role: str, data_dir: Path) -> None:
+    """Create a key; it is printed once and only its hash is kept."""
+    from .identity import KeyStore
+
+    try:
+        key, record = KeyStore(data_dir).create(department, user, role)
+    except ValueError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    err_console.print(
+        f"key {record.key_id} for {department}/{user} ({role}); send it as X-API-Key. "
+        "It is not stored and cannot be shown again:"
+    )
+    click.echo(key)
+
+
+@keys.command("list")
+@_data_option
+def keys_list(data_dir: Path) -> None:
+    """Keys with their department, user, role and revocation (never the key itself)."""
+    from .identity import KeyStore
+
+    table = Table("key id", "department", "user", "role", "created", "revoked")
+    for r in KeyStore(data_dir).list():
+        table.add_row(r.key_id, r.department, r.user, r.role, r.created, r.revoked or "")
+    console.print(table)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_data_option
+def keys_revoke(key_id: str, data_dir: Path) -> None:
+    """Revoke a key by its id; a running server refuses it from its next request."""
+    from .identity import KeyStore
+
+    if not KeyStore(data_dir).revoke(key_id):
+        err_console.print(f"[bold red]error:[/] no active key {key_id!r}", highlight=False)
+        sys.exit(2)
+    console.print(f"revoked {key_id}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log: verify its hash chain, query its entries."""
+
+
+@audit.command("verify")
+@_data_option
+def audit_verify(data_dir: Path) -> None:
+    """Check the hash chain; exit 1 naming the first line that was edited or removed."""
+    from .audit import AUDIT_FILE, verify
+
+    verdict = verify(data_dir / AUDIT_FILE)
+    if verdict.ok:
+        console.print(f"[green]audit log intact[/]: {verdict.entries} entries")
+        return
+    err_console.print(
+        f"[bold red]audit log broken at line {verdict.line}[/]: {verdict.reason} "
+        f"({verdict.entries} entries before it verify)",
+        highlight=False,
+    )
+    sys.exit(1)
+
+
+@audit.command("query")
+@click.option("--user")
+@click.option("--department")
+@click.option("--collection")
+@click.option("--since", help="ISO time, e.g. 2026-11-25 or 2026-11-25T08:00:00Z.")
+@click.option("--until")
+@click.option("--status", type=int)
+@click.option("--denied", is_flag=True, default=None, help="Only refusals.")
+@click.option("--limit", type=int, default=100, show_default=True, help="Newest N.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_data_option
+def audit_query(
+    user: str | None,
+    department: str | None,
+    collection: str | None,
+    since: str | None,
+    until: str | None,
+    status: int | None,
+    denied: bool | None,
+    limit: int,
+    as_json: bool,
+    data_dir: Path,
+) -> None:
+    """Entries matching every filter given."""
+    from .audit import AUDIT_FILE, query
+
+    rows = query(
+        data_dir / AUDIT_FILE,
+        user=user,
+        department=department,
+        collection=collection,
+        since=since,
+        until=until,
+        status=status,
+        denied=denied,
+        limit=limit,
+    )
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table("time", "who", "method", "path", "collections", "status", "denied")
+    for e in rows:
+        who = f"{e.get('department') or '-'}/{e.get('user') or 'anonymous'}"
+        table.add_row(
+            e["time"],
+            who,
+            e["method"],
+            e["path"],
+            ",".join(e.get("collections") or []),
+            str(e["status"]),
+            "yes" if e.get("denied") else "",
+        )
+    console.print(table)

@@ -15,11 +15,13 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
 from shikong.catalog.live import LiveIngest, parse_batch, readings_frame
+from shikong.catalog.policy import Access
 from shikong.spatial.errors import ShikongError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,11 +36,43 @@ TOPIC_PREFIX = "shikong"
 class LiveApi:
     """HTTP routes for live data: ingest, alerts, channel statistics."""
 
-    def __init__(self, live: LiveIngest, bridge: MqttBridge | None = None) -> None:
+    def __init__(
+        self,
+        live: LiveIngest,
+        bridge: MqttBridge | None = None,
+        access_of: Callable[[Request], Access] | None = None,
+    ) -> None:
         self.live = live
         self.bridge = bridge
+        self.access_of = access_of or (lambda request: Access(frozenset(), frozenset()))
+
+    def _hidden_layer(self, request: Request, layer: str) -> Response | None:
+        """404 for a layer the caller may not see, exactly as for one that is absent."""
+        if layer in self.access_of(request).visible:
+            ctx = getattr(request.state, "shikong", None)
+            if ctx is not None:
+                ctx.touch(layer)
+            return None
+        return JSONResponse(
+            {"code": "NotFound", "description": f"no layer {layer!r} in the catalog"},
+            status_code=404,
+        )
 
     async def post_readings(self, request: Request) -> Response:
+        """A batch of readings; each is kept only if the caller may write its layer (its
+        department's sensors, a write grant, or the gateway role)."""
+        caller = request.state.shikong.caller if hasattr(request.state, "shikong") else None
+        if caller is None or caller.anonymous:
+            return JSONResponse(
+                {
+                    "code": "Unauthorized",
+                    "description": "posting readings needs an identity (X-API-Key or a "
+                    "bearer token) of the sensors' department or a gateway",
+                },
+                status_code=401,
+            )
+        writable = self.access_of(request).writable
+        gateway = caller.role == "gateway"
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse(
@@ -51,7 +85,9 @@ class LiveApi:
             return JSONResponse(
                 {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
             )
-        result = await run_in_threadpool(self.live.ingest, frame)
+        result = await run_in_threadpool(
+            self.live.ingest, frame, None, None, None if gateway else writable.__contains__
+        )
         if frame.attrs.get("not_objects"):
             result.rejected["not a reading object"] += frame.attrs["not_objects"]
         if result.alerts and self.bridge is not None:
@@ -71,6 +107,7 @@ class LiveApi:
                 status_code=400,
             )
         frame = self.live.catalog.observations.alerts(since=since_ts)
+        frame = frame[frame["layer"].isin(self.access_of(request).visible)]
         frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return JSONResponse({"alerts": frame.to_dict("records")})
 
@@ -85,6 +122,9 @@ class LiveApi:
                 },
                 status_code=400,
             )
+        hidden = self._hidden_layer(request, layer)
+        if hidden is not None:
+            return hidden
         sensors = request.query_params.get("sensors")
         frame = self.live.catalog.observations.latest(
             layer, sensors.split(",") if sensors else None
@@ -103,6 +143,9 @@ class LiveApi:
                 },
                 status_code=400,
             )
+        hidden = self._hidden_layer(request, q["layer"])
+        if hidden is not None:
+            return hidden
         try:
             frame = self.live.catalog.observations.resample(
                 q["layer"],

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 from shikong.catalog import Catalog
+from shikong.catalog.policy import Access
+from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import ShikongError
 
 GEOMETRY_INPUT = {
@@ -56,14 +58,27 @@ def metadata(pid: str, title: dict, description: dict, inputs: dict) -> dict[str
 
 
 class ShikongProcessor(BaseProcessor):
-    """Common input checking and error mapping for the platform's processes."""
+    """Common input checking and error mapping for the platform's processes.
+
+    The server binds each processor to the caller's view (``visible``, ``masks``): its
+    catalog holds only the collections the caller may read, so an input naming a hidden
+    collection, or a layer the process reads on its own, is absent for it. A processor
+    built without a view sees nothing.
+    """
 
     METADATA: ClassVar[dict[str, Any]] = {}
+    READS: ClassVar[tuple[str, ...]] = ()  # collections without which it is not listed
+    READS_UNMASKED: ClassVar[tuple[str, ...]] = ()  # ... and whose personal data it needs
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, self.METADATA)
         self.data_root = processor_def["data_root"]
-        self.catalog = Catalog(Path(self.data_root))
+        self.visible = frozenset(processor_def.get("visible", ()))
+        self.masks: dict[str, dict[str, str]] = processor_def.get("masks", {})
+        self.catalog = CatalogView(Catalog(Path(self.data_root)), self.visible)
+
+    def grants_personal_data(self, collection: str) -> bool:
+        return collection in self.visible and not self.masks.get(collection)
 
     def required(self, data: dict[str, Any], name: str) -> Any:
         if data.get(name) in (None, ""):
@@ -128,6 +143,7 @@ class PlanningComplianceProcessor(ShikongProcessor):
 
 
 class LandApprovalPrecheckProcessor(ShikongProcessor):
+    READS = ("nrp-landuse",)
     METADATA: ClassVar[dict[str, Any]] = metadata(
         "land-approval-precheck",
         {"en": "Land approval pre-check", "zh": "建设用地报批预审"},
@@ -181,11 +197,18 @@ class AreaByClassProcessor(ShikongProcessor):
     def run(self, data: dict[str, Any]) -> Any:
         from shikong.catalog.analysis import area_by_class
 
+        collection = str(data.get("collection", "nrp-landuse"))
+        class_field = str(data.get("class_field", "DLBM"))
+        if class_field in self.masks.get(collection, {}):
+            raise ProcessorExecuteError(
+                f"class_field {class_field!r} is personal data of {collection}; grouping by "
+                "it needs the personal-data grant"
+            )
         return area_by_class(
             self.catalog,
             self.required(data, "region"),
-            collection=data.get("collection", "nrp-landuse"),
-            class_field=data.get("class_field", "DLBM"),
+            collection=collection,
+            class_field=class_field,
             level=data.get("level", "class"),
             as_of=data.get("as_of"),
         )
@@ -209,12 +232,20 @@ CODE_INPUT = {
 
 
 class RegistryProcessor(ShikongProcessor):
-    """Registry questions; owners' personal data stays masked until access control grants
-    it to a caller (the grant is not an input a caller can set)."""
+    """Registry questions; owners' personal data stays masked unless the caller's view
+    grants it (the grant is not an input a caller can set)."""
+
+    READS = ("rer-parcels",)
 
     @property
     def registry(self):
+        if "rer-parcels" not in self.visible:
+            raise ProcessorExecuteError("no layer 'rer-parcels' in the catalog")
         return registry_for(self.data_root)
+
+    @property
+    def personal(self) -> bool:
+        return self.grants_personal_data("rer-parcels")
 
 
 class ParcelAtPointProcessor(RegistryProcessor):
@@ -237,7 +268,9 @@ class ParcelAtPointProcessor(RegistryProcessor):
         lon, lat = self.required(data, "lon"), self.required(data, "lat")
         if not all(isinstance(v, int | float) for v in (lon, lat)):
             raise ProcessorExecuteError("lon and lat must be numbers (degrees)")
-        return self.registry.at_point(float(lon), float(lat), as_of=data.get("as_of"))
+        return self.registry.at_point(
+            float(lon), float(lat), as_of=data.get("as_of"), grants_personal_data=self.personal
+        )
 
 
 class ParcelByCodeProcessor(RegistryProcessor):
@@ -252,7 +285,11 @@ class ParcelByCodeProcessor(RegistryProcessor):
     )
 
     def run(self, data: dict[str, Any]) -> Any:
-        return self.registry.by_code(str(self.required(data, "code")), as_of=data.get("as_of"))
+        return self.registry.by_code(
+            str(self.required(data, "code")),
+            as_of=data.get("as_of"),
+            grants_personal_data=self.personal,
+        )
 
 
 class ParcelHistoryProcessor(RegistryProcessor):
@@ -268,10 +305,13 @@ class ParcelHistoryProcessor(RegistryProcessor):
     )
 
     def run(self, data: dict[str, Any]) -> Any:
-        return self.registry.history(str(self.required(data, "code")))
+        return self.registry.history(
+            str(self.required(data, "code")), grants_personal_data=self.personal
+        )
 
 
 class PropertyByOwnerProcessor(RegistryProcessor):
+    READS_UNMASKED = ("rer-parcels",)  # searching by a person needs the personal-data grant
     METADATA: ClassVar[dict[str, Any]] = metadata(
         "property-by-owner",
         {"en": "Property by owner", "zh": "按权利人查询不动产"},
@@ -292,10 +332,12 @@ class PropertyByOwnerProcessor(RegistryProcessor):
             owner_name=data.get("owner_name"),
             id_number=data.get("id_number"),
             as_of=data.get("as_of"),
+            grants_personal_data=self.personal,
         )
 
 
 class MineRemediationProcessor(ShikongProcessor):
+    READS = ("nrp-rs_mining", "nrp-mining_rights")
     METADATA: ClassVar[dict[str, Any]] = {
         **metadata(
             "mine-remediation-assessment",
@@ -414,7 +456,65 @@ def process_resources(data_root: Path) -> dict[str, Any]:
     return {
         pid: {
             "type": "process",
-            "processor": {"name": f"{cls.__module__}.{cls.__name__}", "data_root": str(data_root)},
+            "processor": {
+                "name": f"{cls.__module__}.{cls.__name__}",
+                "id": pid,
+                "data_root": str(data_root),
+            },
         }
         for pid, cls in PROCESSORS.items()
     }
+
+
+def process_allowed(resource: dict[str, Any], access: Access) -> bool:
+    """Whether a process is listed for a view: every collection it needs is visible."""
+    cls = PROCESSORS.get(resource["processor"].get("id", ""))
+    if cls is None:
+        return False
+    return all(c in access.visible for c in cls.READS) and all(
+        access.unmasked(c) for c in cls.READS_UNMASKED
+    )
+
+
+def bind_process(resource: dict[str, Any], access: Access) -> dict[str, Any]:
+    """The process resource bound to a view: what its catalog holds and masks."""
+    processor = {
+        **resource["processor"],
+        "visible": sorted(access.visible),
+        "masks": {cid: access.masked_fields(cid) for cid, _ in access.masks},
+    }
+    return {**resource, "processor": processor}
+
+
+ALWAYS_AUDITED = frozenset({"property-by-owner"})  # DOMAIN.md: search by person
+
+
+def process_reads(resource: dict[str, Any], body: bytes, known: Any) -> list[str]:
+    """Collections an execution reads: the process's own layers and any input naming one."""
+    cls = PROCESSORS.get(resource["processor"].get("id", ""))
+    reads = list(cls.READS) if cls else []
+    try:
+        inputs = json.loads(body or b"{}").get("inputs") or {}
+    except (ValueError, AttributeError):
+        return reads
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and value in known and value not in reads:
+            reads.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(inputs)
+    return reads
+
+
+def wants_async(pid: str, prefer: str) -> bool:
+    """Whether an execution would run as a job (asked for, or the only mode offered)."""
+    cls = PROCESSORS.get(pid)
+    if cls is None:
+        return False
+    return "respond-async" in prefer or "sync-execute" not in cls.METADATA["jobControlOptions"]

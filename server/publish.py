@@ -12,9 +12,7 @@ import copy
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +21,11 @@ from pygeoapi import l10n
 from pygeoapi.api import API
 from pygeoapi.openapi import get_oas
 from shikong.catalog import Catalog, Layer
+from shikong.catalog.policy import Access, CollectionMeta
 from shikong.catalog.stac import parse_when
 
 from .i18n import locale_dir
-from .processes import process_resources
+from .processes import bind_process, process_allowed, process_resources
 
 LOGGER = logging.getLogger(__name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -215,14 +214,91 @@ def alerts_resource(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Snapshot:
-    """One published state: the pygeoapi API object and the catalog version it shows."""
+def collection_metas(resources: dict[str, Any]) -> dict[str, CollectionMeta]:
+    """Owner and classification of every published collection (what the policy reads)."""
+    return {
+        rid: CollectionMeta(rid, r["shikong"]["department"], r["shikong"]["classification"])
+        for rid, r in resources.items()
+        if r.get("type") == "collection" and "shikong" in r
+    }
 
-    api: API
-    version: int
-    resources: dict[str, Any]
-    openapi: str
+
+class Snapshot:
+    """One published state of the catalog, served to each caller as its own view.
+
+    ``resources`` holds every collection and process; no request is answered from it
+    directly. :meth:`view` filters it for one :class:`Access` (hidden collections absent,
+    personal fields masked, editing only where allowed) and builds a pygeoapi ``API`` for
+    it, cached per distinct Access: departments with the same rights share one.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        config: dict[str, Any],
+        resources: dict[str, Any],
+        metas: dict[str, CollectionMeta],
+    ) -> None:
+        self.version = version
+        self.config = config
+        self.resources = resources
+        self.metas = metas  # every catalog collection, published over OGC API or not
+        self._views: dict[Access, View] = {}
+        self._lock = threading.Lock()
+
+    def view(self, access: Access) -> View:
+        found = self._views.get(access)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._views.get(access)
+            if found is None:
+                found = View(self.config, restrict(self.resources, access))
+                self._views[access] = found
+            return found
+
+
+class View:
+    """The pygeoapi API of one access view; its OpenAPI document is built on first use."""
+
+    def __init__(self, config: dict[str, Any], resources: dict[str, Any]) -> None:
+        self.resources = resources
+        self.config = {**config, "resources": resources}
+        self.api = API(self.config, "")
+        l10n._cfg_cache.clear()  # pygeoapi caches translated config per locale, globally
+        self._openapi_lock = threading.Lock()
+
+    def ensure_openapi(self) -> None:
+        if self.api.openapi:
+            return
+        with self._openapi_lock:
+            if not self.api.openapi:
+                document = get_oas(copy.deepcopy(self.config), fail_on_invalid_collection=False)
+                self.api.openapi = orjson.dumps(
+                    unique_operation_ids(document), default=_json_default
+                ).decode()
+
+
+def restrict(resources: dict[str, Any], access: Access) -> dict[str, Any]:
+    """The resources one access view may see, with masks and editing set accordingly."""
+    out: dict[str, Any] = {}
+    for rid, resource in resources.items():
+        if resource.get("type") == "process":
+            if process_allowed(resource, access):
+                out[rid] = bind_process(resource, access)
+            continue
+        if rid not in access.visible:
+            continue
+        resource = copy.deepcopy(resource)
+        masks = access.masked_fields(rid)
+        for provider in resource["providers"]:
+            if provider["type"] != "feature":
+                continue
+            provider["editable"] = bool(provider.get("editable")) and rid in access.writable
+            if masks:
+                provider["mask"] = masks
+        out[rid] = resource
+    return out
 
 
 class Publisher:
@@ -233,9 +309,11 @@ class Publisher:
         catalog: Catalog,
         url: str,
         extra_resources: Callable[[], dict[str, Any]] | None = None,
+        max_items: int = 1000,
     ) -> None:
         self.catalog = catalog
         self.url = url
+        self.max_items = max_items
         self.extra_resources = extra_resources or dict
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -244,7 +322,8 @@ class Publisher:
     def _build(self) -> Snapshot:
         version = self.catalog.version
         resources: dict[str, Any] = {}
-        for layer in self.catalog.collections():
+        layers = self.catalog.collections()
+        for layer in layers:
             try:
                 resource = resource_for(layer)
             except Exception:  # one broken layer must not unpublish the others
@@ -253,32 +332,25 @@ class Publisher:
             if resource is not None:
                 resources[layer.id] = resource
         resources.update(self.extra_resources())
-        config = base_config(self.url)
+        config = base_config(self.url, self.max_items)
         jobs = self.catalog.paths.root / "jobs"
         jobs.mkdir(parents=True, exist_ok=True)
         config["server"]["manager"] = {
-            "name": "TinyDB",
+            "name": "shikong.server.jobs.ShikongJobManager",
             "connection": str(jobs / "jobs.db"),
             "output_dir": str(jobs),
         }
         resources.update(process_resources(self.catalog.paths.root))
         if any(r["shikong"]["kind"] == "sensors" for r in resources.values() if "shikong" in r):
             resources["alerts"] = alerts_resource(self.catalog)
-        config["resources"] = resources
-        started = time.perf_counter()
-        openapi = orjson.dumps(
-            unique_operation_ids(get_oas(copy.deepcopy(config), fail_on_invalid_collection=False)),
-            default=_json_default,
-        ).decode()
-        api = API(config, openapi)
-        l10n._cfg_cache.clear()  # pygeoapi caches translated config per locale, globally
-        LOGGER.info(
-            "published catalog version %s (%d resources) in %.2f s",
-            version,
-            len(resources),
-            time.perf_counter() - started,
-        )
-        return Snapshot(api, version, resources, openapi)
+        metas = {
+            layer.id: CollectionMeta(layer.id, layer.department, layer.classification)
+            for layer in layers
+        }
+        metas.update(collection_metas(resources))
+        snapshot = Snapshot(version, config, resources, metas)
+        LOGGER.info("published catalog version %s (%d resources)", version, len(resources))
+        return snapshot
 
     def refresh(self) -> bool:
         """Publish the catalog again if its version moved; True if it did."""

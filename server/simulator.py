@@ -41,8 +41,10 @@ class Simulator:
         mqtt_url: str | None = None,
         interval: float = 5.0,
         seed: int = 7,
+        api_key: str | None = None,
     ) -> None:
         self.catalog = catalog
+        self.headers = {"X-API-Key": api_key} if api_key else {}  # HTTP needs a gateway key
         self.http_url = http_url.rstrip("/")
         self.mqtt_url = mqtt_url if mqtt_url and broker_reachable(mqtt_url) else None
         self.interval = interval
@@ -98,7 +100,10 @@ class Simulator:
                 )
         else:
             body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-            httpx.post(f"{self.http_url}/readings", json=body, timeout=30)
+            reply = httpx.post(
+                f"{self.http_url}/readings", json=body, headers=self.headers, timeout=30
+            )
+            reply.raise_for_status()
         self.sent += len(rows)
 
     def run(self, rounds: int | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +19,9 @@ from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from shapely.geometry import shape
 from shikong.catalog import Catalog
+from shikong.catalog.policy import Access
 from shikong.catalog.search import parse_interval
+from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import InputError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -67,10 +70,25 @@ def not_found(message: str) -> JSONResponse:
 class StacApi:
     """Routes under /stac, answering from the catalog index."""
 
-    def __init__(self, catalog: Catalog, url: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        url: str,
+        access_of: Callable[[Request], Access],
+        max_limit: int = MAX_LIMIT,
+    ) -> None:
         self.catalog = catalog
         self.url = url.rstrip("/")
         self.root = f"{self.url}/stac"
+        self.access_of = access_of  # the caller's view: hidden collections are absent
+        self.max_limit = max_limit
+
+    def _visible_collections(self, request: Request) -> list[dict[str, Any]]:
+        visible = self.access_of(request).visible
+        return [c for c in self.catalog.index.collections() if c["id"] in visible]
+
+    def _visible(self, request: Request, cid: str) -> bool:
+        return cid in self.access_of(request).visible
 
     # -- link rewriting --------------------------------------------------------------
     def _asset_url(self, item: dict[str, Any], href: str) -> str:
@@ -144,7 +162,7 @@ class StacApi:
                 "type": "application/json",
                 "title": c.get("title"),
             }
-            for c in self.catalog.index.collections()
+            for c in self._visible_collections(request)
         ]
         return JSONResponse(
             {
@@ -162,7 +180,7 @@ class StacApi:
         return JSONResponse({"conformsTo": CONFORMS})
 
     async def collections(self, request: Request) -> Response:
-        items = [self.collection_out(c) for c in self.catalog.index.collections()]
+        items = [self.collection_out(c) for c in self._visible_collections(request)]
         return JSONResponse(
             {
                 "collections": items,
@@ -175,22 +193,22 @@ class StacApi:
 
     async def collection(self, request: Request) -> Response:
         cid = request.path_params["collection_id"]
-        found = self.catalog.index.collection(cid)
+        found = self.catalog.index.collection(cid) if self._visible(request, cid) else None
         if found is None:
             return not_found(f"no collection {cid!r}")
         return JSONResponse(self.collection_out(found))
 
     async def collection_items(self, request: Request) -> Response:
         cid = request.path_params["collection_id"]
-        if self.catalog.index.collection(cid) is None:
+        if not self._visible(request, cid) or self.catalog.index.collection(cid) is None:
             return not_found(f"no collection {cid!r}")
         params = dict(request.query_params)
         params["collections"] = cid
-        return await self._search(params, f"{self.root}/collections/{cid}/items", "GET")
+        return await self._search(request, params, f"{self.root}/collections/{cid}/items", "GET")
 
     async def item(self, request: Request) -> Response:
         cid, iid = request.path_params["collection_id"], request.path_params["item_id"]
-        found = self.catalog.index.item(iid)
+        found = self.catalog.index.item(iid) if self._visible(request, cid) else None
         if found is None or found["collection"] != cid:
             return not_found(f"no item {iid!r} in collection {cid!r}")
         return JSONResponse(self.item_out(found), media_type=GEOJSON)
@@ -203,35 +221,67 @@ class StacApi:
                 return bad("search body is not JSON")
             if not isinstance(body, dict):
                 return bad("search body must be a JSON object")
-            return await self._search(body, f"{self.root}/search", "POST")
-        return await self._search(dict(request.query_params), f"{self.root}/search", "GET")
+            return await self._search(request, body, f"{self.root}/search", "POST")
+        return await self._search(request, dict(request.query_params), f"{self.root}/search", "GET")
 
     async def asset(self, request: Request) -> Response:
+        """An asset file, if its collection is visible; a layer with personal fields the
+        caller sees masked is not downloadable raw (the file holds them whole)."""
         root = self.catalog.paths.root.resolve()
         path = (root / request.path_params["path"]).resolve()
         if not path.is_relative_to(root / "assets") or not path.is_file():
             return not_found("no such asset")
+        parts = path.relative_to(root / "assets").parts
+        cid = f"{parts[0]}-{parts[1]}" if len(parts) > 2 else ""
+        ctx = request.state.shikong if hasattr(request.state, "shikong") else None
+        if ctx is not None:
+            ctx.touch(cid)
+        access = self.access_of(request)
+        if cid not in access.visible:
+            if ctx is not None:
+                ctx.denied = True
+            return not_found("no such asset")
+        if access.masked_fields(cid):
+            if ctx is not None:
+                ctx.denied = True
+            return JSONResponse(
+                {
+                    "code": "Forbidden",
+                    "description": f"the raw file of {cid} holds personal data "
+                    f"({', '.join(access.masked_fields(cid))}); downloading it needs the "
+                    "personal-data grant. Its features are served masked at "
+                    f"{self.url}/collections/{cid}/items",
+                },
+                status_code=403,
+            )
         return FileResponse(path)
 
     # -- search ----------------------------------------------------------------------
-    async def _search(self, params: dict[str, Any], base: str, method: str) -> Response:
+    async def _search(
+        self, request: Request, params: dict[str, Any], base: str, method: str
+    ) -> Response:
         try:
             query = self._parse(params)
         except (BadRequest, InputError) as exc:
             return bad(str(exc))
         cql = query.pop("filter", None)
         limit, offset = query.pop("limit"), query.pop("offset")
+        catalog = CatalogView(self.catalog, self.access_of(request).visible)
         if cql is None:
-            result = self.catalog.search(**query, limit=limit, offset=offset)
+            result = catalog.search(**query, limit=limit, offset=offset)
             items, matched = result.items, result.matched
         else:
-            every = self.catalog.search(**query).items
+            every = catalog.search(**query).items
             try:
                 hits = [i for i in every if _matches(cql, i)]
             except Exception as exc:  # evaluating a filter against odd values
                 return bad(f"filter cannot be evaluated: {exc}")
             items, matched = hits[offset : offset + limit], len(hits)
         features = [self.item_out(i) for i in items]
+        ctx = getattr(request.state, "shikong", None)
+        if ctx is not None:
+            ctx.touch(*sorted({i["collection"] for i in items}))
+            ctx.count = len(features)
         links = [{"rel": "root", "href": self.root, "type": "application/json"}]
         if offset + limit < matched:
             nxt = {k: v for k, v in params.items() if k != "token"}
@@ -301,8 +351,8 @@ class StacApi:
             offset = int(p.get("token", p.get("offset", 0)))
         except (TypeError, ValueError):
             raise BadRequest("limit and token must be integers") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        if not 1 <= limit <= self.max_limit:
+            raise BadRequest(f"limit must be between 1 and {self.max_limit}")
         if offset < 0:
             raise BadRequest("token must not be negative")
         out["limit"], out["offset"] = limit, offset

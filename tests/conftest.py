@@ -100,8 +100,57 @@ def demo_data(tmp_path_factory):
     return root / "data"
 
 
+def share_keys(source, target) -> None:
+    """Give a fresh data directory the API keys of another (the tester's among them)."""
+    import shutil
+    from pathlib import Path
+
+    (Path(target) / "access").mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(source) / "access" / "keys.sqlite", Path(target) / "access" / "keys.sqlite")
+
+
 @pytest.fixture(scope="session")
-def server(demo_data):
+def tester_key(demo_data) -> str:
+    """An API key of the functional tests' caller: an nrp user with the gateway role
+    (it reads what nrp may, parcels masked, and may post any sensor's readings)."""
+    from shikong.server.identity import KeyStore
+
+    key, _ = KeyStore(demo_data).create("nrp", "tester", role="gateway")
+    return key
+
+
+@pytest.fixture
+def as_tester(tester_key, monkeypatch):
+    """Every HTTP client of a test sends the tester's key unless it sets its own: httpx,
+    requests (under OWSLib and pystac-client) and GDAL (OAPIF driver, geopandas)."""
+    import httpx
+    import requests
+
+    header = {"X-API-Key": tester_key}
+    httpx_init = httpx.Client.__init__
+
+    def httpx_with_key(self, *args, headers=None, **kwargs):
+        httpx_init(self, *args, headers={**header, **dict(headers or {})}, **kwargs)
+
+    requests_init = requests.Session.__init__
+
+    def requests_with_key(self, *args, **kwargs):
+        requests_init(self, *args, **kwargs)
+        self.headers.update(header)
+
+    import urllib.request
+
+    opener = urllib.request.build_opener()  # geopandas.read_file(url) uses urllib
+    opener.addheaders = [("X-API-Key", tester_key)]
+    monkeypatch.setattr(urllib.request, "_opener", opener)
+    monkeypatch.setattr(httpx.Client, "__init__", httpx_with_key)
+    monkeypatch.setattr(requests.Session, "__init__", requests_with_key)
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", f"X-API-Key: {tester_key}")
+    return tester_key
+
+
+@pytest.fixture(scope="session")
+def server(demo_data, tester_key):
     running = RunningServer(demo_data, free_port())
     yield running
     running.stop()

@@ -16,6 +16,8 @@ import pytest
 from conftest import RunningServer, free_port
 from shikong.catalog import Catalog
 
+pytestmark = pytest.mark.usefixtures("as_tester")  # a department user, see conftest
+
 SENSOR = "WAT-WL-001"  # valid 146.57..159.57 m, warning level 152.07 m
 TOPIC = f"shikong/wat/water_level/{SENSOR}"
 
@@ -26,7 +28,7 @@ def now_iso(offset_s: float = 0.0) -> str:
 
 
 @pytest.fixture
-def live_server(demo_data, tmp_path, mosquitto):
+def live_server(demo_data, tester_key, tmp_path, mosquitto):
     data = tmp_path / "data"
     shutil.copytree(demo_data, data)
     running = RunningServer(data, free_port(), mqtt=mosquitto)

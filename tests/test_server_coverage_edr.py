@@ -14,6 +14,8 @@ from owslib.ogcapi.edr import EnvironmentalDataRetrieval
 from rasterio.windows import from_bounds
 from shikong.catalog import Catalog
 
+pytestmark = pytest.mark.usefixtures("as_tester")  # a department user, see conftest
+
 
 @pytest.fixture(scope="module")
 def dem_path(demo_data):

@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from openapi_spec_validator import validate
+
+pytestmark = pytest.mark.usefixtures("as_tester")  # a department user, see conftest
 
 
 def stand_in(ref: str) -> dict:

@@ -21,6 +21,7 @@ from pygeoapi.provider.base import (
     ProviderItemNotFoundError,
 )
 from shikong.catalog.opened import OpenedLayer, open_layer
+from shikong.catalog.policy import mask_value
 
 from .. import cql
 from .editing import LayerEditor
@@ -56,7 +57,12 @@ def pick_version(versions: list[dict[str, Any]], datetime_: str | None) -> dict[
 
 
 class ShikongFeatureProvider(BaseProvider):
-    """Features of a shikong vector layer (GeoParquet asset per version)."""
+    """Features of a shikong vector layer (GeoParquet asset per version).
+
+    ``mask`` ({field: rule}) is set by the caller's view for personal fields it may not
+    see: their values leave masked, and filtering, sorting or text search on them is
+    refused, so a caller cannot recover a value by probing with queries.
+    """
 
     def __init__(self, provider_def: dict[str, Any]) -> None:
         super().__init__(provider_def)
@@ -64,6 +70,15 @@ class ShikongFeatureProvider(BaseProvider):
         current = self.versions[-1]
         self.layer = open_layer(current["path"], self.id_field)
         self._fields = self.layer.fields
+        self.mask: dict[str, str] = provider_def.get("mask") or {}
+
+    def _refuse_masked(self, names: list[str], how: str) -> None:
+        hit = sorted(set(names) & set(self.mask))
+        if hit:
+            raise ProviderInvalidQueryError(
+                user_msg=f"{', '.join(hit)} is personal data; {how} on it needs the "
+                "personal-data grant"
+            )
 
     def get_fields(self) -> dict[str, dict[str, str]]:
         return self._fields
@@ -103,6 +118,11 @@ class ShikongFeatureProvider(BaseProvider):
         **kwargs: Any,
     ) -> dict[str, Any]:
         layer = self._layer_at(datetime_)
+        if self.mask:
+            self._refuse_masked([name for name, _ in properties or []], "filtering")
+            self._refuse_masked([s["property"] for s in sortby or []], "sorting")
+            if filterq is not None:
+                self._refuse_masked(sorted(cql.attributes(filterq)), "filtering")
         rows = self._select(layer, bbox or [], properties or [], filterq, q)
         matched = int(rows.size)
         if resulttype == "hits":
@@ -115,7 +135,7 @@ class ShikongFeatureProvider(BaseProvider):
         if sortby:
             rows = self._sort(layer, rows, sortby)
         page = rows[offset : offset + limit]
-        features = self._features(layer, page, select_properties or [], skip_geometry)
+        features = self._masked(self._features(layer, page, select_properties or [], skip_geometry))
         return {
             "type": "FeatureCollection",
             "features": features,
@@ -136,7 +156,7 @@ class ShikongFeatureProvider(BaseProvider):
             raise ProviderItemNotFoundError(
                 user_msg=f"no feature {identifier!r} in this collection"
             )
-        return self._features(layer, np.array([row]), [], False)[0]
+        return self._masked(self._features(layer, np.array([row]), [], False))[0]
 
     # -- selection -------------------------------------------------------------------
     def _select(
@@ -159,11 +179,22 @@ class ShikongFeatureProvider(BaseProvider):
         if filterq is not None:
             rows = cql.evaluate(filterq, layer, rows)
         if q:
-            rows = self._text(layer, rows, q)
+            rows = self._text(layer, rows, q, exclude=set(self.mask))
         return rows
 
+    def _masked(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.mask:
+            for feature in features:
+                props = feature["properties"]
+                for name, rule in self.mask.items():
+                    if name in props:
+                        props[name] = mask_value(rule, props[name])
+        return features
+
     @staticmethod
-    def _text(layer: OpenedLayer, rows: np.ndarray, q: str) -> np.ndarray:
+    def _text(
+        layer: OpenedLayer, rows: np.ndarray, q: str, exclude: set[str] = frozenset()
+    ) -> np.ndarray:
         """Rows where any text field contains every word of q (case-insensitive)."""
         words = [w.lower() for w in q.replace(",", " ").split()]
         taken = layer.table.take(pa.array(rows, pa.int64()))
@@ -171,6 +202,8 @@ class ShikongFeatureProvider(BaseProvider):
         for word in words:
             hit = np.zeros(rows.size, dtype=bool)
             for name in layer.fields:
+                if name in exclude:  # personal fields the caller sees masked
+                    continue
                 col = taken.column(name)
                 if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
                     found = pc.match_substring(pc.utf8_lower(col), word).fill_null(False)

@@ -1,0 +1,245 @@
+"""The gate every HTTP request passes: identity, limits, and the audit entry afterwards.
+
+A pure ASGI middleware (no per-request task or copy of the response): it resolves the
+caller from ``X-API-Key`` or a bearer token (a bad credential is 401, never the public),
+applies the per-caller rate limit and the body-size limits, hands the handlers a
+:class:`RequestContext` (``request.state.shikong``) to note what they touched, and after
+the response appends an audit entry when the request touched shared or restricted data
+or was refused.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from shikong.catalog.policy import Caller, Limits
+
+from .audit import AuditLog
+from .identity import Authenticator, AuthError
+
+COLLECTION_PATH = re.compile(r"^/(?:stac/)?collections/([^/]+)(?:/items/([^/]+))?")
+AUDITED_CLASSES = ("shared", "restricted")
+REFUSALS = (401, 403, 413, 429)
+
+
+@dataclass
+class RequestContext:
+    """What a request is and touched: filled by the gate and by handlers, read by audit."""
+
+    caller: Caller
+    collections: list[str] = field(default_factory=list)
+    items: list[str] | None = None
+    count: int | None = None
+    process: str | None = None
+    input_digest: str | None = None
+    denied: bool = False
+    always_audit: bool = False
+    note: str | None = None
+
+    def touch(self, *collections: str) -> None:
+        for c in collections:
+            if c not in self.collections:
+                self.collections.append(c)
+
+
+class RateLimiter:
+    """A token bucket per caller: ``rate`` requests a second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int, max_callers: int = 100_000) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_callers
+
+    def wait_needed(self, who: str) -> float:
+        """0 if the request may go now, else the seconds until it could."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp = self._buckets.get(who, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+            if tokens >= 1:
+                self._buckets[who] = (tokens - 1, now)
+                self._buckets.move_to_end(who)
+                if len(self._buckets) > self._max:
+                    self._buckets.popitem(last=False)
+                return 0.0
+            self._buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+def _json(status: int, code: str, description: str, headers: dict[str, str] | None = None):
+    body = orjson.dumps({"code": code, "type": code, "description": description})
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    return status, raw, body
+
+
+class Guard:
+    """ASGI middleware: authenticate, limit, serve, audit."""
+
+    def __init__(
+        self,
+        app: Any,
+        auth: Authenticator,
+        audit: AuditLog,
+        limits: Limits,
+        classify: Callable[[str], str | None],
+        hidden: Callable[[Caller, str], bool],
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.audit = audit
+        self.limits = limits
+        self.classify = classify  # collection id → classification (None if unknown)
+        self.hidden = hidden  # (caller, collection id) → exists but the caller may not see it
+        self.rate = RateLimiter(limits.rate_per_second, limits.rate_burst)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path = scope["path"]
+        client = (scope.get("client") or ("?", 0))[0]
+        try:
+            caller = self.auth.caller(headers)
+        except AuthError as exc:
+            ctx = RequestContext(Caller(), denied=True, note=str(exc))
+            await self._refuse(
+                scope,
+                send,
+                ctx,
+                _json(401, "Unauthorized", str(exc), {"www-authenticate": "Bearer"}),
+            )
+            return
+        ctx = RequestContext(caller)
+        who = caller.key_id or (f"user:{caller.label}" if not caller.anonymous else f"ip:{client}")
+        wait = self.rate.wait_needed(who)
+        if wait:
+            ctx.denied = True
+            await self._refuse(
+                scope,
+                send,
+                ctx,
+                _json(
+                    429,
+                    "TooManyRequests",
+                    f"rate limit of {self.limits.rate_per_second:g} requests/s "
+                    f"(burst {self.limits.rate_burst}) exceeded; retry in {wait:.1f} s",
+                    {"retry-after": str(max(1, round(wait)))},
+                ),
+            )
+            return
+        match = COLLECTION_PATH.match(path)
+        if match:
+            ctx.touch(match.group(1))
+            if match.group(2):
+                ctx.items = [match.group(2)]
+            if self.hidden(caller, match.group(1)):
+                ctx.denied = True
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            limit = (
+                self.limits.max_readings_body_bytes
+                if path == "/readings"
+                else self.limits.max_body_bytes
+            )
+            body, too_big = await _read_body(receive, headers, limit)
+            if too_big:
+                await self._refuse(
+                    scope,
+                    send,
+                    ctx,
+                    _json(413, "PayloadTooLarge", f"request body over the limit of {limit} bytes"),
+                )
+                return
+            receive = _replay(body, receive)
+        scope.setdefault("state", {})["shikong"] = ctx
+        status, sent = 500, 0
+
+        async def counting_send(message: dict) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self._record(scope, ctx, status, sent)
+
+    async def _refuse(self, scope: dict, send: Callable, ctx: RequestContext, reply) -> None:
+        status, headers, body = reply
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self._record(scope, ctx, status, len(body))
+
+    def _record(self, scope: dict, ctx: RequestContext, status: int, sent: int) -> None:
+        sensitive = [c for c in ctx.collections if self.classify(c) in AUDITED_CLASSES]
+        if not (sensitive or ctx.denied or ctx.always_audit or status in REFUSALS):
+            return
+        entry: dict[str, Any] = {
+            "user": ctx.caller.user,
+            "department": ctx.caller.department,
+            "role": ctx.caller.role,
+            "key": ctx.caller.key_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1") or None,
+            "collections": ctx.collections,
+            "status": status,
+            "bytes": sent,
+        }
+        if ctx.items is not None:
+            entry["items"] = ctx.items
+        if ctx.count is not None:
+            entry["count"] = ctx.count
+        if ctx.process:
+            entry["process"] = ctx.process
+            entry["input_digest"] = ctx.input_digest
+        if ctx.denied or status in REFUSALS:
+            entry["denied"] = True
+        if ctx.note:
+            entry["note"] = ctx.note
+        self.audit.append(entry)
+
+
+async def _read_body(receive: Callable, headers: dict[str, str], limit: int) -> tuple[bytes, bool]:
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return b"", True
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks), False
+
+
+def _replay(body: bytes, original: Callable) -> Callable:
+    """A receive that gives the buffered body once, then waits on the real channel."""
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive

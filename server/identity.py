@@ -1,0 +1,251 @@
+"""Who is calling: API keys (stored hashed, revocable) and bearer JWTs.
+
+API keys are issued by ``shikong keys create`` as ``sk_<id>_<secret>``; only the SHA-256
+of the whole key is stored (the secret is 32 random bytes, so a fast hash is enough: there
+is nothing to brute-force that a slow hash would protect). Keys live in
+``<data>/access/keys.sqlite``; a server notices a revocation on the next request (it
+re-reads the table when the file changes).
+
+Bearer tokens are JWTs from one configured issuer, HS256 (shared secret) or RS256 (the
+issuer's public key), with claims ``sub`` (user), ``department``, optional ``role`` and
+``grants`` (``["rer-parcels:read", ...]``). The algorithm is pinned by the configuration,
+never taken from the token. A bad credential is an error (401), never the public.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+from shikong.catalog.ingest import departments
+from shikong.catalog.policy import RIGHTS, ROLES, Caller
+
+KEY_HEADER = "x-api-key"
+KEYS_FILE = Path("access") / "keys.sqlite"
+
+
+class AuthError(Exception):
+    """A credential that cannot be accepted; the message says why (HTTP 401)."""
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    department: str
+    user: str
+    role: str
+    created: str
+    revoked: str | None
+
+    def caller(self) -> Caller:
+        return Caller(self.user, self.department, self.role, key_id=self.key_id)
+
+
+class KeyStore:
+    """API keys of one data directory."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.path = Path(data_dir) / KEYS_FILE
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._by_digest: dict[str, KeyRecord] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, digest TEXT UNIQUE, "
+            "department TEXT, user TEXT, role TEXT, created TEXT, revoked TEXT)"
+        )
+        return db
+
+    def create(self, department: str, user: str, role: str = "user") -> tuple[str, KeyRecord]:
+        """A new key (shown once) and its record."""
+        if department not in departments():
+            raise ValueError(
+                f"unknown department {department!r}; known: {', '.join(departments())}"
+            )
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        if not user or not user.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError("user must be a name of letters, digits, '-', '_' or '.'")
+        key_id = secrets.token_hex(4)
+        key = f"sk_{key_id}_{secrets.token_urlsafe(32)}"
+        record = KeyRecord(key_id, department, user, role, _now(), None)
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (key_id, _digest(key), department, user, role, record.created),
+            )
+        db.close()
+        return key, record
+
+    def revoke(self, key_id: str) -> bool:
+        with self._connect() as db:
+            changed = db.execute(
+                "UPDATE keys SET revoked=? WHERE key_id=? AND revoked IS NULL", (_now(), key_id)
+            ).rowcount
+        db.close()
+        return bool(changed)
+
+    def list(self) -> list[KeyRecord]:
+        db = self._connect()
+        try:
+            rows = db.execute(
+                "SELECT key_id, department, user, role, created, revoked FROM keys ORDER BY created"
+            ).fetchall()
+        finally:
+            db.close()
+        return [KeyRecord(*row) for row in rows]
+
+    def _reload_if_changed(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._by_digest, self._stamp = {}, None
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            db = self._connect()
+            try:
+                rows = db.execute(
+                    "SELECT digest, key_id, department, user, role, created, revoked FROM keys"
+                ).fetchall()
+            finally:
+                db.close()
+            self._by_digest = {r[0]: KeyRecord(*r[1:]) for r in rows}
+            self._stamp = stamp
+
+    def lookup(self, key: str) -> Caller:
+        self._reload_if_changed()
+        record = self._by_digest.get(_digest(key))
+        if record is None:
+            raise AuthError("unknown API key")
+        if record.revoked:
+            raise AuthError(f"API key {record.key_id} was revoked on {record.revoked}")
+        return record.caller()
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """The one token issuer the platform trusts."""
+
+    issuer: str
+    algorithm: str  # HS256 | RS256
+    key: str  # the shared secret, or the issuer's PEM public key
+    audience: str | None = None
+
+    @classmethod
+    def from_env(cls) -> JwtSettings | None:
+        """SHIKONG_JWT_ISSUER with SHIKONG_JWT_SECRET (HS256) or SHIKONG_JWT_PUBLIC_KEY
+        (a PEM file, RS256); SHIKONG_JWT_AUDIENCE optional."""
+        issuer = os.environ.get("SHIKONG_JWT_ISSUER")
+        if not issuer:
+            return None
+        audience = os.environ.get("SHIKONG_JWT_AUDIENCE") or None
+        if os.environ.get("SHIKONG_JWT_PUBLIC_KEY"):
+            pem = Path(os.environ["SHIKONG_JWT_PUBLIC_KEY"]).read_text()
+            return cls(issuer, "RS256", pem, audience)
+        secret = os.environ.get("SHIKONG_JWT_SECRET")
+        if not secret:
+            raise ValueError(
+                "SHIKONG_JWT_ISSUER is set but neither SHIKONG_JWT_SECRET nor "
+                "SHIKONG_JWT_PUBLIC_KEY"
+            )
+        return cls(issuer, "HS256", secret, audience)
+
+
+class JwtVerifier:
+    """Verifies bearer tokens; decoded callers are cached until their expiry."""
+
+    def __init__(self, settings: JwtSettings, cache_size: int = 4096) -> None:
+        if settings.algorithm not in ("HS256", "RS256"):
+            raise ValueError("JWT algorithm must be HS256 or RS256")
+        self.settings = settings
+        self._cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._size = cache_size
+        self._lock = threading.Lock()
+
+    def verify(self, token: str) -> Caller:
+        now = datetime.now(UTC).timestamp()
+        with self._lock:
+            hit = self._cache.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        s = self.settings
+        try:
+            claims = jwt.decode(
+                token,
+                s.key,
+                algorithms=[s.algorithm],
+                issuer=s.issuer,
+                audience=s.audience,
+                options={"require": ["exp", "iss", "sub"], "verify_aud": s.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("bearer token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"bearer token rejected: {exc}") from None
+        caller = caller_from_claims(claims)
+        with self._lock:
+            self._cache[token] = (caller, float(claims["exp"]))
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return caller
+
+
+def caller_from_claims(claims: dict[str, Any]) -> Caller:
+    department = claims.get("department")
+    if department not in departments():
+        raise AuthError(f"bearer token names unknown department {department!r}")
+    role = claims.get("role", "user")
+    if role not in ROLES:
+        raise AuthError(f"bearer token names unknown role {role!r}")
+    grants = set()
+    for grant in claims.get("grants") or []:
+        cid, _, right = str(grant).rpartition(":")
+        if not cid or right not in RIGHTS:
+            raise AuthError(f"bearer token grant {grant!r} is not <collection>:<right>")
+        grants.add((cid, right))
+    return Caller(str(claims["sub"]), department, role, frozenset(grants), key_id=None)
+
+
+class Authenticator:
+    """Turns request headers into a Caller (anonymous when none is given)."""
+
+    def __init__(self, keys: KeyStore, jwt_settings: JwtSettings | None = None) -> None:
+        self.keys = keys
+        self.jwt = JwtVerifier(jwt_settings) if jwt_settings else None
+
+    def caller(self, headers: dict[str, str]) -> Caller:
+        key = headers.get(KEY_HEADER)
+        if key:
+            return self.keys.lookup(key.strip())
+        auth = headers.get("authorization")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthError("Authorization must be 'Bearer <token>'")
+            if self.jwt is None:
+                raise AuthError("this server accepts no bearer tokens (no issuer configured)")
+            return self.jwt.verify(token.strip())
+        return Caller()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
