@@ -90,6 +90,25 @@ def _bad_bbox(value: str) -> str | None:
     return None
 
 
+CRS_URI = re.compile(r"^http://www\.opengis\.net/def/crs/(EPSG/0/\d{4,5}|OGC/1\.3/CRS84)$")
+MAX_MAP_PIXELS = 4096
+
+
+def _bad_map_params(request: Request) -> str | None:
+    """pygeoapi answers 500 to a negative width or an unparseable bbox-crs; name them."""
+    q = request.query_params
+    for name in ("width", "height"):
+        value = q.get(name)
+        if value is not None and (not value.isdigit() or not 1 <= int(value) <= MAX_MAP_PIXELS):
+            return f"{name} must be a whole number of pixels from 1 to {MAX_MAP_PIXELS}"
+    crs = q.get("bbox-crs")
+    if crs is not None and not CRS_URI.match(crs):
+        return f"bbox-crs {crs!r} is not a CRS URI like http://www.opengis.net/def/crs/EPSG/0/4490"
+    if q.get("transparent", "true").lower() not in ("true", "false"):
+        return "transparent must be true or false"
+    return None
+
+
 def prevalidate(request: Request) -> Response | None:
     """Checks pygeoapi leaves to providers or answers with a vague message (or a 500)."""
     bbox = request.query_params.get("bbox")
@@ -299,6 +318,9 @@ class Server:
             SCALING.reset(token)
 
     async def map(self, r: Request) -> Response:
+        wrong = _bad_map_params(r)
+        if wrong:
+            return problem(400, "InvalidParameterValue", wrong)
         return await self.call(
             maps_api.get_collection_map,
             r,

@@ -6,7 +6,9 @@ is nothing to brute-force that a slow hash would protect). Keys live in
 ``<data>/access/keys.sqlite``; a server notices a revocation on the next request (it
 re-reads the table when the file changes).
 
-Bearer tokens are JWTs from one configured issuer, HS256 (shared secret) or RS256 (the
+An API key may also come as ``Authorization: Bearer sk_...``, for clients that only
+speak bearer auth (GDAL's ``GDAL_HTTP_AUTH=BEARER``, QGIS). Other bearer tokens are JWTs
+from one configured issuer, HS256 (shared secret) or RS256 (the
 issuer's public key), with claims ``sub`` (user), ``department``, optional ``role`` and
 ``grants`` (``["rer-parcels:read", ...]``). The algorithm is pinned by the configuration,
 never taken from the token. A bad credential is an error (401), never the public.
@@ -241,6 +243,8 @@ class Authenticator:
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthError("Authorization must be 'Bearer <token>'")
+            if token.strip().startswith("sk_"):  # an API key from a client that only
+                return self.keys.lookup(token.strip())  # speaks bearer auth (GDAL, QGIS)
             if self.jwt is None:
                 raise AuthError("this server accepts no bearer tokens (no issuer configured)")
             return self.jwt.verify(token.strip())

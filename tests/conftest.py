@@ -145,7 +145,8 @@ def as_tester(tester_key, monkeypatch):
     monkeypatch.setattr(urllib.request, "_opener", opener)
     monkeypatch.setattr(httpx.Client, "__init__", httpx_with_key)
     monkeypatch.setattr(requests.Session, "__init__", requests_with_key)
-    monkeypatch.setenv("GDAL_HTTP_HEADERS", f"X-API-Key: {tester_key}")
+    monkeypatch.setenv("GDAL_HTTP_AUTH", "BEARER")  # GDAL sends keys as bearer tokens
+    monkeypatch.setenv("GDAL_HTTP_BEARER", tester_key)
     return tester_key
 
 

@@ -75,7 +75,7 @@ def test_async_job_and_its_result_survive_a_restart(demo_data, tmp_path):
             first.url,
             "planning-compliance",
             {"proposal": SUBMISSION, "as_of": "2024-06-30"},
-            Prefer="respond-async",
+            {"Prefer": "respond-async"},
         )
         assert response.status_code == 201, response.text
         job_url = response.headers["location"].replace("http://localhost:5000", first.url)
