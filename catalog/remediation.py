@@ -9,6 +9,7 @@ inputs they came from (lineage).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,22 @@ def mine_remediation_assessment(
     before: str | None = None,
     after: str | None = None,
     write_derived: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+    client=None,
 ) -> dict[str, Any]:
-    """NDVI before/after and change per mine; disturbed and recovered areas in 公顷."""
+    """NDVI before/after and change per mine; disturbed and recovered areas in 公顷.
+
+    ``progress(percent, message)`` follows the five zonal passes and the write-back;
+    whatever it raises (a cancelled job) stops the work before anything is written.
+    """
+
+    def stage(n: int, label: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(
+            100 * (n + done / total) / 6, f"{label}: {done}/{total} block tasks"
+        )
+
     layer = catalog.layer(imagery)
     versions = layer.versions
     first = layer.version(before) if before else versions[0]
@@ -50,9 +65,12 @@ def mine_remediation_assessment(
     polygons = catalog.layer(mines).to_geodataframe()
     id_field = catalog.layer(mines).current.item["properties"].get("shikong:id_field", "fid")
     stats = ("count", "mean", "min", "max")
-    before_stats = zonal_stats(n1, polygons, stats=("mean",), id_field=id_field)
-    after_stats = zonal_stats(n2, polygons, stats=("mean",), id_field=id_field)
-    change_stats = zonal_stats(delta, polygons, stats=stats, id_field=id_field)
+    run = {"id_field": id_field, "client": client}
+    before_stats = zonal_stats(
+        n1, polygons, stats=("mean",), progress=stage(0, "NDVI before"), **run
+    )
+    after_stats = zonal_stats(n2, polygons, stats=("mean",), progress=stage(1, "NDVI after"), **run)
+    change_stats = zonal_stats(delta, polygons, stats=stats, progress=stage(2, "change"), **run)
     from shikong.spatial.rasterjobs import cell_areas
 
     areas = cell_areas(delta)
@@ -62,7 +80,8 @@ def mine_remediation_assessment(
         .rio.write_transform(n1.rio.transform()),
         polygons,
         stats=("sum",),
-        id_field=id_field,
+        progress=stage(3, "disturbed area"),
+        **run,
     )
     gained = zonal_stats(
         areas.where(delta > RECOVERED)
@@ -70,7 +89,8 @@ def mine_remediation_assessment(
         .rio.write_transform(n1.rio.transform()),
         polygons,
         stats=("sum",),
-        id_field=id_field,
+        progress=stage(4, "recovered area"),
+        **run,
     )
     rows = []
     names = polygons.set_index(id_field)
@@ -96,6 +116,8 @@ def mine_remediation_assessment(
         "thresholds": {"disturbed": DISTURBED, "recovered": RECOVERED},
     }
     if write_derived:
+        if progress is not None:
+            progress(100 * 5 / 6, "writing the change raster (COG) to the catalog")
         report["derived"] = _write_change(
             catalog, delta, layer.department, [first.id, last.id], first.version, last.version
         )

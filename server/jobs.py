@@ -99,6 +99,7 @@ class ShikongJobManager(TinyDBManager):
         self.update_job(
             job_id,
             {
+                "status": JobStatus.running.value,  # pygeoapi says "running" only at the end
                 "progress": max(5, min(94, round(percent))),
                 "message": message,
                 "updated": get_current_datetime(),

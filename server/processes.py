@@ -77,6 +77,15 @@ class ShikongProcessor(BaseProcessor):
         self.masks: dict[str, dict[str, str]] = processor_def.get("masks", {})
         self.catalog = CatalogView(Catalog(Path(self.data_root)), self.visible)
 
+    def set_job_id(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    def report(self, percent: float, message: str) -> None:
+        """Progress into the job status; raises JobCancelled once the owner dismissed it."""
+        manager = getattr(self, "manager", None)
+        if manager is not None and hasattr(manager, "report"):
+            manager.report(getattr(self, "job_id", None), percent, message)
+
     def grants_personal_data(self, collection: str) -> bool:
         return collection in self.visible and not self.masks.get(collection)
 
@@ -368,6 +377,7 @@ class MineRemediationProcessor(ShikongProcessor):
 
     def run(self, data: dict[str, Any]) -> Any:
         from shikong.catalog.remediation import mine_remediation_assessment
+        from shikong.spatial.compute import get_client
 
         return mine_remediation_assessment(
             self.catalog,
@@ -375,6 +385,8 @@ class MineRemediationProcessor(ShikongProcessor):
             mines=data.get("mines", "nrp-mining_rights"),
             before=data.get("before"),
             after=data.get("after"),
+            progress=self.report,
+            client=get_client(),
         )
 
 
@@ -429,6 +441,9 @@ class ZonalStatisticsProcessor(ShikongProcessor):
             percentiles=tuple(data.get("percentiles", ())),
             id_field=id_field,
             client=get_client(),
+            progress=lambda done, total: self.report(
+                5 + 90 * done / total, f"{done}/{total} block tasks"
+            ),
         )
         table = table.reset_index()
         return {

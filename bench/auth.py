@@ -1,0 +1,119 @@
+"""What access control costs per request: the same endpoints with and without it, same run.
+
+Builds the small demo city in a temporary folder and serves it in process twice:
+"with" is the real application (gate: API key lookup, rate limit, the caller's view,
+masking, audit entries for shared/restricted reads); "without" is the same routes with
+the gate removed and every caller given the full view, which is what the server did
+before access control. Requests go through httpx's ASGI transport, so both sides pay the
+same client cost, and rounds alternate between the two sides so drift hits both.
+
+    .venv/bin/python bench/auth.py [--rounds 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import httpx
+from shikong.catalog import Catalog
+from shikong.catalog.bulk import ingest_entries, read_manifest
+from shikong.catalog.demo import MANIFEST, generate
+from shikong.catalog.policy import Access
+from shikong.server.app import create_app
+from shikong.server.identity import KeyStore
+
+ENDPOINTS = [
+    ("landing", "/?f=json"),
+    ("collections", "/collections?f=json"),
+    ("items (shared, audited)", "/collections/nrp-landuse/items?f=json&limit=10"),
+    ("item by id (restricted, masked, audited)", "/collections/rer-parcels/items/{fid}?f=json"),
+    ("items (public)", "/collections/tra-roads/items?f=json&limit=10"),
+    ("STAC search", "/stac/search?limit=10"),
+]
+
+
+def build(root: Path) -> Path:
+    generate(root / "sources", scale="small")
+    data = root / "data"
+    ingest_entries(Catalog.open(data), root / "sources", read_manifest(root / "sources" / MANIFEST))
+    return data
+
+
+def open_app(guarded):
+    """The same server with its gate removed and a full view for every caller."""
+    server = guarded.state.server
+    everything = frozenset(server.publisher.snapshot.metas)
+    full = Access(everything, everything)
+    server.access = lambda caller: full
+    return guarded.app  # the Starlette app inside the gate
+
+
+async def measure(rounds: int, data: Path) -> dict[str, tuple[float, float]]:
+    key, _ = KeyStore(data).create("nrp", "bench")
+    guarded = create_app(data, "http://bench", watch=False)
+    plain = create_app(data, "http://bench", watch=False)
+    plain_inner = open_app(plain)
+    fid = Catalog.open(data)["rer-parcels"].to_geodataframe()["fid"].iloc[0]
+    sides = {
+        "with": (guarded, {"X-API-Key": key}),
+        "without": (plain_inner, {}),
+    }
+    clients = {
+        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+        for name, (app, _) in sides.items()
+    }
+    results = {}
+    for label, template in ENDPOINTS:
+        path = template.format(fid=fid)
+        times: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(20):  # warm caches and views on both sides
+            for name, (_, headers) in sides.items():
+                assert (await clients[name].get(path, headers=headers)).status_code == 200, path
+        for _ in range(rounds):
+            for name, (_, headers) in sides.items():
+                started = time.perf_counter()
+                response = await clients[name].get(path, headers=headers)
+                times[name].append(time.perf_counter() - started)
+                assert response.status_code == 200
+        results[label] = (
+            statistics.median(times["with"]) * 1000,
+            statistics.median(times["without"]) * 1000,
+        )
+    for client in clients.values():
+        await client.aclose()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=400)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = build(Path(tmp))
+        # the rate limit would throttle the benchmark's single key: the data directory's
+        # own policy lifts it (the limiter still runs on every request)
+        shipped = resources.files("shikong.config").joinpath("access_policy.yaml")
+        (data / "access_policy.yaml").write_text(
+            shipped.read_text(encoding="utf-8")
+            .replace("rate_per_second: 50 ", "rate_per_second: 1000000 ")
+            .replace("rate_burst: 200", "rate_burst: 1000000"),
+            encoding="utf-8",
+        )
+        results = asyncio.run(measure(args.rounds, data))
+    print(f"p50 latency over {args.rounds} requests per endpoint and side (in process, ASGI)")
+    print(f"{'endpoint':44} {'with AC ms':>10} {'without ms':>10} {'added ms':>9} {'ratio':>6}")
+    for label, (with_ms, without_ms) in results.items():
+        print(
+            f"{label:44} {with_ms:10.2f} {without_ms:10.2f} {with_ms - without_ms:9.2f} "
+            f"{with_ms / without_ms:6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
