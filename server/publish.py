@@ -294,6 +294,8 @@ def restrict(resources: dict[str, Any], access: Access) -> dict[str, Any]:
         for provider in resource["providers"]:
             if provider["type"] != "feature":
                 continue
+            if rid == "alerts":
+                provider["visible_layers"] = sorted(access.visible)
             provider["editable"] = bool(provider.get("editable")) and rid in access.writable
             if masks:
                 provider["mask"] = masks

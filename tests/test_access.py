@@ -101,6 +101,7 @@ def test_listings_and_collection_pages_match_the_policy(access_env, collections)
         expect = {cid for cid, c in collections.items() if may_read(who.department, c)}
         got = client.get("/collections?f=json", headers=who.headers).json()["collections"]
         got_ids = {c["id"] for c in got} - {"alerts"}
+        assert ("alerts" in {c["id"] for c in got}) == (who.department is not None)  # shared
         assert got_ids == {c for c in expect if c not in DATACUBES}, who.name
         stac = client.get("/stac/collections", headers=who.headers).json()["collections"]
         assert {c["id"] for c in stac} == expect, who.name

@@ -41,6 +41,12 @@ class ShikongAlertsProvider(BaseProvider):
         super().__init__(provider_def)
         self.live = live_for(self.data)
         self._fields = {k: {"type": v} for k, v in FIELDS.items()}
+        # the caller's view: alerts of sensors layers it may not see are absent
+        self.visible = set(provider_def.get("visible_layers", ()))
+
+    def _alerts(self) -> pd.DataFrame:
+        frame = self.live.catalog.observations.alerts(limit=1_000_000)
+        return frame[frame["layer"].isin(self.visible)]
 
     def get_fields(self) -> dict[str, Any]:
         return self._fields
@@ -79,7 +85,7 @@ class ShikongAlertsProvider(BaseProvider):
             raise ProviderInvalidQueryError(
                 user_msg="CQL2 filters are not supported on alerts; use property=value and datetime"
             )
-        frame = self.live.catalog.observations.alerts(limit=1_000_000)
+        frame = self._alerts()
         if datetime_:
             start, _, end = datetime_.partition("/")
             try:
@@ -119,7 +125,7 @@ class ShikongAlertsProvider(BaseProvider):
 
     @crs_transform
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
-        frame = self.live.catalog.observations.alerts(limit=1_000_000)
+        frame = self._alerts()
         match = frame[frame.id.astype(str) == str(identifier)]
         if match.empty:
             raise ProviderItemNotFoundError(user_msg=f"no alert {identifier!r}")
