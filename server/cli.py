@@ -373,8 +373,15 @@ def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
             key, _ = KeyStore(data_dir).create("urb", "demo-simulator", role="gateway")
         sim = Simulator(Catalog.open(data_dir), url, use_mqtt, interval=5.0, api_key=key)
         sim.start()
+        from .identity import KeyStore
+
+        analyst, _ = KeyStore(data_dir).create("nrp", "demo-analyst")
         console.print(
-            f"[green]demo city live[/] on {url} (sensors over {use_mqtt or 'HTTP'}); Ctrl-C stops"
+            f"[green]demo city live[/] on {url} (sensors over {use_mqtt or 'HTTP'}); Ctrl-C stops\n"
+            "anonymous callers see the public layers; as a department (nrp) send\n"
+            f"  X-API-Key: {analyst}\n"
+            "e.g. curl -H 'X-API-Key: …' "
+            f"{url}/collections/nrp-landuse/items  (more: shikong keys create --help)"
         )
         server.wait()
     except KeyboardInterrupt:
