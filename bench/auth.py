@@ -17,10 +17,10 @@ import asyncio
 import statistics
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 import httpx
+from benchutil import lift_rate_limit
 from shikong.catalog import Catalog
 from shikong.catalog.bulk import ingest_entries, read_manifest
 from shikong.catalog.demo import MANIFEST, generate
@@ -96,15 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = build(Path(tmp))
-        # the rate limit would throttle the benchmark's single key: the data directory's
-        # own policy lifts it (the limiter still runs on every request)
-        shipped = resources.files("shikong.config").joinpath("access_policy.yaml")
-        (data / "access_policy.yaml").write_text(
-            shipped.read_text(encoding="utf-8")
-            .replace("rate_per_second: 50 ", "rate_per_second: 1000000 ")
-            .replace("rate_burst: 200", "rate_burst: 1000000"),
-            encoding="utf-8",
-        )
+        lift_rate_limit(data)
         results = asyncio.run(measure(args.rounds, data))
     print(f"p50 latency over {args.rounds} requests per endpoint and side (in process, ASGI)")
     print(f"{'endpoint':44} {'with AC ms':>10} {'without ms':>10} {'added ms':>9} {'ratio':>6}")

@@ -33,8 +33,10 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+from benchutil import lift_rate_limit  # noqa: E402
 from conftest import RunningServer, free_port  # noqa: E402
 from shikong.catalog import Catalog  # noqa: E402
+from shikong.server.identity import KeyStore  # noqa: E402
 
 LAYER = "wat-gauges"
 START = pd.Timestamp("2026-08-01", tz="UTC")
@@ -111,6 +113,8 @@ def main() -> None:
         ]
         sensors_csv.write_text("\n".join(rows) + "\n")
         cat.ingest(sensors_csv, department="wat", layer="gauges", kind="sensors")
+        lift_rate_limit(work / "data")
+        key, _ = KeyStore(work / "data").create("wat", "bench-gateway", role="gateway")
         store = cat.observations
         t0 = time.perf_counter()
         loaded = 0
@@ -141,7 +145,7 @@ def main() -> None:
         procs.append(mq)
         server = RunningServer(work / "data", free_port(), mqtt=f"mqtt://127.0.0.1:{port}")
         procs.append(server)
-        client = httpx.Client(timeout=120)
+        client = httpx.Client(timeout=120, headers={"X-API-Key": key})
         now = pd.Timestamp.now(tz="UTC")
         # HTTP ingest: batches of 10,000 readings, built before the clock starts
         ids = [f"G{i % args.sensors:05d}" for i in range(10_000)]

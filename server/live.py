@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 import pandas as pd
 from shikong.catalog.live import LiveIngest, parse_batch, readings_frame
 from shikong.catalog.policy import Access
@@ -187,7 +188,7 @@ class MqttBridge:
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 1883
         self.live = live
         self.batch_ms, self.batch_max = batch_ms, batch_max
-        self.queue: queue.Queue[tuple[str, str, list[dict]] | None] = queue.Queue()
+        self.queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self.counts: Counter = Counter()
         self.lock = threading.Lock()
         self.client = mqtt.Client(
@@ -215,38 +216,44 @@ class MqttBridge:
             self.counts[reason] += n
 
     def _on_message(self, client, userdata, message) -> None:
-        parts = message.topic.split("/")
+        """Only hand the message over: paho calls this on its network thread, one message
+        at a time, so any work here caps the rate; the writer thread parses in batches."""
+        self.queue.put((message.topic, message.payload))
+
+    def _parse(self, topic: str, payload: bytes) -> tuple[str, str, list[dict]] | None:
+        parts = topic.split("/")
         if len(parts) != 4 or parts[1] == "alerts":
-            return
+            return None
         _, department, kind, sensor = parts
         self._count("messages")
         try:
-            payload = json.loads(message.payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             self._count("rejected: payload is not JSON")
-            LOGGER.warning("MQTT %s: payload is not JSON", message.topic)
-            return
-        rows = payload.get("readings", [payload]) if isinstance(payload, dict) else payload
+            LOGGER.warning("MQTT %s: payload is not JSON", topic)
+            return None
+        rows = data.get("readings", [data]) if isinstance(data, dict) else data
         if not isinstance(rows, list):
             self._count("rejected: payload is not a reading or a list")
-            return
+            return None
         clean = []
         for row in rows:
             if not isinstance(row, dict):
                 self._count("rejected: not a reading object")
                 continue
-            clean.append({**row, "sensor_id": row.get("sensor_id", sensor)})
-        self.queue.put((department, kind, clean))
+            if "sensor_id" not in row:
+                row["sensor_id"] = sensor
+            clean.append(row)
+        return department, kind, clean
 
     def _write_loop(self) -> None:
         while True:
             first = self.queue.get()
             if first is None:
                 return
-            batch = [first]
+            raw = [first]
             deadline = time.monotonic() + self.batch_ms / 1000
-            size = len(first[2])
-            while size < self.batch_max and time.monotonic() < deadline:
+            while len(raw) < self.batch_max and time.monotonic() < deadline:
                 try:
                     item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -254,9 +261,10 @@ class MqttBridge:
                 if item is None:
                     self.queue.put(None)
                     break
-                batch.append(item)
-                size += len(item[2])
-            self._commit(batch)
+                raw.append(item)
+            batch = [parsed for parsed in (self._parse(*m) for m in raw) if parsed]
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[str, str, list[dict]]]) -> None:
         by_topic: dict[tuple[str, str], list[dict]] = {}
