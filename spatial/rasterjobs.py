@@ -95,8 +95,11 @@ def _block_stats(
     shapes: list,
     ids: np.ndarray,
     percentiles: Sequence[float],
+    need: frozenset[str] = frozenset(BASIC),
 ) -> pd.DataFrame:
-    """Partial aggregates of one block: per zone count, sum, sum of squares, min, max."""
+    """Partial aggregates of one block: per zone count and, as ``need`` asks, sum, sum of
+    squares, min, max. Min, max and percentiles need the block's pixels sorted by zone,
+    which costs more than all the sums together, so a mean-only job never sorts."""
     values = np.asarray(values, dtype="float64")
     if values.ndim == 3:
         values = values[0]
@@ -116,24 +119,19 @@ def _block_stats(
     n = len(ids) + 1
     count = np.bincount(z, minlength=n)
     present = np.flatnonzero(count)
-    total = np.bincount(z, weights=v, minlength=n)
-    sumsq = np.bincount(z, weights=v * v, minlength=n)
-    order = np.argsort(z, kind="stable")
-    zs, vs = z[order], v[order]
-    starts = np.searchsorted(zs, present)
-    mins = np.minimum.reduceat(vs, starts)
-    maxs = np.maximum.reduceat(vs, starts)
-    out = pd.DataFrame(
-        {
-            "zone": ids[present - 1],
-            "count": count[present],
-            "sum": total[present],
-            "sumsq": sumsq[present],
-            "min": mins,
-            "max": maxs,
-        }
-    )
-    out["values"] = pd.Series(np.split(vs, starts[1:]), dtype=object) if percentiles else None
+    out = pd.DataFrame({"zone": ids[present - 1], "count": count[present]})
+    if need & {"sum", "mean", "std"}:
+        out["sum"] = np.bincount(z, weights=v, minlength=n)[present]
+    if "std" in need:
+        out["sumsq"] = np.bincount(z, weights=v * v, minlength=n)[present]
+    if need & {"min", "max"} or percentiles:
+        order = np.argsort(z, kind="stable")
+        zs, vs = z[order], v[order]
+        starts = np.searchsorted(zs, present)
+        out["min"] = np.minimum.reduceat(vs, starts)
+        out["max"] = np.maximum.reduceat(vs, starts)
+        if percentiles:
+            out["values"] = pd.Series(np.split(vs, starts[1:]), dtype=object)
     return out
 
 
@@ -192,7 +190,12 @@ def zonal_stats(
                 shapes = [(geom, k + 1) for k, geom in enumerate(polygons.geometry.values[members])]
                 parts.append(
                     dask.delayed(_block_stats)(
-                        blocks[bi, bj], block_transform, shapes, ids[members], tuple(percentiles)
+                        blocks[bi, bj],
+                        block_transform,
+                        shapes,
+                        ids[members],
+                        tuple(percentiles),
+                        frozenset(stats),
                     )
                 )
     computed = compute_with_progress(parts, client, progress)
@@ -202,13 +205,14 @@ def zonal_stats(
         every = pd.concat(frames, ignore_index=True)
         g = every.groupby("zone")
         count = g["count"].sum()
-        total = g["sum"].sum()
-        sumsq = g["sumsq"].sum()
-        agg = pd.DataFrame(
-            {"count": count, "sum": total, "min": g["min"].min(), "max": g["max"].max()}
-        )
-        agg["mean"] = total / count
-        agg["std"] = np.sqrt(np.maximum(sumsq / count - agg["mean"] ** 2, 0.0))
+        agg = pd.DataFrame({"count": count})
+        if "sum" in every:
+            agg["sum"] = g["sum"].sum()
+            agg["mean"] = agg["sum"] / count
+        if "sumsq" in every:
+            agg["std"] = np.sqrt(np.maximum(g["sumsq"].sum() / count - agg["mean"] ** 2, 0.0))
+        if "min" in every:
+            agg["min"], agg["max"] = g["min"].min(), g["max"].max()
         if percentiles:
             values = g["values"].apply(lambda s: np.concatenate(list(s)))
             for q in percentiles:
