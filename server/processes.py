@@ -74,6 +74,7 @@ class ShikongProcessor(BaseProcessor):
         super().__init__(processor_def, self.METADATA)
         self.data_root = processor_def["data_root"]
         self.visible = frozenset(processor_def.get("visible", ()))
+        self.writable = frozenset(processor_def.get("writable", ()))
         self.masks: dict[str, dict[str, str]] = processor_def.get("masks", {})
         self.catalog = CatalogView(Catalog(Path(self.data_root)), self.visible)
 
@@ -379,15 +380,27 @@ class MineRemediationProcessor(ShikongProcessor):
         from shikong.catalog.remediation import mine_remediation_assessment
         from shikong.spatial.compute import get_client
 
-        return mine_remediation_assessment(
+        imagery = str(data.get("imagery", "nrp-rs_mining"))
+        # the change raster is written back into the imagery's department: only a caller
+        # who may write there (its owner or a write grant) adds a layer to it
+        may_write = imagery in self.writable
+        report = mine_remediation_assessment(
             self.catalog,
-            imagery=data.get("imagery", "nrp-rs_mining"),
+            imagery=imagery,
             mines=data.get("mines", "nrp-mining_rights"),
             before=data.get("before"),
             after=data.get("after"),
+            write_derived=may_write,
             progress=self.report,
             client=get_client(),
         )
+        if not may_write:
+            report["derived"] = None
+            report["derived_note"] = (
+                f"change raster not written back: writing into {imagery.split('-')[0]} needs "
+                "its owner department or a write grant"
+            )
+        return report
 
 
 class ZonalStatisticsProcessor(ShikongProcessor):
@@ -496,6 +509,7 @@ def bind_process(resource: dict[str, Any], access: Access) -> dict[str, Any]:
     processor = {
         **resource["processor"],
         "visible": sorted(access.visible),
+        "writable": sorted(access.writable),
         "masks": {cid: access.masked_fields(cid) for cid, _ in access.masks},
     }
     return {**resource, "processor": processor}

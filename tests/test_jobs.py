@@ -85,3 +85,37 @@ def test_a_running_job_is_cancelled_by_its_owner(client, slow_blocks):
     assert final["status"] == "dismissed" and final["progress"] < 100
     results = client.get(f"/jobs/{job}/results?f=json")
     assert results.status_code != 200 or "rows" not in results.text, results.text
+
+
+def wait(client, job: str, headers=None) -> dict:
+    for _ in range(1200):
+        status = client.get(f"/jobs/{job}?f=json", headers=headers).json()
+        if status["status"] in ("successful", "failed", "dismissed"):
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"job {job} did not finish: {status}")
+
+
+def test_mine_remediation_writes_back_only_for_a_caller_who_may_write(
+    client, demo_data, monkeypatch
+):
+    from shikong.catalog import Catalog
+
+    monkeypatch.setattr(compute, "get_client", lambda: None)
+    data = client.app.state.server.catalog.paths.root
+    wat = {"X-API-Key": KeyStore(data).create("wat", "hydrologist")[0]}
+    before = {layer.id for layer in Catalog.open(data).collections()}
+    reply = client.post(
+        "/processes/mine-remediation-assessment/execution", json={"inputs": {}}, headers=wat
+    )
+    job = reply.headers["location"].rsplit("/", 1)[-1]
+    assert wait(client, job, wat)["status"] == "successful"
+    report = client.get(f"/jobs/{job}/results?f=json", headers=wat).json()
+    assert report["derived"] is None and "write grant" in report["derived_note"]
+    assert {layer.id for layer in Catalog.open(data).collections()} == before
+    reply = client.post("/processes/mine-remediation-assessment/execution", json={"inputs": {}})
+    job = reply.headers["location"].rsplit("/", 1)[-1]
+    assert wait(client, job)["status"] == "successful"
+    report = client.get(f"/jobs/{job}/results?f=json").json()
+    assert report["derived"]
+    assert {layer.id for layer in Catalog.open(data).collections()} - before
