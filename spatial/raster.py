@@ -24,7 +24,9 @@ def open_raster(
 ) -> xr.DataArray:
     """A GeoTIFF as a lazy, chunked DataArray (band, y, x) with its CRS and transform.
 
-    ``masked=True`` turns nodata into NaN so statistics skip it.
+    ``masked=True`` turns nodata into NaN so statistics skip it. A raster that declares
+    no nodata keeps its own data type (masking would only convert every pixel to float,
+    which costs more than the computation on it, e.g. NDVI from uint16 bands).
     """
     path = Path(path)
     if not path.exists():
@@ -32,6 +34,11 @@ def open_raster(
     if isinstance(chunks, int):
         chunks = {"band": 1, "x": chunks, "y": chunks}
     try:
+        if masked:
+            with rasterio.open(path) as src:
+                masked = any(v is not None for v in src.nodatavals) or src.dtypes[0].startswith(
+                    "float"
+                )
         da = rioxarray.open_rasterio(path, chunks=chunks, masked=masked, lock=False)
     except RasterioIOError as exc:
         raise FormatError(path, f"not a readable raster: {exc}") from exc
