@@ -103,10 +103,15 @@ def main() -> None:
         red, nir = open_bands(first)
         with dask.config.set(scheduler="threads", num_workers=2):
             float(ndvi(red, nir)[:2048, :2048].mean().compute())  # warm up threads and GDAL
-            t0 = time.perf_counter()
-            mean = float(ndvi(red, nir).mean().compute())
-            t_ndvi = time.perf_counter() - t0
-        print(f"NDVI of one date: {mpx / t_ndvi:,.0f} Mpx/s (mean {mean:.4f})")
+            passes = []
+            for _ in range(2):  # first from disk, then from the page cache
+                t0 = time.perf_counter()
+                mean = float(ndvi(red, nir).mean().compute())
+                passes.append(time.perf_counter() - t0)
+        print(
+            f"NDVI of one date: {mpx / passes[0]:,.0f} Mpx/s reading from disk, "
+            f"{mpx / passes[1]:,.0f} Mpx/s from the page cache (mean {mean:.4f})"
+        )
 
         def job(workers: int):
             r1, n1 = open_bands(first)
