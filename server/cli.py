@@ -363,6 +363,7 @@ def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
         *(["--mqtt", use_mqtt] if use_mqtt else []),
     ]
     server = subprocess.Popen(args)
+    made: list[str] = []
     try:
         if not wait_for(url):
             raise click.ClickException("the server did not start")
@@ -370,16 +371,18 @@ def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
         if not use_mqtt:  # HTTP batches need an identity: a gateway key for this run
             from .identity import KeyStore
 
-            key, _ = KeyStore(data_dir).create("urb", "demo-simulator", role="gateway")
+            key, record = KeyStore(data_dir).create("urb", "demo-simulator", role="gateway")
+            made.append(record.key_id)
         sim = Simulator(Catalog.open(data_dir), url, use_mqtt, interval=5.0, api_key=key)
         sim.start()
         from .identity import KeyStore
 
-        analyst, _ = KeyStore(data_dir).create("nrp", "demo-analyst")
+        analyst, record = KeyStore(data_dir).create("nrp", "demo-analyst")
+        made.append(record.key_id)
         console.print(
             f"[green]demo city live[/] on {url} (sensors over {use_mqtt or 'HTTP'}); Ctrl-C stops\n"
             "anonymous callers see the public layers; as a department (nrp) send\n"
-            f"  X-API-Key: {analyst}\n"
+            f"  X-API-Key: {analyst}   (revoked when this demo stops)\n"
             "e.g. curl -H 'X-API-Key: …' "
             f"{url}/collections/nrp-landuse/items  (more: shikong keys create --help)"
         )
@@ -387,6 +390,10 @@ def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        from .identity import KeyStore
+
+        for key_id in made:  # this run's keys end with it
+            KeyStore(data_dir).revoke(key_id)
         server.terminate()
         server.wait(10)
 
