@@ -196,6 +196,9 @@ def test_personal_data_is_masked_everywhere_without_the_grant(
             client.get("/collections/rer-parcels/items?f=html&limit=50", headers=who.headers).text
         )
         bodies.append(
+            client.get(f"/collections/rer-parcels/items/{fid}?f=html", headers=who.headers).text
+        )
+        bodies.append(
             client.get("/collections/rer-parcels/items?f=csv&limit=50", headers=who.headers).text
         )
         bodies.append(
