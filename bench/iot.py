@@ -118,24 +118,19 @@ def main() -> None:
         store = cat.observations
         t0 = time.perf_counter()
         loaded = 0
+        db = store.db
+        ids = store.register_series({(LAYER, f"G{i:05d}", "value") for i in range(args.sensors)})
         for frame in history(args.sensors, args.readings):
-            rows_ = list(
-                zip(
-                    [LAYER] * len(frame),
-                    frame.sensor,
-                    frame.parameter,
-                    frame.time.tolist(),
-                    frame.value.tolist(),
-                    strict=True,
-                )
-            )
-            store.db.execute("BEGIN")
-            store.db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?)", rows_)
-            store.db.execute("COMMIT")
+            keys = zip(frame.sensor, frame.parameter, strict=True)
+            series = [ids[(LAYER, s_, p_)] for s_, p_ in keys]
+            rows_ = list(zip(series, frame.time.tolist(), frame.value.tolist(), strict=True))
+            db.execute("BEGIN")
+            db.executemany("INSERT OR IGNORE INTO points VALUES (?,?,?)", rows_)
+            db.execute("COMMIT")
             loaded += len(frame)
         load_s = time.perf_counter() - t0
         last_time = int(frame.time.max())
-        store.db.executemany(
+        db.executemany(
             "INSERT OR REPLACE INTO latest VALUES (?,?,?,?,?)",
             [(LAYER, s, "value", last_time, 1.0) for s in frame.sensor.unique()],
         )
