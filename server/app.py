@@ -362,18 +362,7 @@ class Server:
             return problem(
                 413, "PayloadTooLarge", f"process inputs over the limit of {limit} bytes"
             )
-        ctx.process, ctx.input_digest = pid, hashlib.sha256(body).hexdigest()
-        ctx.always_audit = pid in ALWAYS_AUDITED
-        resource = self.view(r).resources.get(pid)
-        if resource is not None:
-            ctx.touch(*process_reads(resource, body, self.publisher.snapshot.metas))
-            if ctx.caller.anonymous and wants_async(pid, r.headers.get("prefer", "")):
-                return problem(
-                    403,
-                    "Forbidden",
-                    "asynchronous jobs need an identity (X-API-Key or a bearer token): "
-                    "their status and results are shown to their owner only",
-                )
+        parsed: dict = {}
         if body:
             try:
                 parsed = orjson.loads(body)
@@ -382,6 +371,19 @@ class Server:
             if not isinstance(parsed, dict):
                 return problem(
                     400, "InvalidParameterValue", "request body must be a JSON object with 'inputs'"
+                )
+        ctx.process, ctx.input_digest = pid, hashlib.sha256(body).hexdigest()
+        ctx.always_audit = pid in ALWAYS_AUDITED
+        resource = self.view(r).resources.get(pid)
+        if resource is not None:
+            inputs = parsed.get("inputs")
+            ctx.touch(*process_reads(resource, inputs, self.publisher.snapshot.metas))
+            if ctx.caller.anonymous and wants_async(pid, r.headers.get("prefer", "")):
+                return problem(
+                    403,
+                    "Forbidden",
+                    "asynchronous jobs need an identity (X-API-Key or a bearer token): "
+                    "their status and results are shown to their owner only",
                 )
         return await self.call(processes_api.execute_process, r, r.path_params["process_id"])
 

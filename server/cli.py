@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from shikong.catalog.policy import ROLES
 from shikong.spatial.errors import ShikongError
 
 console = Console()
@@ -506,7 +507,7 @@ def keys() -> None:
 @click.option("--user", required=True, help="Who holds the key.")
 @click.option(
     "--role",
-    type=click.Choice(["user", "auditor", "gateway"]),
+    type=click.Choice(ROLES),
     default="user",
     show_default=True,
     help="auditor: may also read the audit log; gateway: may post any sensor's readings.",

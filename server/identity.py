@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ from shikong.catalog.ingest import departments
 from shikong.catalog.policy import RIGHTS, ROLES, Caller
 
 KEY_HEADER = "x-api-key"
+USER_NAME = re.compile(r"[\w.-]+")
 KEYS_FILE = Path("access") / "keys.sqlite"
 
 
@@ -82,7 +84,7 @@ class KeyStore:
             )
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-        if not user or not user.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if not USER_NAME.fullmatch(user or ""):
             raise ValueError("user must be a name of letters, digits, '-', '_' or '.'")
         key_id = secrets.token_hex(4)
         key = f"sk_{key_id}_{secrets.token_urlsafe(32)}"

@@ -57,6 +57,13 @@ def metadata(pid: str, title: dict, description: dict, inputs: dict) -> dict[str
     }
 
 
+@lru_cache(maxsize=8)
+def catalog_for(data_root: str) -> Catalog:
+    """One Catalog per data directory: pygeoapi builds a processor per request, and opening
+    the index (schema check, connections) each time is work the answer does not need."""
+    return Catalog(Path(data_root))
+
+
 class ShikongProcessor(BaseProcessor):
     """Common input checking and error mapping for the platform's processes.
 
@@ -76,7 +83,7 @@ class ShikongProcessor(BaseProcessor):
         self.visible = frozenset(processor_def.get("visible", ()))
         self.writable = frozenset(processor_def.get("writable", ()))
         self.masks: dict[str, dict[str, str]] = processor_def.get("masks", {})
-        self.catalog = CatalogView(Catalog(Path(self.data_root)), self.visible)
+        self.catalog = CatalogView(catalog_for(self.data_root), self.visible)
 
     def set_job_id(self, job_id: str) -> None:
         self.job_id = job_id
@@ -229,7 +236,7 @@ def registry_for(data_root: str):
     """One PropertyRegistry per data directory: it caches the parcels per layer version."""
     from shikong.catalog.registry import PropertyRegistry
 
-    return PropertyRegistry(Catalog(Path(data_root)))
+    return PropertyRegistry(catalog_for(data_root))
 
 
 CODE_INPUT = {
@@ -518,14 +525,10 @@ def bind_process(resource: dict[str, Any], access: Access) -> dict[str, Any]:
 ALWAYS_AUDITED = frozenset({"property-by-owner"})  # DOMAIN.md: search by person
 
 
-def process_reads(resource: dict[str, Any], body: bytes, known: Any) -> list[str]:
+def process_reads(resource: dict[str, Any], inputs: Any, known: Any) -> list[str]:
     """Collections an execution reads: the process's own layers and any input naming one."""
     cls = PROCESSORS.get(resource["processor"].get("id", ""))
     reads = list(cls.READS) if cls else []
-    try:
-        inputs = json.loads(body or b"{}").get("inputs") or {}
-    except (ValueError, AttributeError):
-        return reads
 
     def walk(value: Any) -> None:
         if isinstance(value, str) and value in known and value not in reads:
