@@ -15,6 +15,8 @@ import dask
 import psutil
 from distributed import Client, LocalCluster
 
+from .memory import environment
+
 _lock = threading.Lock()
 _client: Client | None = None
 
@@ -35,13 +37,16 @@ def get_client() -> Client:
         else:
             cores = os.cpu_count() or 1
             memory = int(psutil.virtual_memory().total * 0.6 / cores)
-            cluster = LocalCluster(
-                n_workers=cores,
-                threads_per_worker=1,
-                memory_limit=memory,
-                dashboard_address=None,
-                processes=True,
-            )
+            prefix = "distributed.nanny.pre-spawn-environ"
+            spawn = {f"{prefix}.{k}": v for k, v in environment().items()}
+            with dask.config.set(spawn):  # workers reuse freed block arrays (see .memory)
+                cluster = LocalCluster(
+                    n_workers=cores,
+                    threads_per_worker=1,
+                    memory_limit=memory,
+                    dashboard_address=None,
+                    processes=True,
+                )
             _client = Client(cluster, set_as_default=False)
         return _client
 

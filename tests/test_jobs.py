@@ -6,11 +6,14 @@ task slowed down, so the test can watch it run and stop it part-way.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 
 import pytest
+import shikong.catalog.layer as layer
 import shikong.spatial.compute as compute
+import shikong.spatial.raster as raster
 import shikong.spatial.rasterjobs as rasterjobs
 from shikong.server.app import create_app
 from shikong.server.identity import KeyStore
@@ -30,6 +33,8 @@ def slow_blocks(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(rasterjobs, "_block_stats", slow)
+    small = functools.partial(raster.open_raster, chunks=128)  # many block tasks
+    monkeypatch.setattr(layer, "open_raster", small)
     monkeypatch.setattr(compute, "get_client", lambda: None)  # the local scheduler
     return calls
 

@@ -223,3 +223,69 @@ def test_a_job_runs_on_a_cluster_given_by_its_scheduler_address(raster_and_zones
         finally:
             compute.close()
     assert remote.equals(local)
+
+
+def _random_polygons(rng, n):
+    """Polygons with holes, multipolygons and overlaps, in pixel-ish units of 0.001°."""
+    out = []
+    for k in range(n):
+        cx, cy = X0 + rng.uniform(-0.005, 0.085), Y0 - rng.uniform(-0.005, 0.065)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, rng.integers(3, 12)))
+        radius = rng.uniform(0.001, 0.02, angles.size)
+        shell = Polygon(
+            np.column_stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)])
+        )
+        if k % 4 == 1:
+            shell = shell.buffer(0.004).difference(shapely.Point(cx, cy).buffer(0.003))  # hole
+        elif k % 4 == 2:
+            shell = shapely.MultiPolygon([shell, box(cx + 0.025, cy - 0.004, cx + 0.03, cy)])
+        out.append(shapely.make_valid(shell))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int16", "uint16"])
+def test_span_kernel_burns_the_pixels_gdal_burns(dtype):
+    """Each polygon's pixels per the scanline kernel equal GDAL's rasterize of it alone,
+    and the sums equal numpy over those pixels: holes, multipolygons, overlaps, edges."""
+    from affine import Affine
+    from rasterio.features import rasterize
+    from shikong.spatial.zonalkernel import accumulate, block_spans, polygon_edges
+
+    rng = np.random.default_rng(11)
+    values = rng.integers(-500, 500, (H, W)).astype(dtype)
+    if values.dtype.kind == "f":
+        values[::7, ::3] = np.nan
+    polygons = _random_polygons(rng, 60)
+    transform = Affine(RES, 0, X0, 0, -RES, Y0)
+    edges = polygon_edges(np.array(polygons, dtype=object), transform)
+    for r0, c0, h, w in [(0, 0, H, W), (17, 23, 30, 41)]:  # the whole grid and a window
+        window = values[r0 : r0 + h, c0 : c0 + w]
+        block = block_spans(edges, r0, c0, h, w)
+        count, total, squares, low, high = accumulate(window, block)
+        for zone, polygon in enumerate(polygons):
+            burnt = rasterize([(polygon, 1)], out_shape=(H, W), transform=transform)
+            picked = window[burnt[r0 : r0 + h, c0 : c0 + w] == 1].astype("f8")
+            picked = picked[np.isfinite(picked)]
+            slot = np.searchsorted(block.zones, zone)
+            if slot == len(block.zones) or block.zones[slot] != zone:
+                assert picked.size == 0
+                continue
+            assert count[slot] == picked.size
+            if picked.size:
+                assert total[slot] == pytest.approx(picked.sum(), rel=1e-12)
+                assert squares[slot] == pytest.approx((picked**2).sum(), rel=1e-12)
+                assert (low[slot], high[slot]) == (picked.min(), picked.max())
+
+
+def test_freed_block_memory_is_kept_for_reuse_on_glibc(monkeypatch):
+    """glibc accepts the thresholds; a user's own setting is left alone."""
+    import platform
+
+    from shikong.spatial import memory
+
+    monkeypatch.setattr(memory, "_done", False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert memory.reuse_freed_memory() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    if platform.libc_ver()[0] == "glibc":
+        assert memory.reuse_freed_memory() is True
