@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -339,6 +340,26 @@ def _collection_text(collection: dict[str, Any]) -> str:
     return index_text(" ".join(str(p) for p in parts if p))
 
 
+def _footprint(item: dict[str, Any]) -> bytes | None:
+    """The geometry as GeoJSON for intersects, or None when it is just its bbox (most
+    layer footprints are): the index keeps the bbox anyway."""
+    geometry, bbox = item.get("geometry"), item.get("bbox")
+    if not geometry:
+        return None
+    if bbox and len(bbox) == 4 and geometry["type"] == "Polygon":
+        rings = geometry["coordinates"]
+        if len(rings) == 1 and len(rings[0]) == 5:
+            xs = {p[0] for p in rings[0]}
+            ys = {p[1] for p in rings[0]}
+            ring = rings[0]
+            axis_aligned = all(
+                (a[0] == b[0]) != (a[1] == b[1]) for a, b in itertools.pairwise(ring)
+            )
+            if axis_aligned and xs == {bbox[0], bbox[2]} and ys == {bbox[1], bbox[3]}:
+                return None
+    return orjson.dumps(geometry)
+
+
 def _row(item: dict[str, Any]) -> ItemRow:
     props = item["properties"]
     dept = props["shikong:department"]
@@ -354,7 +375,7 @@ def _row(item: dict[str, Any]) -> ItemRow:
         valid_from=parse_when(props["shikong:valid_from"]).timestamp(),
         valid_to=parse_when(to).timestamp() if to else None,
         bbox=item.get("bbox"),
-        footprint=orjson.dumps(item["geometry"]) if item.get("geometry") else None,
+        footprint=_footprint(item),
         text=text,
         source_checksum=(props.get("shikong:source") or {}).get("checksum"),
         json=orjson.dumps(item),

@@ -72,7 +72,7 @@ class ItemRow:
     valid_from: float
     valid_to: float | None
     bbox: Sequence[float] | None  # footprint bounds, EPSG:4490
-    footprint: bytes | None  # GeoJSON of the footprint, for intersects
+    footprint: bytes | None  # GeoJSON of the footprint, for intersects; None = its bbox
     text: str  # full-text tokens (see textsearch.index_text)
     source_checksum: str | None
     json: bytes  # the STAC item as JSON, serialized once for the index and the file
@@ -103,7 +103,11 @@ class CatalogIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._connections = SqliteConnections(self.path, cache_mib=64)  # bulk loads in memory
+        # 64 MiB cache: bulk loads stay in memory until commit. 16 KiB pages: a STAC item
+        # row is ~2 KB, so 4 KiB pages held one row each, half empty; the commit of
+        # 10,000 items wrote 44 MB of WAL in 0.18 s, with 16 KiB pages 27 MB in 0.07 s
+        # (32 KiB: 0.03 s, but R*Tree nodes of that size slowed bbox search by half).
+        self._connections = SqliteConnections(self.path, cache_mib=64, page_size=16384)
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
 
     @property
@@ -360,9 +364,18 @@ class CatalogIndex:
         return self._items_by_rowid(page), len(rowids)
 
     def _intersecting(self, rowids: list[int], geometry: BaseGeometry) -> list[int]:
-        footprints = dict(self._column_by_rowid("footprint", rowids))
-        ids = [r for r in rowids if footprints.get(r)]
-        shapes = shapely.from_geojson([bytes(footprints[r]).decode() for r in ids])
+        """Rows whose footprint intersects; a NULL footprint with a bbox is its bbox."""
+        rows = {
+            r: (fp, box)
+            for r, fp, *box in self._column_by_rowid("footprint, minx, miny, maxx, maxy", rowids)
+        }
+        ids = [r for r in rowids if rows[r][0] or rows[r][1][0] is not None]
+        shapes = [
+            shapely.from_geojson(bytes(rows[r][0]).decode())
+            if rows[r][0]
+            else shapely.box(*rows[r][1])
+            for r in ids
+        ]
         mask = shapely.intersects(geometry, shapes)
         return [r for r, hit in zip(ids, mask, strict=True) if hit]
 

@@ -151,16 +151,21 @@ class SqliteConnections:
     commit durable. Autocommit mode: callers open transactions explicitly.
     """
 
-    def __init__(self, path: Path, cache_mib: int | None = None) -> None:
+    def __init__(
+        self, path: Path, cache_mib: int | None = None, page_size: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cache_mib = cache_mib
+        self.page_size = page_size  # applies to a new file only; an existing one keeps its own
         self._local = threading.local()
 
     def get(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            if self.page_size:  # must precede WAL mode, which writes the file's header
+                conn.execute(f"PRAGMA page_size={int(self.page_size)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             if self.cache_mib:

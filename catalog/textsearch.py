@@ -8,6 +8,7 @@ words and matched by prefix. SQLite's FTS5 does the rest.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -22,8 +23,15 @@ def _bigrams(run: str) -> list[str]:
 
 def index_text(text: str) -> str:
     """The token stream stored in the full-text index."""
+    return " ".join(filter(None, map(_word_tokens, text.split())))
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_tokens(word: str) -> str:
+    """Tokens of one whitespace-separated word; titles of a layer's versions share most
+    words, so a bulk ingest tokenises each once."""
     out: list[str] = []
-    for run in _RUN.findall(text):
+    for run in _RUN.findall(word):
         if _IS_CJK.match(run):
             out.extend(_bigrams(run))
         else:
