@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 from shikong.spatial.errors import FormatError
@@ -110,12 +111,17 @@ class LiveIngest:
         if frame.empty:
             return result
         frame = frame.copy()
-        # plain object arrays: pandas' Arrow-backed strings iterate slowly
-        ids = [str(s) for s in frame["sensor_id"].to_numpy(dtype=object)]
-        frame["sensor_id"] = pd.array(ids, dtype=object)
+        # per distinct sensor, not per reading (plain object arrays: pandas' Arrow-backed
+        # strings iterate slowly)
+        codes, distinct = pd.factorize(
+            frame["sensor_id"].to_numpy(dtype=object), use_na_sentinel=False
+        )
+        ids = np.array([str(s) for s in distinct], dtype=object)
+        frame["sensor_id"] = pd.array(ids[codes], dtype=object)
         directory = self.sensors()
+        found = [directory.get(s) for s in ids]
         layer_of = pd.Series(
-            [directory[s].layer if s in directory else None for s in ids],
+            np.array([m.layer if m else None for m in found], dtype=object)[codes],
             index=frame.index,
             dtype=object,
         )
@@ -124,15 +130,17 @@ class LiveIngest:
             result.rejected["unknown sensor"] += int(unknown.sum())
             result.examples.append(f"unknown sensor {frame['sensor_id'][unknown].iloc[0]!r}")
         if department or kind:  # MQTT: the topic must agree with the sensor
-            wrong = ~unknown & frame["sensor_id"].map(
-                lambda s: (
-                    s in directory
-                    and (
-                        (department and directory[s].department != department)
-                        or (kind and directory[s].kind != kind)
+            mismatch = np.array(
+                [
+                    m is not None
+                    and bool(
+                        (department and m.department != department) or (kind and m.kind != kind)
                     )
-                )
-            ).astype(bool)
+                    for m in found
+                ],
+                bool,
+            )
+            wrong = ~unknown & pd.Series(mismatch[codes], index=frame.index)
             if wrong.any():
                 result.rejected["topic does not match the sensor"] += int(wrong.sum())
                 unknown |= wrong

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,20 +175,20 @@ class ObservationStore:
         now = now or pd.Timestamp.now(tz="UTC")
         frame = frame.reset_index(drop=True)
         # plain Python lists and numpy arrays: pandas' Arrow strings iterate slowly
-        sensor = [str(v) for v in frame["sensor_id"].tolist()]
+        # per distinct sensor and parameter, not per reading: a batch holds few of each
+        s_code, sensor = _factorize(frame["sensor_id"], lambda v: str(v))
         if "parameter" in frame:
-            parameter = [
-                str(p) if p not in (None, "") and p == p else "value"
-                for p in frame["parameter"].tolist()
-            ]
+            p_code, parameter = _factorize(
+                frame["parameter"], lambda v: str(v) if v not in (None, "") and v == v else "value"
+            )
         else:
-            parameter = ["value"] * len(sensor)
+            p_code, parameter = np.zeros(len(frame), np.intp), ["value"]
         times = pd.to_datetime(frame["time"], errors="coerce", utc=True, format="ISO8601")
         values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(
             dtype=float, na_value=np.nan
         )
-        specs = [sensors.get(s) for s in sensor]
-        known = np.fromiter((spec is not None for spec in specs), bool, len(specs))
+        specs = [sensors.get(s_) for s_ in sensor]
+        known = np.array([spec is not None for spec in specs], bool)[s_code]
         result.refuse(~known, "unknown sensor", frame)
         ok = known.copy()
         bad_time = ok & times.isna().to_numpy()
@@ -199,23 +200,25 @@ class ObservationStore:
         bad_value = ok & ~np.isfinite(values)
         result.refuse(bad_value, "value is not a number", frame)
         ok &= ~bad_value
-        lo = np.fromiter((sp.min_valid if sp else -np.inf for sp in specs), float, len(specs))
-        hi = np.fromiter((sp.max_valid if sp else np.inf for sp in specs), float, len(specs))
+        lo = np.array([sp.min_valid if sp else -np.inf for sp in specs], float)[s_code]
+        hi = np.array([sp.max_valid if sp else np.inf for sp in specs], float)[s_code]
         with np.errstate(invalid="ignore"):
             out_of_range = ok & ((values < lo) | (values > hi))
         result.refuse(out_of_range, "value outside the sensor's valid range", frame)
         ok &= ~out_of_range
         keep = np.flatnonzero(ok)
-        ms = times.dt.as_unit("ms").to_numpy(dtype="int64", na_value=0)
-        pairs = [(sensor[i], parameter[i]) for i in keep.tolist()]
-        if not pairs:  # every reading refused: nothing to commit
+        if keep.size == 0:  # every reading refused: nothing to commit
             return result
+        ms = times.dt.as_unit("ms").to_numpy(dtype="int64", na_value=0)
+        pair_code = s_code[keep] * len(parameter) + p_code[keep]
+        distinct, pair_of = np.unique(pair_code, return_inverse=True)
+        pairs = [(sensor[c // len(parameter)], parameter[c % len(parameter)]) for c in distinct]
         t_ms, vals = ms[keep], values[keep]
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             ids = self.series_ids(db, {(layer, s_, p_) for s_, p_ in pairs})
-            sid = np.fromiter((ids[(layer, *pair)] for pair in pairs), np.int64, len(pairs))
+            sid = np.array([ids[(layer, *pair)] for pair in pairs], np.int64)[pair_of]
             # vectorised from here: per-reading Python costs more than SQLite's inserts
             key = sid * 2**42 + t_ms  # epoch ms stays below 2**42 until the year 2109
             _, first = np.unique(key, return_index=True)
@@ -233,10 +236,11 @@ class ObservationStore:
                     )
             inserted = db.total_changes - before
             if attributes is not None:  # alert rules see the readings in the same commit
+                which = pair_of[first]
                 good = pd.DataFrame(
                     {
-                        "sensor": pd.array([pairs[i][0] for i in first], dtype=object),
-                        "parameter": pd.array([pairs[i][1] for i in first], dtype=object),
+                        "sensor": pd.array([pairs[i][0] for i in which], dtype=object),
+                        "parameter": pd.array([pairs[i][1] for i in which], dtype=object),
                         "time": t_ms,
                         "value": vals,
                     }
@@ -457,6 +461,18 @@ def _frame(cursor: sqlite3.Cursor) -> pd.DataFrame:
     frame = pd.DataFrame(cursor.fetchall(), columns=["sensor_id", "parameter", "time", "value"])
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
     return frame
+
+
+def _factorize(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.ndarray, list[str]]:
+    """(code per row, distinct names) with ``name`` applied once per distinct value; values
+    that map to the same name share a code."""
+    codes, distinct = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=False)
+    names = [name(v) for v in distinct]
+    unique_names = list(dict.fromkeys(names))
+    if len(unique_names) == len(names):
+        return codes, names
+    position = {n: i for i, n in enumerate(unique_names)}
+    return np.array([position[n] for n in names], np.intp)[codes], unique_names
 
 
 def _replace_readings_view(db: sqlite3.Connection) -> None:
