@@ -164,3 +164,30 @@ def test_edr_area_cube_locations_and_geojson(server, readings):
 def test_edr_errors(server, path, status):
     response = httpx.get(f"{server.url}{path}")
     assert response.status_code == status, response.text
+
+
+def test_coveragejson_columns_equal_a_pandas_pivot():
+    """Several sensors and parameters with readings at different times: each parameter's
+    column, aligned on the union of times with gaps as NaN, equals pandas' pivot."""
+    import numpy as np
+    from shikong.server.providers.edr import _split_by_sensor, _time_by_parameter
+
+    rng = np.random.default_rng(8)
+    t0 = pd.Timestamp("2026-05-01", tz="UTC")
+    rows = [
+        (s, p, t0 + pd.Timedelta(minutes=int(m)), float(rng.normal()))
+        for s in ("A1", "B2")
+        for p in ("no2", "pm25")
+        for m in rng.choice(60, 25, replace=False)
+    ]
+    frame = pd.DataFrame(rows, columns=["sensor_id", "parameter", "time", "value"])
+    frame = frame.sort_values(["sensor_id", "parameter", "time"], ignore_index=True)
+    split = _split_by_sensor(frame)
+    assert sorted(split) == ["A1", "B2"]
+    for sensor, part in frame.groupby("sensor_id"):
+        truth = part.pivot_table(index="time", columns="parameter", values="value")
+        times, columns = _time_by_parameter(*split[sensor], ["pm25", "no2", "so2"])
+        assert times == [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in truth.index]
+        for name in ("pm25", "no2"):
+            np.testing.assert_array_equal(columns[name], truth[name].to_numpy())
+        assert np.isnan(columns["so2"]).all()

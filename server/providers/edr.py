@@ -179,23 +179,22 @@ class ShikongEDRProvider(BaseEDRProvider):
         self, ids: list, points: np.ndarray, readings: pd.DataFrame, names: list[str]
     ) -> dict[str, Any]:
         coverages = []
-        by_sensor = dict(tuple(readings.groupby("sensor_id"))) if len(readings) else {}
+        by_sensor = _split_by_sensor(readings)
         for sensor_id, point in zip(ids, points, strict=True):
-            frame = by_sensor.get(str(sensor_id))
-            if frame is None:
+            found = by_sensor.get(str(sensor_id))
+            if found is None:
                 continue
-            table = frame.pivot_table(index="time", columns="parameter", values="value")
-            times = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in table.index]
-            ranges = {}
-            for name in names:
-                column = table[name] if name in table else pd.Series(np.nan, table.index)
-                ranges[name] = {
+            times, columns = _time_by_parameter(*found, names)
+            ranges = {
+                name: {
                     "type": "NdArray",
                     "dataType": "float",
                     "axisNames": ["t"],
                     "shape": [len(times)],
-                    "values": [None if np.isnan(v) else float(v) for v in column],
+                    "values": [None if v != v else v for v in columns[name].tolist()],
                 }
+                for name in names
+            }
             coverages.append(
                 {
                     "type": "Coverage",
@@ -245,3 +244,38 @@ class ShikongEDRProvider(BaseEDRProvider):
             for p, g in zip(props, self._points(rows), strict=True)
         ]
         return {"type": "FeatureCollection", "features": features}
+
+
+def _split_by_sensor(
+    readings: pd.DataFrame,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(epoch-ms times, parameters, values) per sensor of the store's window, which comes
+    sorted by sensor (pandas' groupby and pivot_table cost more than the query itself)."""
+    if not len(readings):
+        return {}
+    sensor = readings["sensor_id"].to_numpy(dtype=object)
+    t_ms = readings["time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    parameter = readings["parameter"].to_numpy(dtype=object)
+    value = readings["value"].to_numpy(dtype=float)
+    starts = np.flatnonzero(np.r_[True, sensor[1:] != sensor[:-1]])
+    ends = np.r_[starts[1:], len(sensor)]
+    return {
+        str(sensor[a]): (t_ms[a:b], parameter[a:b], value[a:b])
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def _time_by_parameter(
+    t_ms: np.ndarray, parameter: np.ndarray, value: np.ndarray, names: list[str]
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """RFC 3339 times (the union over parameters) and one value column per parameter
+    aligned to them, NaN where a parameter has no reading at that time."""
+    times, at = np.unique(t_ms, return_inverse=True)
+    columns = {}
+    for name in names:
+        column = np.full(times.size, np.nan)
+        picked = parameter == name
+        column[at[picked]] = value[picked]
+        columns[name] = column
+    text = np.datetime_as_string(times.astype("datetime64[ms]").astype("datetime64[s]"))
+    return [f"{t}Z" for t in text.tolist()], columns
