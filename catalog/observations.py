@@ -13,7 +13,9 @@ directly, each commit rewrote thousands of pages of a large tree (53k readings/s
 5,000,000-reading store), while the small table stays in cache and a compaction writes
 each leaf once for many readings (238k readings/s, compactions included). Duplicates stay
 exact: a reading not newer than its series' last compacted time (its "horizon") is
-checked against ``points``; newer ones can only collide inside ``recent``.
+checked against ``points``; newer ones can only collide inside ``recent``. Horizons are
+cached per process and reloaded when the store's generation changes: a bulk loader that
+writes ``points`` directly should call ``compact()`` afterwards, which bumps it.
 
 A ``latest`` table is kept up to date on ingest so "latest reading of every sensor" never
 scans history.
