@@ -129,6 +129,7 @@ def main() -> None:
             db.execute("COMMIT")
             loaded += len(frame)
         load_s = time.perf_counter() - t0
+        store.compact()  # tells writers with cached horizons that points were bulk-loaded
         last_time = int(frame.time.max())
         db.executemany(
             "INSERT OR REPLACE INTO latest VALUES (?,?,?,?,?)",
