@@ -211,7 +211,8 @@ def compute_with_progress(
     """
     if not parts:
         return []
-    reuse_freed_memory()
+    if client is None:  # blocks are computed in this process (cluster workers get env vars)
+        reuse_freed_memory()
     total = len(parts)
     if client is not None:  # a distributed cluster (local or remote)
         futures = client.compute(list(parts))
