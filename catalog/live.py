@@ -23,7 +23,7 @@ from shikong.spatial.errors import FormatError
 
 from .catalog import Catalog
 from .ingest import sensor_specs
-from .observations import AppendResult, SensorSpec
+from .observations import AppendResult, SensorSpec, factorize_names
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,8 @@ class LiveIngest:
         if frame.empty:
             return result
         frame = frame.copy()
-        # per distinct sensor, not per reading (plain object arrays: pandas' Arrow-backed
-        # strings iterate slowly)
-        codes, distinct = pd.factorize(
-            frame["sensor_id"].to_numpy(dtype=object), use_na_sentinel=False
-        )
-        ids = np.array([str(s) for s in distinct], dtype=object)
+        codes, names = factorize_names(frame["sensor_id"], str)  # per sensor, not per row
+        ids = np.array(names, dtype=object)
         frame["sensor_id"] = pd.array(ids[codes], dtype=object)
         directory = self.sensors()
         found = [directory.get(s) for s in ids]

@@ -68,7 +68,7 @@ SELECT s.layer, s.sensor, s.parameter, r.time, r.value
 FROM series s JOIN recent r ON r.series = s.id;
 """
 COMPACT_ROWS = 200_000  # readings gathered in ``recent`` before they move to ``points``
-_NO_HORIZON = -(2**62)
+_NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
 
 
@@ -117,7 +117,7 @@ class ObservationStore:
         _migrate_readings_table(self.db)
         _replace_readings_view(self.db)
         self._series: dict[tuple[str, str, str], int] = {}  # committed series ids
-        self._horizon = np.full(0, _NO_HORIZON, np.int64)  # per series id: last compacted
+        self._horizon = np.full(0, _NO_HORIZON)  # per series id: last compacted time (ms)
         self._generation: int | None = None  # of the horizons above (see compact)
         self._pending = 0  # readings this process put in ``recent`` since a compaction
 
@@ -178,9 +178,9 @@ class ObservationStore:
         frame = frame.reset_index(drop=True)
         # plain Python lists and numpy arrays: pandas' Arrow strings iterate slowly
         # per distinct sensor and parameter, not per reading: a batch holds few of each
-        s_code, sensor = _factorize(frame["sensor_id"], lambda v: str(v))
+        s_code, sensor = factorize_names(frame["sensor_id"], str)
         if "parameter" in frame:
-            p_code, parameter = _factorize(
+            p_code, parameter = factorize_names(
                 frame["parameter"], lambda v: str(v) if v not in (None, "") and v == v else "value"
             )
         else:
@@ -279,20 +279,19 @@ class ObservationStore:
         ``points`` when another process compacted, or bulk-loaded, since this one read."""
         row = db.execute("SELECT value FROM store_meta WHERE key='generation'").fetchone()
         generation = row[0] if row else 0
-        if generation != self._generation or max_series >= len(self._horizon):
-            size = max(max_series + 1, len(self._horizon))
-            if generation != self._generation:
-                horizon = np.full(size, _NO_HORIZON, np.int64)
-                for sid, last in db.execute(
-                    "SELECT id, (SELECT max(time) FROM points WHERE series = s.id) FROM series s"
-                ):
-                    if last is not None and sid < size:
-                        horizon[sid] = last
-                self._horizon, self._generation = horizon, generation
-            else:  # new series: nothing compacted yet
-                grown = np.full(size, _NO_HORIZON, np.int64)
-                grown[: len(self._horizon)] = self._horizon
-                self._horizon = grown
+        if generation != self._generation:
+            last = db.execute(
+                "SELECT id, (SELECT max(time) FROM points WHERE series = s.id) FROM series s"
+            ).fetchall()
+            self._horizon = np.full(max((i for i, _ in last), default=-1) + 1, _NO_HORIZON)
+            for sid, t in last:
+                if t is not None:
+                    self._horizon[sid] = t
+            self._generation = generation
+        if max_series >= len(self._horizon):  # series newer than the cache: none compacted
+            grown = np.full(max_series + 1, _NO_HORIZON)
+            grown[: len(self._horizon)] = self._horizon
+            self._horizon = grown
         return self._horizon
 
     def compact(self) -> int:
@@ -465,9 +464,9 @@ def _frame(cursor: sqlite3.Cursor) -> pd.DataFrame:
     return frame
 
 
-def _factorize(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.ndarray, list[str]]:
-    """(code per row, distinct names) with ``name`` applied once per distinct value; values
-    that map to the same name share a code."""
+def factorize_names(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.ndarray, list[str]]:
+    """(code per row, distinct names) with ``name`` applied once per distinct value, not
+    per row (a batch holds few sensors); values that map to the same name share a code."""
     codes, distinct = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=False)
     names = [name(v) for v in distinct]
     unique_names = list(dict.fromkeys(names))
