@@ -79,11 +79,15 @@ class LayerVersion:
         opened = open_layer(self.asset_path, id_field)
         return opened.frame(opened.bbox_rows(tuple(bbox)))
 
-    def to_xarray(self) -> xr.DataArray | xr.Dataset:
-        """Rasters as a lazy DataArray, data cubes as a lazy Dataset."""
+    def to_xarray(self, masked: bool = True) -> xr.DataArray | xr.Dataset:
+        """Rasters as a lazy DataArray, data cubes as a lazy Dataset.
+
+        ``masked=False`` reads a raster's integer values raw, its nodata in ``rio.nodata``
+        (what ``ndvi`` reads fastest).
+        """
         kind = self.item["properties"]["shikong:kind"]
         if kind == "raster":
-            return open_raster(self.asset_path)
+            return open_raster(self.asset_path, masked=masked)
         if kind == "datacube":
             return xr.open_zarr(self.asset_path, consolidated=False)
         raise InputError(self.id, f"a {kind} layer has no raster form; use to_geodataframe()")

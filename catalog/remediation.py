@@ -58,7 +58,8 @@ def mine_remediation_assessment(
     versions = layer.versions
     first = layer.version(before) if before else versions[0]
     last = layer.version(after) if after else versions[-1]
-    b1, b2 = _bands(first.to_xarray()), _bands(last.to_xarray())
+    # raw counts: ndvi tests their nodata itself, cheaper than a masked (float) read
+    b1, b2 = _bands(first.to_xarray(masked=False)), _bands(last.to_xarray(masked=False))
     n1, n2 = ndvi(b1["red"], b1["nir"]), ndvi(b2["red"], b2["nir"])
     n2 = n2.rio.reproject_match(n1) if n2.shape != n1.shape else n2
     delta = change(n1, n2).rio.write_crs(n1.rio.crs).rio.write_transform(n1.rio.transform())

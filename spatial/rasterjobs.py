@@ -40,12 +40,70 @@ def _ndvi_pixel(red, nir):  # pragma: no cover (compiled)
     return (np.float32(nir) - np.float32(red)) / total
 
 
-def _ndvi_block(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
+_COUNTS = ("uint8", "uint16", "int16", "uint32", "int32")  # integer bands read raw
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _ndvi_counts(red, nir, red_nodata, nir_nodata, red_has, nir_has, out):  # pragma: no cover
+    """NDVI of raw integer bands (flat arrays) into ``out``, NaN at nodata or zero sums.
+
+    A loop with a select and numpy's error model (no zero-division check): the same
+    logic as a ufunc with ``if`` branches compiled ten times slower (5.6 vs 0.57 ms per
+    2,048² block), because the branches kept the loop from being vectorised.
+    """
+    for i in range(red.size):
+        r, n = red[i], nir[i]
+        total = np.float32(n) + np.float32(r)
+        value = (np.float32(n) - np.float32(r)) / total
+        bad = (red_has & (r == red_nodata)) | (nir_has & (n == nir_nodata)) | (total == 0)
+        out[i] = np.float32(np.nan) if bad else value
+    return out
+
+
+def _nodata_of(band: xr.DataArray) -> float | None:
+    """The numeric nodata of a raw (unmasked) integer band, None when it declares none."""
+    if band.dtype.kind not in "iu":
+        return None
+    value = band.rio.nodata
+    if value is None or not np.isfinite(value):
+        return None
+    info = np.iinfo(band.dtype)
+    return value if info.min <= value <= info.max and float(value).is_integer() else None
+
+
+def _masked(band: np.ndarray, nodata: float | None) -> np.ndarray:
+    """A raw band as float32 with NaN for nodata (the slow path, for mixed band types)."""
+    values = band.astype(np.float32)
+    if nodata is not None:
+        values[band == nodata] = np.nan
+    return values
+
+
+def _ndvi_block(
+    red: np.ndarray, nir: np.ndarray, red_nodata: float | None, nir_nodata: float | None
+) -> np.ndarray:
     """NDVI of one block in float32, one compiled pass that reads each band once.
 
     The numpy version made four float32 temporaries per block; on this memory-bound
-    work the one-pass ufunc is about twice as fast and lets two threads scale.
+    work the one-pass ufunc is about twice as fast and lets two threads scale. Integer
+    bands are read raw and their nodata tested in the same pass: masking them to float
+    first (what a masked read does) cost a copy of every pixel, a third of the job.
     """
+    if red_nodata is not None or nir_nodata is not None:
+        if red.dtype == nir.dtype and red.dtype.name in _COUNTS:
+            kind = red.dtype.type
+            out = np.empty(red.shape, np.float32)
+            _ndvi_counts(
+                np.ascontiguousarray(red).reshape(-1),
+                np.ascontiguousarray(nir).reshape(-1),
+                kind(red_nodata if red_nodata is not None else 0),
+                kind(nir_nodata if nir_nodata is not None else 0),
+                red_nodata is not None,
+                nir_nodata is not None,
+                out.reshape(-1),
+            )
+            return out
+        red, nir = _masked(red, red_nodata), _masked(nir, nir_nodata)
     if red.dtype != nir.dtype or red.dtype.name not in ("uint16", "float32", "float64"):
         common = np.result_type(red.dtype, nir.dtype, np.float32)
         red, nir = red.astype(common, copy=False), nir.astype(common, copy=False)
@@ -56,11 +114,20 @@ def _ndvi_block(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
 def ndvi(red: xr.DataArray, nir: xr.DataArray) -> xr.DataArray:
     """(NIR - red) / (NIR + red) as float32; NaN where either is nodata or both are 0.
 
-    One compiled function per block (see ``_ndvi_block``) rather than element-wise
-    xarray arithmetic, which made five float temporaries per block.
+    Bands may be masked (float with NaN) or raw integers whose ``rio.nodata`` marks
+    nodata (``open_raster(..., masked=False)``: the faster read). One compiled function
+    per block (see ``_ndvi_block``) rather than element-wise xarray arithmetic, which
+    made five float temporaries per block.
     """
+    nodata = {"red_nodata": _nodata_of(red), "nir_nodata": _nodata_of(nir)}
     out = xr.apply_ufunc(
-        _ndvi_block, red, nir, dask="parallelized", output_dtypes=[np.float32], keep_attrs=False
+        _ndvi_block,
+        red,
+        nir,
+        kwargs=nodata,
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        keep_attrs=False,
     )
     out.attrs = {}  # band names of the inputs do not describe the index
     out.name = "ndvi"

