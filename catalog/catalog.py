@@ -25,6 +25,7 @@ from .search import SearchResult, parse_interval
 from .stac import collection_dict, department_catalog, parse_when, relink_versions, root_catalog
 from .storage import (
     DataDir,
+    collector_paused,
     default_data_dir,
     exclusive_lock,
     fsync_dir,
@@ -226,7 +227,11 @@ class Catalog:
                 new_items = first[2] + new_items
                 replace = replace or first[3]
             merged[req.collection_id] = (req, kind, new_items, replace)
-        with self.writing(export=export), self.index.transaction() as db:
+        with (
+            collector_paused(),
+            self.writing(export=export),
+            self.index.transaction() as db,
+        ):
             version = CatalogIndex.bump_version(db)
             rows: list[ItemRow] = []
             collections: list[tuple[dict[str, Any], str]] = []

