@@ -132,8 +132,8 @@ def main() -> None:
         store.compact()  # tells writers with cached horizons that points were bulk-loaded
         last_time = int(frame.time.max())
         db.executemany(
-            "INSERT OR REPLACE INTO latest VALUES (?,?,?,?,?)",
-            [(LAYER, s, "value", last_time, 1.0) for s in frame.sensor.unique()],
+            "INSERT OR REPLACE INTO latest_values VALUES (?,?,?)",
+            [(ids[(LAYER, s, "value")], last_time, 1.0) for s in frame.sensor.unique()],
         )
         print(f"store: {loaded:,} readings loaded at {loaded / load_s:,.0f} rows/s")
 

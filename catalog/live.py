@@ -111,20 +111,16 @@ class LiveIngest:
         if frame.empty:
             return result
         frame = frame.copy()
-        codes, names = factorize_names(frame["sensor_id"], str)  # per sensor, not per row
-        ids = np.array(names, dtype=object)
-        frame["sensor_id"] = pd.array(ids[codes], dtype=object)
+        # everything per distinct sensor (a batch holds few), then one mask per layer
+        codes, names = factorize_names(frame["sensor_id"], str)
+        frame["sensor_id"] = pd.array(np.array(names, dtype=object)[codes], dtype=object)
         directory = self.sensors()
-        found = [directory.get(s) for s in ids]
-        layer_of = pd.Series(
-            np.array([m.layer if m else None for m in found], dtype=object)[codes],
-            index=frame.index,
-            dtype=object,
-        )
-        unknown = layer_of.isna()
+        found = [directory.get(s) for s in names]
+        unknown = np.array([m is None for m in found], bool)[codes]
         if unknown.any():
             result.rejected["unknown sensor"] += int(unknown.sum())
-            result.examples.append(f"unknown sensor {frame['sensor_id'][unknown].iloc[0]!r}")
+            first = names[codes[np.flatnonzero(unknown)[0]]]
+            result.examples.append(f"unknown sensor {first!r}")
         if department or kind:  # MQTT: the topic must agree with the sensor
             mismatch = np.array(
                 [
@@ -135,23 +131,26 @@ class LiveIngest:
                     for m in found
                 ],
                 bool,
-            )
-            wrong = ~unknown & pd.Series(mismatch[codes], index=frame.index)
-            if wrong.any():
-                result.rejected["topic does not match the sensor"] += int(wrong.sum())
-                unknown |= wrong
-        for layer, part in frame[~unknown].groupby(layer_of[~unknown]):
+            )[codes]
+            if mismatch.any():
+                result.rejected["topic does not match the sensor"] += int(mismatch.sum())
+                unknown |= mismatch
+        for layer in sorted({m.layer for m in found if m is not None}):
+            in_layer = np.array([m is not None and m.layer == layer for m in found], bool)
+            rows = in_layer[codes] & ~unknown
+            if not rows.any():
+                continue
             if may_write is not None and not may_write(layer):
-                result.rejected["not permitted to write this sensors layer"] += len(part)
+                result.rejected["not permitted to write this sensors layer"] += int(rows.sum())
                 result.examples.append(f"{layer}: no write grant")
                 continue
-            members = {s: directory[s] for s in part["sensor_id"].unique()}
+            members = {n: m for n, m, here in zip(names, found, in_layer, strict=True) if here}
             result.add(
                 self.catalog.observations.append(
                     layer,
-                    part,
-                    {s: m.spec for s, m in members.items()},
-                    attributes={s: m.attributes for s, m in members.items()},
+                    frame if rows.all() else frame[rows],
+                    {n: m.spec for n, m in members.items()},
+                    attributes={n: m.attributes for n, m in members.items()},
                 )
             )
         return result
@@ -186,12 +185,13 @@ def readings_frame(rows: list[Any]) -> pd.DataFrame:
     non-objects dropped as 'not a reading object'. Built column by column: a frame from
     a list of dicts costs more than the validation after it."""
     good = [r for r in rows if isinstance(r, dict)]
-    frame = pd.DataFrame(
-        {
-            name: pd.array([r.get(name) for r in good], dtype=object)
-            for name in (*REQUIRED, "parameter")
-        }
-    )
+    columns = {}
+    for name in (*REQUIRED, "parameter"):
+        column = np.empty(len(good), object)  # element-wise: a value may itself be a list
+        column[:] = [r.get(name) for r in good]
+        columns[name] = column
+    # object columns as given: inferring Arrow strings would copy every one
+    frame = pd.DataFrame(columns, dtype=object, copy=False)
     bad = len(rows) - len(good)
     frame.attrs["not_objects"] = bad
     return frame

@@ -50,11 +50,17 @@ CREATE TABLE IF NOT EXISTS recent (
     PRIMARY KEY (series, time)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS latest (
-    layer TEXT NOT NULL, sensor TEXT NOT NULL, parameter TEXT NOT NULL,
-    time INTEGER NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (layer, sensor, parameter)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest_values (
+    series INTEGER PRIMARY KEY, time INTEGER NOT NULL, value REAL NOT NULL
+);
+"""
+# the newest reading per series, named as when it was a table keyed by text: an ingest
+# batch updates one integer-keyed row per series (half the cost of the text-keyed upsert)
+_LATEST_VIEW = """
+CREATE VIEW IF NOT EXISTS latest AS
+SELECT s.layer AS layer, s.sensor AS sensor, s.parameter AS parameter, l.time AS time,
+       l.value AS value
+FROM series s JOIN latest_values l ON l.series = s.id;
 """
 # what queries read: one row per reading, named as before the points/series split; each
 # arm of the UNION ALL gets the query's WHERE terms pushed down and uses its primary key
@@ -116,6 +122,7 @@ class ObservationStore:
         self.db.executescript(_SCHEMA + alerts.SCHEMA)
         _migrate_readings_table(self.db)
         _replace_readings_view(self.db)
+        _migrate_latest_table(self.db)
         self._series: dict[tuple[str, str, str], int] = {}  # committed series ids
         self._horizon = np.full(0, _NO_HORIZON)  # per series id: last compacted time (ms)
         self._generation: int | None = None  # of the horizons above (see compact)
@@ -185,7 +192,10 @@ class ObservationStore:
             )
         else:
             p_code, parameter = np.zeros(len(frame), np.intp), ["value"]
-        times = pd.to_datetime(frame["time"], errors="coerce", utc=True, format="ISO8601")
+        # cache=False: a batch rarely repeats a timestamp string, so the cache only costs
+        times = pd.to_datetime(
+            frame["time"], errors="coerce", utc=True, format="ISO8601", cache=False
+        )
         values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(
             dtype=float, na_value=np.nan
         )
@@ -219,13 +229,23 @@ class ObservationStore:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            ids = self.series_ids(db, {(layer, s_, p_) for s_, p_ in pairs})
-            sid = np.array([ids[(layer, *pair)] for pair in pairs], np.int64)[pair_of]
+            known_ids = self._series  # committed ids; new series get theirs below
+            per_pair = [known_ids.get((layer, s_, p_)) for s_, p_ in pairs]
+            fresh: dict[tuple[str, str, str], int] = {}
+            if None in per_pair:
+                wanted = {(layer, *pairs[i]) for i, v in enumerate(per_pair) if v is None}
+                fresh = self.series_ids(db, wanted)
+                per_pair = [
+                    v if v is not None else fresh[(layer, *pairs[i])]
+                    for i, v in enumerate(per_pair)
+                ]
+            sid = np.array(per_pair, np.int64)[pair_of]
             # vectorised from here: per-reading Python costs more than SQLite's inserts
             key = sid * 2**42 + t_ms  # epoch ms stays below 2**42 until the year 2109
+            # first of each repeated key, in key order (series, time): each insert then
+            # lands next to the one before it in the tree
             _, first = np.unique(key, return_index=True)
             result.duplicates += len(key) - len(first)  # repeated within the batch
-            first.sort()
             sid, t_ms, vals = sid[first], t_ms[first], vals[first]
             horizon = self._horizons(db, int(sid.max()))
             late = t_ms <= horizon[sid]  # may repeat a compacted reading: checked in points
@@ -237,7 +257,7 @@ class ObservationStore:
                         f"INSERT OR IGNORE INTO {table} VALUES (?,?,?)", zip(*picked, strict=True)
                     )
             inserted = db.total_changes - before
-            if attributes is not None:  # alert rules see the readings in the same commit
+            if attributes is not None and alerts.rules_for(layer):  # seen in the same commit
                 which = pair_of[first]
                 good = pd.DataFrame(
                     {
@@ -248,25 +268,18 @@ class ObservationStore:
                     }
                 )
                 result.alerts = alerts.evaluate(db, layer, good, attributes)
-            # the newest reading of each series in the batch updates the latest table
-            order = np.lexsort((t_ms, sid))
-            last = order[np.r_[sid[order][1:] != sid[order][:-1], True]]
-            names = {v: k for k, v in ids.items()}
+            # the newest reading of each series in the batch (the last of its run)
+            last = np.r_[sid[1:] != sid[:-1], True]
             db.executemany(
-                "INSERT INTO latest VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-                "time=excluded.time, value=excluded.value WHERE excluded.time > latest.time",
-                [
-                    (*names[s_], t_, v_)
-                    for s_, t_, v_ in zip(
-                        sid[last].tolist(), t_ms[last].tolist(), vals[last].tolist(), strict=True
-                    )
-                ],
+                "INSERT INTO latest_values VALUES (?,?,?) ON CONFLICT DO UPDATE SET "
+                "time=excluded.time, value=excluded.value WHERE excluded.time > latest_values.time",
+                zip(sid[last].tolist(), t_ms[last].tolist(), vals[last].tolist(), strict=True),
             )
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        self._series.update(ids)
+        self._series.update(fresh)
         result.accepted = inserted
         result.duplicates += len(sid) - inserted  # already stored before this batch
         self._pending += inserted
@@ -482,6 +495,27 @@ def _replace_readings_view(db: sqlite3.Connection) -> None:
     if row is not None and "recent" not in row[0]:
         db.execute("DROP VIEW readings")
     db.executescript(_READINGS_VIEW)
+
+
+def _migrate_latest_table(db: sqlite3.Connection) -> None:
+    """Turn a text-keyed ``latest`` table (stores before ``latest_values``) into rows of
+    ``latest_values`` and the ``latest`` view, in one transaction; another process
+    opening the store at the same time finds the work done and leaves it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT type FROM sqlite_master WHERE name='latest'").fetchone()
+        if row is not None and row[0] == "table":
+            db.execute(
+                "INSERT OR REPLACE INTO latest_values SELECT s.id, l.time, l.value FROM latest l "
+                "JOIN series s ON s.layer = l.layer AND s.sensor = l.sensor "
+                "AND s.parameter = l.parameter"
+            )
+            db.execute("DROP TABLE latest")
+        db.execute(_LATEST_VIEW)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _migrate_readings_table(db: sqlite3.Connection) -> None:

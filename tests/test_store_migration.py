@@ -64,3 +64,28 @@ def test_a_batch_of_only_refused_or_repeated_readings(tmp_path):
     assert (again.accepted, again.duplicates) == (0, 3)
     latest = store.latest("l")
     assert latest["value"].tolist() == [3.0]
+
+
+def test_text_keyed_latest_table_becomes_the_latest_view(tmp_path):
+    """A store whose ``latest`` was a table keyed by text keeps every newest reading."""
+    path = tmp_path / "observations.sqlite"
+    store = ObservationStore(path)
+    ids = store.register_series({("wat-g", f"S{i}", "value") for i in range(4)})
+    store.db.close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP VIEW latest; DROP TABLE latest_values; CREATE TABLE latest (layer TEXT NOT NULL,"
+        " sensor TEXT NOT NULL, parameter TEXT NOT NULL, time INTEGER NOT NULL,"
+        " value REAL NOT NULL, PRIMARY KEY (layer, sensor, parameter)) WITHOUT ROWID;"
+    )
+    old = [("wat-g", f"S{i}", "value", 1_767_225_600_000 + i, float(i) + 0.5) for i in range(4)]
+    db.executemany("INSERT INTO latest VALUES (?,?,?,?,?)", old)
+    db.commit()
+    db.close()
+    again = ObservationStore(path)
+    kind = again.db.execute("SELECT type FROM sqlite_master WHERE name='latest'").fetchone()
+    assert kind == ("view",)
+    rows = again.db.execute("SELECT series, time, value FROM latest_values ORDER BY series")
+    assert sorted(rows) == sorted((ids[r[:3]], r[3], r[4]) for r in old)
+    frame = again.latest("wat-g")
+    assert list(frame["value"]) == [r[4] for r in old]
