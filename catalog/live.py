@@ -70,6 +70,10 @@ class LiveIngest:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._lock = threading.Lock()
+        # held by a server around parsing and ingesting one batch: threads of a process
+        # gain nothing by validating at once (the GIL), and interleaved they stretch the
+        # store's writer lock that other worker processes wait on
+        self.one_batch = threading.Lock()
         self._version = -1
         self._sensors: dict[str, Sensor] = {}
 

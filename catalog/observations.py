@@ -23,9 +23,11 @@ scans history.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import alerts
-from .storage import SqliteConnections
+from .storage import SqliteConnections, exclusive_lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -50,6 +52,10 @@ CREATE TABLE IF NOT EXISTS recent (
     PRIMARY KEY (series, time)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_counts (
+    channel TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (channel, reason)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS latest_values (
     series INTEGER PRIMARY KEY, time INTEGER NOT NULL, value REAL NOT NULL
 );
@@ -119,6 +125,8 @@ class ObservationStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._connections = SqliteConnections(self.path)
+        self._writer_lock = self.path.with_name(f".{self.path.name}.writer.lock")
+        self._appending = threading.Lock()
         self.db.executescript(_SCHEMA + alerts.SCHEMA)
         _migrate_readings_table(self.db)
         _replace_readings_view(self.db)
@@ -131,14 +139,8 @@ class ObservationStore:
     def register_series(self, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
         """Ids of (layer, sensor, parameter) series, created if new, in a commit of their own
         (bulk loaders write ``points`` rows with them)."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             ids = self.series_ids(db, keys)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
         self._series.update(ids)
         return ids
 
@@ -164,6 +166,24 @@ class ObservationStore:
     def db(self) -> sqlite3.Connection:
         return self._connections.get()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT with the store's writers queued on a file lock.
+
+        Threads and worker processes then take turns as soon as one commits; left to
+        SQLite, a writer finding the file locked sleeps between retries (up to 100 ms
+        each), far longer than a batch's transaction takes.
+        """
+        with exclusive_lock(self._writer_lock):
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
     def append(
         self,
         layer: str,
@@ -178,6 +198,20 @@ class ObservationStore:
         numbers or lie outside the sensor's valid range are refused and counted; a
         reading already stored (same sensor, parameter and time) counts as a duplicate.
         """
+        # one append at a time per process: threads cannot validate in parallel anyway
+        # (the GIL), and a thread holding the writer lock while others take turns at the
+        # GIL held it four times as long (two server workers gained nothing)
+        with self._appending:
+            return self._append(layer, frame, sensors, now, attributes)
+
+    def _append(
+        self,
+        layer: str,
+        frame: pd.DataFrame,
+        sensors: dict[str, SensorSpec],
+        now: pd.Timestamp | None,
+        attributes: dict[str, dict] | None,
+    ) -> AppendResult:
         result = AppendResult()
         if frame.empty:
             return result
@@ -226,27 +260,23 @@ class ObservationStore:
         distinct, pair_of = np.unique(pair_code, return_inverse=True)
         pairs = [(sensor[c // len(parameter)], parameter[c % len(parameter)]) for c in distinct]
         t_ms, vals = ms[keep], values[keep]
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            known_ids = self._series  # committed ids; new series get theirs below
-            per_pair = [known_ids.get((layer, s_, p_)) for s_, p_ in pairs]
-            fresh: dict[tuple[str, str, str], int] = {}
-            if None in per_pair:
+        # series ids and the batch's order are settled before the writer lock when every
+        # series is known (the usual case): other writers wait only for the SQL below
+        known_ids = self._series  # committed ids; new series get theirs in the transaction
+        per_pair = [known_ids.get((layer, s_, p_)) for s_, p_ in pairs]
+        fresh: dict[tuple[str, str, str], int] = {}
+        keyed = None if None in per_pair else _in_key_order(per_pair, pair_of, t_ms, vals)
+        with self._transaction() as db:
+            if keyed is None:
                 wanted = {(layer, *pairs[i]) for i, v in enumerate(per_pair) if v is None}
                 fresh = self.series_ids(db, wanted)
                 per_pair = [
                     v if v is not None else fresh[(layer, *pairs[i])]
                     for i, v in enumerate(per_pair)
                 ]
-            sid = np.array(per_pair, np.int64)[pair_of]
-            # vectorised from here: per-reading Python costs more than SQLite's inserts
-            key = sid * 2**42 + t_ms  # epoch ms stays below 2**42 until the year 2109
-            # first of each repeated key, in key order (series, time): each insert then
-            # lands next to the one before it in the tree
-            _, first = np.unique(key, return_index=True)
-            result.duplicates += len(key) - len(first)  # repeated within the batch
-            sid, t_ms, vals = sid[first], t_ms[first], vals[first]
+                keyed = _in_key_order(per_pair, pair_of, t_ms, vals)
+            sid, t_ms, vals, first = keyed
+            result.duplicates += len(pair_of) - len(first)  # repeated within the batch
             horizon = self._horizons(db, int(sid.max()))
             late = t_ms <= horizon[sid]  # may repeat a compacted reading: checked in points
             before = db.total_changes
@@ -275,10 +305,6 @@ class ObservationStore:
                 "time=excluded.time, value=excluded.value WHERE excluded.time > latest_values.time",
                 zip(sid[last].tolist(), t_ms[last].tolist(), vals[last].tolist(), strict=True),
             )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
         self._series.update(fresh)
         result.accepted = inserted
         result.duplicates += len(sid) - inserted  # already stored before this batch
@@ -286,6 +312,24 @@ class ObservationStore:
         if self._pending >= COMPACT_ROWS:
             self.compact()
         return result
+
+    def add_counts(self, channel: str, counts: dict[str, int]) -> None:
+        """Add to an ingest channel's counters (messages, accepted, refusals by reason),
+        kept here so that every worker process of a server adds to the same ones."""
+        if counts:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT INTO channel_counts VALUES (?,?,?) "
+                    "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                    [(channel, reason, int(n)) for reason, n in counts.items()],
+                )
+
+    def counts(self, channel: str) -> dict[str, int]:
+        """An ingest channel's counters, summed over every process that added to them."""
+        rows = self.db.execute(
+            "SELECT reason, n FROM channel_counts WHERE channel=? ORDER BY reason", (channel,)
+        )
+        return dict(rows.fetchall())
 
     def _horizons(self, db: sqlite3.Connection, max_series: int) -> np.ndarray:
         """Last compacted time per series id (call inside a transaction). Reloaded from
@@ -310,9 +354,7 @@ class ObservationStore:
     def compact(self) -> int:
         """Move every reading of ``recent`` into ``points`` in one transaction; returns
         how many moved. Runs by itself every ``COMPACT_ROWS`` readings appended."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             newest = db.execute("SELECT series, max(time) FROM recent GROUP BY series").fetchall()
             # current horizons first (reloaded only if another process compacted since)
             horizon = self._horizons(db, max((s for s, _ in newest), default=0))
@@ -325,10 +367,6 @@ class ObservationStore:
             generation = db.execute(
                 "SELECT value FROM store_meta WHERE key='generation'"
             ).fetchone()[0]
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
         for sid, last in newest:  # this process knows the new horizons without a reload
             horizon[sid] = max(int(horizon[sid]), last)
         self._generation = generation
@@ -495,6 +533,18 @@ def _replace_readings_view(db: sqlite3.Connection) -> None:
     if row is not None and "recent" not in row[0]:
         db.execute("DROP VIEW readings")
     db.executescript(_READINGS_VIEW)
+
+
+def _in_key_order(
+    per_pair: list[int], pair_of: np.ndarray, t_ms: np.ndarray, vals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Series id, time and value of a batch's readings, the first of each repeated
+    (series, time) only, in key order: each insert then lands next to the one before it
+    in the tree. Also the positions kept (``first``)."""
+    sid = np.array(per_pair, np.int64)[pair_of]
+    key = sid * 2**42 + t_ms  # epoch ms stays below 2**42 until the year 2109
+    _, first = np.unique(key, return_index=True)
+    return sid[first], t_ms[first], vals[first], first
 
 
 def _migrate_latest_table(db: sqlite3.Connection) -> None:

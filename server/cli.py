@@ -288,7 +288,12 @@ def serve(
         os.environ["SHIKONG_MQTT"] = mqtt
     console.print(f"serving {data_dir} on [bold]{url}[/] (Ctrl-C stops)")
     uvicorn.run(
-        "shikong.server.asgi:app", host=host, port=port, workers=workers, log_level="warning"
+        "shikong.server.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        http="shikong.server.http_protocol:NoDelayH11Protocol",
     )
 
 

@@ -9,6 +9,7 @@ readings) and fired alerts are published on ``shikong/alerts/<department>/<senso
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -80,15 +81,20 @@ class LiveApi:
                 {"code": "PayloadTooLarge", "description": f"batch over {MAX_BODY} bytes"},
                 status_code=413,
             )
+        content_type = request.headers.get("content-type", "")
+        may_write = None if gateway else writable.__contains__
+
+        def parse_and_ingest():
+            with self.live.one_batch:  # parsing included (see LiveIngest.one_batch)
+                frame = parse_batch(body, content_type)
+                return frame, self.live.ingest(frame, None, None, may_write)
+
         try:
-            frame = parse_batch(body, request.headers.get("content-type", ""))
+            frame, result = await run_in_threadpool(parse_and_ingest)
         except ShikongError as exc:
             return JSONResponse(
                 {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
             )
-        result = await run_in_threadpool(
-            self.live.ingest, frame, None, None, None if gateway else writable.__contains__
-        )
         if frame.attrs.get("not_objects"):
             result.rejected["not a reading object"] += frame.attrs["not_objects"]
         if result.alerts and self.bridge is not None:
@@ -189,11 +195,16 @@ class MqttBridge:
         self.live = live
         self.batch_ms, self.batch_max = batch_ms, batch_max
         self.queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
-        self.counts: Counter = Counter()
+        self.counts: Counter = Counter()  # this process's; the store sums every worker's
+        self._flushed: Counter = Counter()
         self.lock = threading.Lock()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"shikong-server-{id(self)}"
         )
+        # one shared subscription per data directory: the broker hands each message to
+        # one of the server's worker processes (``serve --workers``), not to all of them
+        root = str(live.catalog.paths.root.resolve())
+        self.group = "shikong-" + hashlib.sha256(root.encode()).hexdigest()[:12]
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self._writer = threading.Thread(target=self._write_loop, name="mqtt-writer", daemon=True)
@@ -209,11 +220,18 @@ class MqttBridge:
         self.client.disconnect()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        client.subscribe(f"{TOPIC_PREFIX}/+/+/+", qos=1)
+        client.subscribe(f"$share/{self.group}/{TOPIC_PREFIX}/+/+/+", qos=1)
 
     def _count(self, reason: str, n: int = 1) -> None:
         with self.lock:
             self.counts[reason] += n
+
+    def _flush_counts(self) -> None:
+        """Add this process's new counts to the store's (shared by the server's workers)."""
+        with self.lock:
+            new = {k: v - self._flushed[k] for k, v in self.counts.items() if v != self._flushed[k]}
+            self._flushed = Counter(self.counts)
+        self.live.catalog.observations.add_counts("mqtt", new)
 
     def _on_message(self, client, userdata, message) -> None:
         """Only hand the message over: paho calls this on its network thread, one message
@@ -262,9 +280,11 @@ class MqttBridge:
                     self.queue.put(None)
                     break
                 raw.append(item)
-            batch = [parsed for parsed in (self._parse(*m) for m in raw) if parsed]
-            if batch:
-                self._commit(batch)
+            with self.live.one_batch:  # beside HTTP batches, not interleaved with them
+                batch = [parsed for parsed in (self._parse(*m) for m in raw) if parsed]
+                if batch:
+                    self._commit(batch)
+                self._flush_counts()
 
     def _commit(self, batch: list[tuple[str, str, list[dict]]]) -> None:
         by_topic: dict[tuple[str, str], list[dict]] = {}
@@ -296,5 +316,5 @@ class MqttBridge:
             )
 
     def stats(self) -> dict[str, Any]:
-        with self.lock:
-            return dict(self.counts)
+        """Messages, accepted readings and refusals by reason, of every worker process."""
+        return self.live.catalog.observations.counts("mqtt")

@@ -29,7 +29,7 @@ def free_port() -> int:
 class RunningServer:
     """`shikong serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, data, port: int, mqtt: str | None = None) -> None:
+    def __init__(self, data, port: int, mqtt: str | None = None, workers: int = 1) -> None:
         import subprocess
         import sys
         from pathlib import Path
@@ -51,6 +51,7 @@ class RunningServer:
                 "--url",
                 self.url,
                 *(["--mqtt", mqtt] if mqtt else []),
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

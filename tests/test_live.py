@@ -254,3 +254,86 @@ def test_latest_and_resample_over_http(live_server):
         params={"layer": "wat-water_level_sensors", "how": "median"},
     )
     assert bad.status_code == 400 and "median" in bad.json()["description"]
+
+
+def test_two_workers_share_the_subscription_and_the_counts(demo_data, tmp_path, mosquitto):
+    """With ``serve --workers 2`` each MQTT message is ingested by one worker (a shared
+    subscription), the counters add up over both, and concurrent HTTP batches all land."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    server = RunningServer(data, free_port(), mqtt=mosquitto, workers=2)
+    time.sleep(1.0)  # let both subscribers connect
+    client = publisher(mosquitto)
+    try:
+        times = [now_iso(-100 + i * 0.01) for i in range(300)]
+        for t in times:
+            client.publish(TOPIC, json.dumps({"time": t, "value": 150.0}), qos=1)
+        deadline = time.monotonic() + 20
+        stats: dict = {}
+        while time.monotonic() < deadline:
+            stats = httpx.get(f"{server.url}/readings/stats").json()["mqtt"]
+            if stats.get("messages", 0) >= 300:
+                break
+            time.sleep(0.1)
+        assert stats["messages"] == 300  # not 600: no message went to both workers
+        assert stats["accepted"] == 300
+        assert not stats.get("duplicates")
+
+        def post(k: int) -> int:
+            rows = [
+                {"sensor_id": SENSOR, "time": now_iso(-50 + k + i * 0.001), "value": 151.0}
+                for i in range(500)
+            ]
+            return httpx.post(f"{server.url}/readings", json=rows, timeout=60).json()["accepted"]
+
+        with ThreadPoolExecutor(4) as pool:
+            assert sum(pool.map(post, range(8))) == 8 * 500
+    finally:
+        client.loop_stop()
+        server.stop()
+    stored = Catalog.open(data).observations.window(
+        "wat-water_level_sensors", [SENSOR], pd.Timestamp(times[0]) - pd.Timedelta(seconds=1)
+    )
+    assert len(stored) == 300 + 8 * 500
+
+
+def test_server_connections_send_without_nagle_delay():
+    """Worker processes accept on an inherited socket asyncio does not recognise as TCP;
+    the protocol turns Nagle's algorithm off itself (else each response waited 40 ms)."""
+    import asyncio
+    import socket
+
+    from shikong.server.http_protocol import NoDelayH11Protocol
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    peer = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    inherited = socket.socket(fileno=os.dup(accepted.fileno()), proto=0)  # as a worker sees it
+    assert inherited.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+
+    class Transport(asyncio.Transport):
+        def get_extra_info(self, name, default=None):
+            return {
+                "socket": inherited,
+                "peername": ("127.0.0.1", 1),
+                "sockname": ("127.0.0.1", 2),
+            }.get(name, default)
+
+    async def app(scope, receive, send) -> None:  # never called: no request is made
+        raise AssertionError
+
+    async def made() -> None:
+        config = Config(app=app, http="shikong.server.http_protocol:NoDelayH11Protocol")
+        config.load()
+        NoDelayH11Protocol(config, ServerState(), app_state={}).connection_made(Transport())
+
+    asyncio.run(made())
+    assert inherited.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    for s in (inherited, accepted, peer, listener):
+        s.close()
