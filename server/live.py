@@ -33,6 +33,7 @@ from starlette.routing import Route
 LOGGER = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
 TOPIC_PREFIX = "shikong"
+COUNTS_EVERY = 0.25  # seconds between writes of the MQTT counters while messages stream in
 
 
 class LiveApi:
@@ -197,6 +198,7 @@ class MqttBridge:
         self.queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self.counts: Counter = Counter()  # this process's; the store sums every worker's
         self._flushed: Counter = Counter()
+        self._counts_due = 0.0
         self.lock = threading.Lock()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"shikong-server-{id(self)}"
@@ -268,6 +270,7 @@ class MqttBridge:
         while True:
             first = self.queue.get()
             if first is None:
+                self._flush_counts()
                 return
             raw = [first]
             deadline = time.monotonic() + self.batch_ms / 1000
@@ -284,7 +287,11 @@ class MqttBridge:
                 batch = [parsed for parsed in (self._parse(*m) for m in raw) if parsed]
                 if batch:
                     self._commit(batch)
+            # counters are written when idle, else at most every COUNTS_EVERY seconds: a
+            # commit of their own after every batch cost as much as the batch's
+            if self.queue.empty() or time.monotonic() >= self._counts_due:
                 self._flush_counts()
+                self._counts_due = time.monotonic() + COUNTS_EVERY
 
     def _commit(self, batch: list[tuple[str, str, list[dict]]]) -> None:
         by_topic: dict[tuple[str, str], list[dict]] = {}
