@@ -191,6 +191,8 @@ class MqttBridge:
     ) -> None:
         import paho.mqtt.client as mqtt
 
+        from .mqtt_client import BufferedClient
+
         parsed = urlparse(url if "://" in url else f"mqtt://{url}")
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 1883
         self.live = live
@@ -200,7 +202,7 @@ class MqttBridge:
         self._flushed: Counter = Counter()
         self._counts_due = 0.0
         self.lock = threading.Lock()
-        self.client = mqtt.Client(
+        self.client = BufferedClient(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"shikong-server-{id(self)}"
         )
         # one shared subscription per data directory: the broker hands each message to

@@ -337,3 +337,38 @@ def test_server_connections_send_without_nagle_delay():
     assert inherited.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     for s in (inherited, accepted, peer, listener):
         s.close()
+
+
+def test_buffered_client_receives_every_message_whole(mosquitto):
+    """The subscriber's buffered reads split and join packets correctly: a burst of small
+    messages and ones far larger than a read chunk all arrive, byte for byte, in order."""
+    import random
+
+    from shikong.server.mqtt_client import CHUNK, BufferedClient
+
+    host, port = mosquitto.removeprefix("mqtt://").split(":")
+    rng = random.Random(7)
+    sizes = [rng.choice([1, 10, 200, 5_000]) for _ in range(3_000)]
+    sizes[100], sizes[2_000] = 3 * CHUNK + 17, CHUNK - 1
+    sent = [bytes(rng.getrandbits(8) for _ in range(min(n, 64))) * (n // 64 + 1) for n in sizes]
+    sent = [payload[:n] for payload, n in zip(sent, sizes, strict=True)]
+    got: list[bytes] = []
+    subscriber = BufferedClient(mqtt.CallbackAPIVersion.VERSION2)
+    subscriber.on_message = lambda client, userdata, message: got.append(message.payload)
+    subscriber.connect(host, int(port))
+    subscriber.subscribe("buffered-test/#", qos=1)
+    subscriber.loop_start()
+    time.sleep(0.3)
+    client = publisher(mosquitto)
+    try:
+        for payload in sent:
+            client.publish("buffered-test/x", payload, qos=1)
+        deadline = time.monotonic() + 30
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.loop_stop()
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    assert len(got) == len(sent)
+    assert got == sent
