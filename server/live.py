@@ -231,11 +231,17 @@ class MqttBridge:
             self.counts[reason] += n
 
     def _flush_counts(self) -> None:
-        """Add this process's new counts to the store's (shared by the server's workers)."""
+        """Add this process's new counts to the store's (shared by the server's workers);
+        on failure they stay pending for the next flush and ingest goes on."""
         with self.lock:
-            new = {k: v - self._flushed[k] for k, v in self.counts.items() if v != self._flushed[k]}
-            self._flushed = Counter(self.counts)
-        self.live.catalog.observations.add_counts("mqtt", new)
+            now = Counter(self.counts)
+        new = {k: v - self._flushed[k] for k, v in now.items() if v != self._flushed[k]}
+        try:
+            self.live.catalog.observations.add_counts("mqtt", new)
+        except Exception:  # the counters must never stop the subscriber
+            LOGGER.exception("MQTT counters not written; kept for the next attempt")
+            return
+        self._flushed = now
 
     def _on_message(self, client, userdata, message) -> None:
         """Only hand the message over: paho calls this on its network thread, one message
