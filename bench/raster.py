@@ -8,6 +8,7 @@ agree.
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/raster.py [--size 20000] [--polygons 10000] [--repeat 2]
+        [--layout geotiff|cog]
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ X0, Y0, RES = 113.40, 33.72, 0.000005  # ~0.5 m pixels over the mining area
 BLOCK = 1024
 
 
-def write_date(path: Path, size: int, seed: int, loss: bool) -> None:
+def write_date(path: Path, size: int, seed: int, loss: bool, layout: str = "geotiff") -> None:
     """A 2-band (red, NIR) uint16 GeoTIFF written block by block (never whole in memory).
 
-    Band-interleaved, as analysis-ready imagery is kept (Landsat and Sentinel-2 COGs are
-    one file per band): a job reads each band separately, and from a pixel-interleaved
-    file every band read decodes the other band's bytes too (the job took 1.3x as long).
+    ``geotiff``: uncompressed and band-interleaved, as analysis-ready imagery is kept
+    (Landsat and Sentinel-2 COGs are one file per band): a job reads each band separately,
+    and from a pixel-interleaved file every band read decodes the other band's bytes too
+    (the job took 1.3x as long). ``cog``: what shikong's ingest stores (``write_cog``):
+    DEFLATE, 512-pixel tiles, pixel-interleaved; overviews are left out, as a
+    full-resolution job never reads them.
     """
     profile = {
         "driver": "GTiff",
@@ -60,6 +64,8 @@ def write_date(path: Path, size: int, seed: int, loss: bool) -> None:
         "interleave": "band",
         "BIGTIFF": "YES",
     }
+    if layout == "cog":
+        profile.update(compress="deflate", interleave="pixel", num_threads="ALL_CPUS")
     rng = np.random.default_rng(seed)
     with rasterio.open(path, "w", **profile) as dst:
         for r in range(0, size, BLOCK):
@@ -93,18 +99,24 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--polygons", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=2, help="runs of the job per worker count")
+    parser.add_argument(
+        "--layout",
+        choices=("geotiff", "cog"),
+        default="geotiff",
+        help="input imagery: uncompressed band-interleaved, or DEFLATE tiles as ingest stores",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shikong-bench-raster-", dir=str(HERE)))
     try:
         t0 = time.perf_counter()
         first, second = work / "2019.tif", work / "2024.tif"
-        write_date(first, args.size, 1, loss=False)
-        write_date(second, args.size, 2, loss=True)
+        write_date(first, args.size, 1, loss=False, layout=args.layout)
+        write_date(second, args.size, 2, loss=True, layout=args.layout)
         zones = polygons(args.polygons, args.size)
         mpx = args.size * args.size / 1e6
         print(
-            f"generated 2 dates of {args.size:,} x {args.size:,} ({mpx:,.0f} Mpx each) in "
-            f"{time.perf_counter() - t0:.0f} s"
+            f"generated 2 dates of {args.size:,} x {args.size:,} ({mpx:,.0f} Mpx each, "
+            f"{args.layout}) in {time.perf_counter() - t0:.0f} s"
         )
 
         os.sync()  # the kernel's write-back of the fresh files must not run inside a timing
