@@ -49,3 +49,24 @@ def test_not_a_raster(tmp_path):
     bad.write_bytes(b"II*\x00garbage")
     with pytest.raises(FormatError, match="bad.tif.*not a readable raster"):
         open_raster(bad)
+
+
+@pytest.mark.parametrize("interleave, together", [("pixel", 2), ("band", 1)])
+def test_bands_of_a_pixel_interleaved_file_are_read_together(tmp_path, interleave, together):
+    """Each tile of a pixel-interleaved file holds every band, so one task reads them all
+    (decoding the tile once); a band-interleaved file is read band by band. The values
+    are those rasterio reads either way."""
+    values = np.random.default_rng(3).integers(0, 5000, (2, 300, 260)).astype("uint16")
+    path = tmp_path / f"{interleave}.tif"
+    profile = {
+        "driver": "GTiff", "width": 260, "height": 300, "count": 2, "dtype": "uint16",
+        "crs": "EPSG:4490", "transform": rasterio.Affine(0.001, 0, 113, 0, -0.001, 34),
+        "tiled": True, "blockxsize": 128, "blockysize": 128, "compress": "deflate",
+        "interleave": interleave,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+    opened = open_raster(path, chunks=128, masked=False)
+    assert opened.data.chunks[0] == (together,) * (2 // together)
+    with rasterio.open(path) as src:
+        np.testing.assert_array_equal(opened.values, src.read())
