@@ -1,6 +1,7 @@
 """Raster benchmark: NDVI change + zonal statistics over 10,000 polygons, out of core.
 
-Generates a two-date red/NIR stack of --size x --size pixels (uint16 GeoTIFFs, tiled),
+Generates a two-date red/NIR stack of --size x --size pixels (uint16 GeoTIFFs, tiled;
+by default DEFLATE-compressed and pixel-interleaved, as shikong's ingest writes COGs),
 then times, in one run: NDVI of one date (Mpx/s), the NDVI-change + zonal-mean job with
 1 and with 2 dask workers, and peak RSS; beside rasterstats and exactextract computing the
 same zonal means on the same change raster, with the ratios and a check that the means
@@ -8,7 +9,7 @@ agree.
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/raster.py [--size 20000] [--polygons 10000] [--repeat 2]
-        [--layout geotiff|cog]
+        [--layout cog|geotiff]
 """
 
 from __future__ import annotations
@@ -101,9 +102,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of the job per worker count")
     parser.add_argument(
         "--layout",
-        choices=("geotiff", "cog"),
-        default="geotiff",
-        help="input imagery: uncompressed band-interleaved, or DEFLATE tiles as ingest stores",
+        choices=("cog", "geotiff"),
+        default="cog",
+        help="input imagery: DEFLATE tiles as ingest stores them (default), or uncompressed "
+        "band-interleaved GeoTIFF",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shikong-bench-raster-", dir=str(HERE)))
