@@ -492,3 +492,22 @@ def test_resampled_aggregates_match_pandas(cat, tmp_path):
     assert hourly["time"].tolist() == expect.index.tolist()
     daily = layer.resample("1D", "max")
     np.testing.assert_allclose(daily["max"], truth.resample("1D").max().values)
+
+
+@pytest.mark.parametrize(
+    "ring, is_box",
+    [
+        ([[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]], True),
+        ([[0, 0], [0, 1], [2, 1], [2, 0], [0, 0]], True),
+        ([[0, 0], [2, 1], [0, 1], [2, 0], [0, 0]], False),  # bowtie through the corners
+        ([[0, 0], [0, 1], [0, 0], [0, 1], [0, 0]], False),  # no width
+        ([[0, 0], [2, 0], [0, 0], [2, 0], [0, 0]], False),  # back and forth
+        ([[0, 0], [3, 0], [3, 1], [0, 1], [0, 0]], False),  # another box
+    ],
+)
+def test_only_a_footprint_that_is_its_bbox_is_left_to_the_bbox(ring, is_box):
+    """A footprint equal to its bbox rectangle is not stored twice; any other is kept."""
+    from shikong.catalog.catalog import _footprint
+
+    item = {"geometry": {"type": "Polygon", "coordinates": [ring]}, "bbox": [0, 0, 2, 1]}
+    assert (_footprint(item) is None) == is_box
