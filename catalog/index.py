@@ -19,7 +19,7 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from .storage import SqliteConnections
+from .storage import SqliteConnections, immediate_transaction
 from .textsearch import match_terms
 
 _SCHEMA = """
@@ -120,14 +120,8 @@ class CatalogIndex:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT: all of an ingest or none of it."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self.db) as db:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     # -- catalog version -------------------------------------------------------------
     def version(self) -> int:

@@ -17,8 +17,8 @@ checked against ``points``; newer ones can only collide inside ``recent``. Horiz
 cached per process and reloaded when the store's generation changes: a bulk loader that
 writes ``points`` directly should call ``compact()`` afterwards, which bumps it.
 
-A ``latest`` table is kept up to date on ingest so "latest reading of every sensor" never
-scans history.
+The newest reading of each series is kept up to date on ingest (``latest_values``, read
+through the ``latest`` view) so "latest reading of every sensor" never scans history.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import alerts
-from .storage import SqliteConnections, exclusive_lock
+from .storage import SqliteConnections, exclusive_lock, immediate_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -174,15 +174,8 @@ class ObservationStore:
         SQLite, a writer finding the file locked sleeps between retries (up to 100 ms
         each), far longer than a batch's transaction takes.
         """
-        with exclusive_lock(self._writer_lock):
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with exclusive_lock(self._writer_lock), immediate_transaction(self.db) as db:
+            yield db
 
     def append(
         self,
@@ -551,8 +544,7 @@ def _migrate_latest_table(db: sqlite3.Connection) -> None:
     """Turn a text-keyed ``latest`` table (stores before ``latest_values``) into rows of
     ``latest_values`` and the ``latest`` view, in one transaction; another process
     opening the store at the same time finds the work done and leaves it."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db):
         row = db.execute("SELECT type FROM sqlite_master WHERE name='latest'").fetchone()
         if row is not None and row[0] == "table":
             db.execute(
@@ -562,10 +554,6 @@ def _migrate_latest_table(db: sqlite3.Connection) -> None:
             )
             db.execute("DROP TABLE latest")
         db.execute(_LATEST_VIEW)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _migrate_readings_table(db: sqlite3.Connection) -> None:
@@ -575,8 +563,7 @@ def _migrate_readings_table(db: sqlite3.Connection) -> None:
     row = db.execute("SELECT type FROM sqlite_master WHERE name='readings'").fetchone()
     if row is None or row[0] != "table":
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db):
         db.execute(
             "INSERT OR IGNORE INTO series (layer, sensor, parameter) "
             "SELECT DISTINCT layer, sensor, parameter FROM readings"
@@ -587,7 +574,3 @@ def _migrate_readings_table(db: sqlite3.Connection) -> None:
             "AND s.parameter = r.parameter"
         )
         db.execute("DROP TABLE readings")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

@@ -182,6 +182,19 @@ class SqliteConnections:
 
 
 @contextlib.contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT on an autocommit connection: all of the block or none
+    of it (ROLLBACK on any exception), with the write lock taken at the start."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+@contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """One writer per data directory at a time (readers never wait)."""
     path.parent.mkdir(parents=True, exist_ok=True)
