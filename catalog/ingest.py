@@ -325,10 +325,17 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
                 "data": {
                     "href": rel(store, item_dir),
                     "type": "application/vnd.sqlite3",
-                    "title": "observation store",
+                    "title": "observation store: archive (series, points)",
                     "roles": ["data"],
                     "shikong:store_layer": sensors_id,
-                }
+                },
+                "live": {
+                    "href": rel(catalog.observations.live_path, item_dir),
+                    "type": "application/vnd.sqlite3",
+                    "title": "observation store: live file (recent runs, newest values, "
+                    "alerts); attaches the archive as 'archive'",
+                    "roles": ["data"],
+                },
             },
             properties={
                 "shikong:sensor_collection": sensors_id,

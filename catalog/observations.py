@@ -1,21 +1,27 @@
 """The observation store: sensor readings, durable on commit, fast for recent windows.
 
-SQLite (WAL, synchronous=FULL). Each (layer, sensor, parameter) is a ``series`` with an
-integer id; ``points`` are clustered by (series, time), so one sensor's window is one
-range scan, and the ``readings`` view joins them back for queries. A commit is on disk
-when ``append`` returns, and any number of processes (server, CLI, notebooks) can read
-while one writes.
+SQLite (WAL, synchronous=FULL) in two files (see ``observation_files``): an archive of
+``points`` clustered by (series, time), so one sensor's window is one range scan, and a
+live file that ingest writes. Each (layer, sensor, parameter) is a ``series`` with an
+integer id; the ``readings`` view joins everything back for queries. A commit is on disk
+when ``append`` returns, and any number of processes (server workers, CLI, notebooks)
+can read while one writes.
 
-New readings land in ``recent``, a small table of the same shape, and move to ``points``
-in bulk every ``COMPACT_ROWS`` readings (a log-structured merge in two levels). A batch
-from thousands of sensors touches one leaf page of ``points`` per sensor; written there
-directly, each commit rewrote thousands of pages of a large tree (53k readings/s on a
-5,000,000-reading store), while the small table stays in cache and a compaction writes
-each leaf once for many readings (238k readings/s, compactions included). Duplicates stay
-exact: a reading not newer than its series' last compacted time (its "horizon") is
-checked against ``points``; newer ones can only collide inside ``recent``. Horizons are
+New readings go to the open *run* of ``recent_runs`` (rows keyed (run, series, time)):
+a batch from thousands of sensors touches the pages of one small run only. Every
+``RUN_ROWS`` readings the run closes (a counter bump, nothing is copied) and the next
+opens. Once ``COMPACT_ROWS`` readings wait in closed runs, a background thread moves
+them into ``points`` in key order, so each leaf of that large tree is written once for
+many readings, under the archive's write lock only: ingest goes on meanwhile. A query
+seeks each run once (a few dozen seeks) besides ``points``.
+
+Duplicates stay exact. Per series the live file keeps two horizons: ``newest``, the last
+time outside the open run, and ``settled``, the same before the last run closed. A
+reading newer than ``newest`` can only repeat one in the open run, whose key rejects it;
+one between the two only one of the last closed run (or ``points``, if that run was
+compacted since); older ones are checked against every run and ``points``. Horizons are
 cached per process and reloaded when the store's generation changes: a bulk loader that
-writes ``points`` directly should call ``compact()`` afterwards, which bumps it.
+writes ``points`` directly should call ``compact()`` afterwards.
 
 The newest reading of each series is kept up to date on ingest (``latest_values``, read
 through the ``latest`` view) so "latest reading of every sensor" never scans history.
@@ -24,6 +30,7 @@ through the ``latest`` view) so "latest reading of every sensor" never scans his
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections import Counter
@@ -36,52 +43,23 @@ import numpy as np
 import pandas as pd
 
 from . import alerts
-from .storage import SqliteConnections, exclusive_lock, immediate_transaction
+from .observation_files import (
+    connection_setup,
+    live_path,
+    migrate_legacy_layouts,
+    move_tables_to_live,
+    moved_through,
+)
+from .storage import SqliteConnections, exclusive_lock, insert_rows
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS series (
-    id INTEGER PRIMARY KEY, layer TEXT NOT NULL, sensor TEXT NOT NULL,
-    parameter TEXT NOT NULL, UNIQUE (layer, sensor, parameter)
-);
-CREATE TABLE IF NOT EXISTS points (
-    series INTEGER NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (series, time)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS recent (
-    series INTEGER NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (series, time)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS channel_counts (
-    channel TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (channel, reason)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS latest_values (
-    series INTEGER PRIMARY KEY, time INTEGER NOT NULL, value REAL NOT NULL
-);
-"""
-# the newest reading per series, named as when it was a table keyed by text: an ingest
-# batch updates one integer-keyed row per series (half the cost of the text-keyed upsert)
-_LATEST_VIEW = """
-CREATE VIEW IF NOT EXISTS latest AS
-SELECT s.layer AS layer, s.sensor AS sensor, s.parameter AS parameter, l.time AS time,
-       l.value AS value
-FROM series s JOIN latest_values l ON l.series = s.id;
-"""
-# what queries read: one row per reading, named as before the points/series split; each
-# arm of the UNION ALL gets the query's WHERE terms pushed down and uses its primary key
-_READINGS_VIEW = """
-CREATE VIEW IF NOT EXISTS readings AS
-SELECT s.layer AS layer, s.sensor AS sensor, s.parameter AS parameter, p.time AS time,
-       p.value AS value
-FROM series s JOIN points p ON p.series = s.id
-UNION ALL
-SELECT s.layer, s.sensor, s.parameter, r.time, r.value
-FROM series s JOIN recent r ON r.series = s.id;
-"""
-COMPACT_ROWS = 200_000  # readings gathered in ``recent`` before they move to ``points``
+log = logging.getLogger(__name__)
+
+RUN_ROWS = 50_000  # readings appended to one run before the next one opens
+COMPACT_ROWS = 400_000  # readings waiting in closed runs before they move to ``points``
 _NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
+_UNKNOWN = (np.nan, np.nan)  # the valid range of a sensor the layer does not have
+_EVERY_RUN = "run IN (SELECT run FROM recent_run_ids)"
 
 
 @dataclass(frozen=True)
@@ -120,46 +98,61 @@ class AppendResult:
 
 
 class ObservationStore:
-    """Readings of every sensor layer in one SQLite file."""
+    """Readings of every sensor layer: an archive file and its live file beside it."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._connections = SqliteConnections(self.path)
+        self.path = Path(path)  # the archive; the live file is found beside it
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer_lock = self.path.with_name(f".{self.path.name}.writer.lock")
+        self._compact_lock = self.path.with_name(f".{self.path.name}.compact.lock")
+        with exclusive_lock(self._writer_lock):
+            migrate_legacy_layouts(self.path)
+        self._connections = SqliteConnections(
+            live_path(self.path), setup=connection_setup(self.path)
+        )
         self._appending = threading.Lock()
-        self.db.executescript(_SCHEMA + alerts.SCHEMA)
-        _migrate_readings_table(self.db)
-        _replace_readings_view(self.db)
-        _migrate_latest_table(self.db)
-        self._series: dict[tuple[str, str, str], int] = {}  # committed series ids
-        self._horizon = np.full(0, _NO_HORIZON)  # per series id: last compacted time (ms)
-        self._generation: int | None = None  # of the horizons above (see compact)
-        self._pending = 0  # readings this process put in ``recent`` since a compaction
+        self._compactor: threading.Thread | None = None
+        self._compactor_guard = threading.Lock()
+        # committed series ids: layer -> (sensor, parameter) -> id
+        self._series_of: dict[str, dict[tuple[str, str], int]] = {}
+        # cached per series id (see _horizons), valid while the store's generation holds
+        self._settled = self._newest = np.full(0, _NO_HORIZON)
+        self._last_run = 0
+        self._generation: int | None = None
+        with exclusive_lock(self._writer_lock):
+            move_tables_to_live(self.db)
+        with self._transaction() as db:
+            self._open_first_run(db)
+
+    @property
+    def live_path(self) -> Path:
+        return live_path(self.path)
 
     def register_series(self, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-        """Ids of (layer, sensor, parameter) series, created if new, in a commit of their own
-        (bulk loaders write ``points`` rows with them)."""
-        with self._transaction() as db:
-            ids = self.series_ids(db, keys)
-        self._series.update(ids)
-        return ids
-
-    def series_ids(
-        self, db: sqlite3.Connection, keys: set[tuple[str, str, str]]
-    ) -> dict[tuple[str, str, str], int]:
-        """Ids of (layer, sensor, parameter) series, new ones added (call inside the
-        write transaction; the cache is updated only after its commit)."""
-        found = {k: self._series[k] for k in keys if k in self._series}
+        """Ids of (layer, sensor, parameter) series, created if new, in a commit of the
+        archive of their own (bulk loaders write ``points`` rows with them)."""
+        found = {k: i for k in keys if (i := self._series_of.get(k[0], {}).get(k[1:])) is not None}
         missing = [k for k in keys if k not in found]
         if missing:
-            db.executemany(
-                "INSERT OR IGNORE INTO series (layer, sensor, parameter) VALUES (?,?,?)", missing
-            )
-            for layer in {k[0] for k in missing}:
-                for sid, sensor, parameter in db.execute(
-                    "SELECT id, sensor, parameter FROM series WHERE layer=?", (layer,)
-                ):
-                    found.setdefault((layer, sensor, parameter), sid)
+            db = self.db
+            db.execute("BEGIN")  # the write below takes the archive's lock, not the live one
+            try:
+                db.executemany(
+                    "INSERT OR IGNORE INTO archive.series (layer, sensor, parameter) "
+                    "VALUES (?,?,?)",
+                    missing,
+                )
+                for layer in {k[0] for k in missing}:
+                    for sid, sensor, parameter in db.execute(
+                        "SELECT id, sensor, parameter FROM archive.series WHERE layer=?", (layer,)
+                    ):
+                        found.setdefault((layer, sensor, parameter), sid)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        for (layer, sensor, parameter), sid in found.items():
+            self._series_of.setdefault(layer, {})[(sensor, parameter)] = sid
         return found
 
     @property
@@ -168,14 +161,52 @@ class ObservationStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT with the store's writers queued on a file lock.
+        """A transaction on the live file, with its writers queued on a file lock.
 
         Threads and worker processes then take turns as soon as one commits; left to
         SQLite, a writer finding the file locked sleeps between retries (up to 100 ms
-        each), far longer than a batch's transaction takes.
+        each), far longer than a batch's transaction takes. BEGIN, not BEGIN IMMEDIATE:
+        that would take the archive's write lock too and wait for a compaction; with the
+        file lock held no other writer of the live file can commit before this one's
+        first write, so that write cannot find its snapshot stale.
         """
-        with exclusive_lock(self._writer_lock), immediate_transaction(self.db) as db:
-            yield db
+        db = self.db
+        try:
+            with exclusive_lock(self._writer_lock):
+                db.execute("BEGIN")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        except BaseException:
+            self._generation = None  # horizons cached in a rolled-back transaction: reload
+            raise
+
+    def _open_first_run(self, db: sqlite3.Connection) -> None:
+        """Open run 1 of a new live file, and take horizons from the archive's points
+        (a store of the one-file layout, or a bulk-loaded archive)."""
+        if db.execute("SELECT 1 FROM recent_run_ids").fetchone() is not None:
+            return
+        db.execute("INSERT INTO recent_run_ids (run) VALUES (1)")
+        self._set_meta(db, run=1, run_rows=0)
+        self._horizons_from_points(db)
+
+    @staticmethod
+    def _horizons_from_points(db: sqlite3.Connection) -> None:
+        """Raise both horizons of every series to its last time in ``points`` (one seek per
+        series) and bump the generation, so that every process reloads them."""
+        db.execute(
+            "INSERT INTO horizons SELECT h.id, t, t FROM (SELECT id, (SELECT max(time) FROM "
+            "archive.points p WHERE p.series = s.id) AS t FROM archive.series s) h "
+            "WHERE t IS NOT NULL ON CONFLICT DO UPDATE SET "
+            "settled = max(settled, excluded.settled), newest = max(newest, excluded.newest)"
+        )
+        db.execute(
+            "INSERT INTO store_meta VALUES ('generation', 1) "
+            "ON CONFLICT DO UPDATE SET value = value + 1"
+        )
 
     def append(
         self,
@@ -226,8 +257,15 @@ class ObservationStore:
         values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(
             dtype=float, na_value=np.nan
         )
-        specs = [sensors.get(s_) for s_ in sensor]
-        known = np.array([spec is not None for spec in specs], bool)[s_code]
+        # valid range per distinct sensor (NaN: unknown sensor), one pass over them
+        bounds = np.array(
+            [
+                (sp.min_valid, sp.max_valid) if (sp := sensors.get(s_)) else _UNKNOWN
+                for s_ in sensor
+            ],
+            float,
+        ).reshape(-1, 2)
+        known = ~np.isnan(bounds[:, 0])[s_code]
         result.refuse(~known, "unknown sensor", frame)
         ok = known.copy()
         bad_time = ok & times.isna().to_numpy()
@@ -239,8 +277,7 @@ class ObservationStore:
         bad_value = ok & ~np.isfinite(values)
         result.refuse(bad_value, "value is not a number", frame)
         ok &= ~bad_value
-        lo = np.array([sp.min_valid if sp else -np.inf for sp in specs], float)[s_code]
-        hi = np.array([sp.max_valid if sp else np.inf for sp in specs], float)[s_code]
+        lo, hi = bounds[s_code, 0], bounds[s_code, 1]
         with np.errstate(invalid="ignore"):
             out_of_range = ok & ((values < lo) | (values > hi))
         result.refuse(out_of_range, "value outside the sensor's valid range", frame)
@@ -251,34 +288,41 @@ class ObservationStore:
         ms = times.dt.as_unit("ms").to_numpy(dtype="int64", na_value=0)
         pair_code = s_code[keep] * len(parameter) + p_code[keep]
         distinct, pair_of = np.unique(pair_code, return_inverse=True)
-        pairs = [(sensor[c // len(parameter)], parameter[c % len(parameter)]) for c in distinct]
+        n_par = len(parameter)
+        pairs = list(
+            zip(
+                _objects(sensor)[distinct // n_par],
+                _objects(parameter)[distinct % n_par],
+                strict=True,
+            )
+        )
         t_ms, vals = ms[keep], values[keep]
-        # series ids and the batch's order are settled before the writer lock when every
-        # series is known (the usual case): other writers wait only for the SQL below
-        known_ids = self._series  # committed ids; new series get theirs in the transaction
-        per_pair = [known_ids.get((layer, s_, p_)) for s_, p_ in pairs]
-        fresh: dict[tuple[str, str, str], int] = {}
-        keyed = None if None in per_pair else _in_key_order(per_pair, pair_of, t_ms, vals)
+        # series ids (new ones in a commit of the archive of their own) and the batch's
+        # order are settled before the writer lock: other writers wait only for the SQL
+        known_ids = self._series_of.setdefault(layer, {})
+        per_pair = [known_ids.get(pair) for pair in pairs]
+        if None in per_pair:
+            self.register_series({(layer, *pair) for pair in pairs})
+            per_pair = [known_ids[pair] for pair in pairs]
+        keyed = _in_key_order(per_pair, pair_of, t_ms, vals)
+        sid, t_ms, vals, first = keyed
+        result.duplicates += len(pair_of) - len(first)  # repeated within the batch
         with self._transaction() as db:
-            if keyed is None:
-                wanted = {(layer, *pairs[i]) for i, v in enumerate(per_pair) if v is None}
-                fresh = self.series_ids(db, wanted)
-                per_pair = [
-                    v if v is not None else fresh[(layer, *pairs[i])]
-                    for i, v in enumerate(per_pair)
-                ]
-                keyed = _in_key_order(per_pair, pair_of, t_ms, vals)
-            sid, t_ms, vals, first = keyed
-            result.duplicates += len(pair_of) - len(first)  # repeated within the batch
-            horizon = self._horizons(db, int(sid.max()))
-            late = t_ms <= horizon[sid]  # may repeat a compacted reading: checked in points
+            run, run_rows = self._meta(db, "run", "run_rows")
+            settled, newest, last_run = self._horizons(db, int(sid.max()))
+            old = t_ms <= settled[sid]  # may repeat a reading of any run or of points
+            near = ~old & (t_ms <= newest[sid])  # of the last closed run (or points)
             before = db.total_changes
-            for table, rows in (("recent", ~late), ("points", late)):
+            plain = ~(old | near)
+            insert_rows(
+                db,
+                "INSERT OR IGNORE INTO recent_runs",
+                [sid[plain].tolist(), t_ms[plain].tolist(), vals[plain].tolist()],
+                row=f"({int(run)},?,?,?)",
+            )
+            for rows, runs in ((near, f"run = {last_run}"), (old, _EVERY_RUN)):
                 if rows.any():
-                    picked = (sid[rows].tolist(), t_ms[rows].tolist(), vals[rows].tolist())
-                    db.executemany(
-                        f"INSERT OR IGNORE INTO {table} VALUES (?,?,?)", zip(*picked, strict=True)
-                    )
+                    _insert_unless_stored(db, run, sid[rows], t_ms[rows], vals[rows], runs)
             inserted = db.total_changes - before
             if attributes is not None and alerts.rules_for(layer):  # seen in the same commit
                 which = pair_of[first]
@@ -291,19 +335,21 @@ class ObservationStore:
                     }
                 )
                 result.alerts = alerts.evaluate(db, layer, good, attributes)
-            # the newest reading of each series in the batch (the last of its run)
-            last = np.r_[sid[1:] != sid[:-1], True]
-            db.executemany(
-                "INSERT INTO latest_values VALUES (?,?,?) ON CONFLICT DO UPDATE SET "
-                "time=excluded.time, value=excluded.value WHERE excluded.time > latest_values.time",
-                zip(sid[last].tolist(), t_ms[last].tolist(), vals[last].tolist(), strict=True),
-            )
-        self._series.update(fresh)
+            if sid.size:  # the newest reading of each series in the batch (last of its run)
+                last = np.r_[sid[1:] != sid[:-1], True]
+                insert_rows(
+                    db,
+                    "INSERT INTO latest_values",
+                    [sid[last].tolist(), t_ms[last].tolist(), vals[last].tolist()],
+                    "ON CONFLICT DO UPDATE SET time=excluded.time, value=excluded.value "
+                    "WHERE excluded.time > latest_values.time",
+                )
+            self._set_meta(db, run_rows=run_rows + inserted)
+            waiting = self._close_run(db, run) if run_rows + inserted >= RUN_ROWS else 0
         result.accepted = inserted
-        result.duplicates += len(sid) - inserted  # already stored before this batch
-        self._pending += inserted
-        if self._pending >= COMPACT_ROWS:
-            self.compact()
+        result.duplicates += len(keyed[0]) - inserted  # already stored before this batch
+        if waiting >= COMPACT_ROWS:
+            self._compact_in_background()
         return result
 
     def add_counts(self, channel: str, counts: dict[str, int]) -> None:
@@ -324,47 +370,131 @@ class ObservationStore:
         )
         return dict(rows.fetchall())
 
-    def _horizons(self, db: sqlite3.Connection, max_series: int) -> np.ndarray:
-        """Last compacted time per series id (call inside a transaction). Reloaded from
-        ``points`` when another process compacted, or bulk-loaded, since this one read."""
-        row = db.execute("SELECT value FROM store_meta WHERE key='generation'").fetchone()
-        generation = row[0] if row else 0
+    @staticmethod
+    def _meta(db: sqlite3.Connection, *keys: str) -> list[int]:
+        """Counters of ``store_meta`` (0 when never set), read inside a transaction."""
+        marks = ",".join("?" * len(keys))
+        found = dict(db.execute(f"SELECT key, value FROM store_meta WHERE key IN ({marks})", keys))
+        return [int(found.get(k, 0)) for k in keys]
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, **values: int) -> None:
+        db.executemany("INSERT OR REPLACE INTO store_meta VALUES (?,?)", values.items())
+
+    def _horizons(
+        self, db: sqlite3.Connection, max_series: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per series id the settled and newest horizons (see the module's docstring), and
+        the last closed run (call inside a transaction); reloaded when a run closed or a
+        compaction raised them in another process."""
+        run, generation = self._meta(db, "run", "generation")
         if generation != self._generation:
-            last = db.execute(
-                "SELECT id, (SELECT max(time) FROM points WHERE series = s.id) FROM series s"
-            ).fetchall()
-            self._horizon = np.full(max((i for i, _ in last), default=-1) + 1, _NO_HORIZON)
-            for sid, t in last:
-                if t is not None:
-                    self._horizon[sid] = t
-            self._generation = generation
-        if max_series >= len(self._horizon):  # series newer than the cache: none compacted
-            grown = np.full(max_series + 1, _NO_HORIZON)
-            grown[: len(self._horizon)] = self._horizon
-            self._horizon = grown
-        return self._horizon
+            rows = db.execute("SELECT series, settled, newest FROM horizons").fetchall()
+            size = max((r[0] for r in rows), default=-1) + 1
+            self._settled = np.full(size, _NO_HORIZON)
+            self._newest = np.full(size, _NO_HORIZON)
+            if rows:
+                sids, settled, newest = (np.array(c, np.int64) for c in zip(*rows, strict=True))
+                self._settled[sids], self._newest[sids] = settled, newest
+            self._last_run, self._generation = run - 1, generation
+        if max_series >= len(self._settled):  # series newer than the cache: none closed
+            grow = np.full(max_series + 1 - len(self._settled), _NO_HORIZON)
+            self._settled, self._newest = np.r_[self._settled, grow], np.r_[self._newest, grow]
+        return self._settled, self._newest, self._last_run
+
+    def _close_run(self, db: sqlite3.Connection, run: int) -> int:
+        """Close the open run and open the next; returns how many readings wait in closed
+        runs for compaction. The closing run's newest time per series becomes ``newest``,
+        the previous ``newest`` becomes ``settled``."""
+        (run_rows,) = self._meta(db, "run_rows")
+        db.execute("UPDATE horizons SET settled = newest")
+        db.execute(
+            "INSERT INTO horizons SELECT series, ?, max(time) FROM recent_runs WHERE run = ? "
+            "GROUP BY series ON CONFLICT DO UPDATE SET newest = max(newest, excluded.newest)",
+            (int(_NO_HORIZON), run),
+        )
+        db.execute("UPDATE recent_run_ids SET rows = ? WHERE run = ?", (run_rows, run))
+        db.execute("INSERT OR IGNORE INTO recent_run_ids (run) VALUES (?)", (run + 1,))
+        (generation,) = self._meta(db, "generation")
+        self._set_meta(db, run=run + 1, run_rows=0, generation=generation + 1)
+        waiting = db.execute(
+            "SELECT coalesce(sum(rows), 0) FROM recent_run_ids WHERE run > ?",
+            (moved_through(db),),
+        ).fetchone()[0]
+        return int(waiting)
 
     def compact(self) -> int:
-        """Move every reading of ``recent`` into ``points`` in one transaction; returns
-        how many moved. Runs by itself every ``COMPACT_ROWS`` readings appended."""
+        """Move every reading of the live file into ``points`` now; returns how many
+        moved. Runs by itself, in the background, as readings gather. Also raises the
+        horizons to ``points``, so it is the call to make after writing there directly."""
         with self._transaction() as db:
-            newest = db.execute("SELECT series, max(time) FROM recent GROUP BY series").fetchall()
-            # current horizons first (reloaded only if another process compacted since)
-            horizon = self._horizons(db, max((s for s, _ in newest), default=0))
-            db.execute("INSERT OR IGNORE INTO points SELECT series, time, value FROM recent")
-            moved = db.execute("DELETE FROM recent").rowcount
-            db.execute(
-                "INSERT INTO store_meta VALUES ('generation', 1) "
-                "ON CONFLICT DO UPDATE SET value = value + 1"
-            )
-            generation = db.execute(
-                "SELECT value FROM store_meta WHERE key='generation'"
-            ).fetchone()[0]
-        for sid, last in newest:  # this process knows the new horizons without a reload
-            horizon[sid] = max(int(horizon[sid]), last)
-        self._generation = generation
-        self._pending = 0
+            (run,) = self._meta(db, "run")
+            self._close_run(db, run)
+        moved = self._move_closed_runs(wait=True)
+        with self._transaction() as db:
+            self._horizons_from_points(db)
         return moved
+
+    def wait_for_compaction(self) -> None:
+        """Return once a background compaction of this process (if any) has finished."""
+        compactor = self._compactor
+        if compactor is not None:
+            compactor.join()
+
+    def _compact_in_background(self) -> None:
+        with self._compactor_guard:
+            if self._compactor is not None and self._compactor.is_alive():
+                return
+            self._compactor = threading.Thread(
+                target=self._compact_quietly, name="shikong-compaction", daemon=True
+            )
+            self._compactor.start()
+
+    def _compact_quietly(self) -> None:
+        """The background compaction: a failure leaves the runs where they are (queries
+        still read them) to be moved by the next one; it never reaches an ingest."""
+        try:
+            self._move_closed_runs(wait=False)
+        except Exception:
+            log.exception("compaction of %s failed; its runs stay in the live file", self.path)
+
+    def _move_closed_runs(self, wait: bool) -> int:
+        """Copy every closed run into ``points`` and record the last one moved, in one
+        transaction of the archive (readers then take those runs from ``points``); then
+        delete them from the live file. Without ``wait``, returns 0 at once if another
+        process or thread is compacting."""
+        with exclusive_lock(self._compact_lock, wait=wait) as locked:
+            if not locked:
+                return 0
+            db = self.db
+            db.execute("BEGIN")
+            try:  # the archive's write lock first: a later upgrade could find it stale
+                db.execute(
+                    "INSERT OR IGNORE INTO archive.archive_meta VALUES ('compacted_through', 0)"
+                )
+                done = moved_through(db)
+                (run,) = self._meta(db, "run")
+                through = run - 1
+                before = db.total_changes
+                db.execute(
+                    "INSERT OR IGNORE INTO archive.points SELECT series, time, value "
+                    "FROM recent_runs WHERE run IN (SELECT run FROM recent_run_ids "
+                    "WHERE run > ? AND run <= ?) ORDER BY series, time",
+                    (done, through),
+                )
+                moved = db.total_changes - before
+                db.execute(
+                    "UPDATE archive.archive_meta SET value = ? WHERE key = 'compacted_through'",
+                    (max(done, through),),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            with self._transaction() as db:
+                db.execute("DELETE FROM recent_runs WHERE run <= ?", (through,))
+                db.execute("DELETE FROM recent_run_ids WHERE run <= ?", (through,))
+            return moved
 
     def window(
         self,
@@ -520,12 +650,36 @@ def factorize_names(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.n
     return np.array([position[n] for n in names], np.intp)[codes], unique_names
 
 
-def _replace_readings_view(db: sqlite3.Connection) -> None:
-    """Create the ``readings`` view, replacing one from before ``recent`` existed."""
-    row = db.execute("SELECT sql FROM sqlite_master WHERE name='readings'").fetchone()
-    if row is not None and "recent" not in row[0]:
-        db.execute("DROP VIEW readings")
-    db.executescript(_READINGS_VIEW)
+def _insert_unless_stored(
+    db: sqlite3.Connection,
+    run: int,
+    sid: np.ndarray,
+    t_ms: np.ndarray,
+    vals: np.ndarray,
+    runs: str,
+) -> None:
+    """Insert readings into the open run unless their (series, time) is in ``points`` or
+    in the runs that ``runs`` selects, checked in SQL, 100 readings per statement."""
+    flat = np.empty(3 * len(sid), object)
+    flat[0::3], flat[1::3], flat[2::3] = sid.tolist(), t_ms.tolist(), vals.tolist()
+    flat = flat.tolist()
+    for i in range(0, len(flat), 300):
+        part = flat[i : i + 300]
+        db.execute(
+            f"WITH c(s, t, v) AS (VALUES {','.join(['(?,?,?)'] * (len(part) // 3))}) "
+            f"INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c "
+            "WHERE NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t) "
+            f"AND NOT EXISTS (SELECT 1 FROM recent_runs WHERE {runs} AND series = c.s "
+            "AND time = c.t)",
+            part,
+        )
+
+
+def _objects(names: list[str]) -> np.ndarray:
+    """Names as an object array (fancy indexing keeps them Python strings)."""
+    array = np.empty(len(names), object)
+    array[:] = names
+    return array
 
 
 def _in_key_order(
@@ -538,39 +692,3 @@ def _in_key_order(
     key = sid * 2**42 + t_ms  # epoch ms stays below 2**42 until the year 2109
     _, first = np.unique(key, return_index=True)
     return sid[first], t_ms[first], vals[first], first
-
-
-def _migrate_latest_table(db: sqlite3.Connection) -> None:
-    """Turn a text-keyed ``latest`` table (stores before ``latest_values``) into rows of
-    ``latest_values`` and the ``latest`` view, in one transaction; another process
-    opening the store at the same time finds the work done and leaves it."""
-    with immediate_transaction(db):
-        row = db.execute("SELECT type FROM sqlite_master WHERE name='latest'").fetchone()
-        if row is not None and row[0] == "table":
-            db.execute(
-                "INSERT OR REPLACE INTO latest_values SELECT s.id, l.time, l.value FROM latest l "
-                "JOIN series s ON s.layer = l.layer AND s.sensor = l.sensor "
-                "AND s.parameter = l.parameter"
-            )
-            db.execute("DROP TABLE latest")
-        db.execute(_LATEST_VIEW)
-
-
-def _migrate_readings_table(db: sqlite3.Connection) -> None:
-    """Move a store of the first layout (one ``readings`` table keyed by layer, sensor,
-    parameter and time) to series + points, in one transaction: integer series ids make
-    a reading about a third of the size and an ingest batch touch fewer pages."""
-    row = db.execute("SELECT type FROM sqlite_master WHERE name='readings'").fetchone()
-    if row is None or row[0] != "table":
-        return
-    with immediate_transaction(db):
-        db.execute(
-            "INSERT OR IGNORE INTO series (layer, sensor, parameter) "
-            "SELECT DISTINCT layer, sensor, parameter FROM readings"
-        )
-        db.execute(
-            "INSERT OR IGNORE INTO points SELECT s.id, r.time, r.value FROM readings r "
-            "JOIN series s ON s.layer = r.layer AND s.sensor = r.sensor "
-            "AND s.parameter = r.parameter"
-        )
-        db.execute("DROP TABLE readings")

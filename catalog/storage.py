@@ -17,9 +17,10 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = "./data"
 
@@ -153,12 +154,17 @@ class SqliteConnections:
     """
 
     def __init__(
-        self, path: Path, cache_mib: int | None = None, page_size: int | None = None
+        self,
+        path: Path,
+        cache_mib: int | None = None,
+        page_size: int | None = None,
+        setup: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cache_mib = cache_mib
         self.page_size = page_size  # applies to a new file only; an existing one keeps its own
+        self.setup = setup  # run on each new connection (attachments, TEMP views)
         self._local = threading.local()
 
     def get(self) -> sqlite3.Connection:
@@ -171,6 +177,8 @@ class SqliteConnections:
             conn.execute("PRAGMA synchronous=FULL")
             if self.cache_mib:
                 conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+            if self.setup is not None:
+                self.setup(conn)
             self._local.conn = conn
         return conn
 
@@ -194,14 +202,51 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection
     db.execute("COMMIT")
 
 
+def insert_rows(
+    db: sqlite3.Connection,
+    head: str,
+    columns: Sequence[Sequence[Any]],
+    tail: str = "",
+    row: str | None = None,
+    rows_per_statement: int = 100,
+) -> None:
+    """``{head} VALUES (?,…),(?,…),… {tail}`` for rows given column by column; ``row``
+    may set the template of a row, e.g. ``(7,?,?)`` for a constant first column.
+
+    Python's ``executemany`` costs about 0.7 µs per row before SQLite does any work (a
+    10,000-row insert: 7 ms into a plain table, 10 ms into a keyed one); statements of 100
+    rows each bind from one flat list and took 3 ms. ``tail`` may hold an upsert clause.
+    """
+    width, n = len(columns), len(columns[0]) if columns else 0
+    if n == 0:
+        return
+    flat: list[Any] = [None] * (width * n)
+    for k, column in enumerate(columns):
+        flat[k::width] = column
+    row = row or "(" + ",".join("?" * width) + ")"
+    step = rows_per_statement * width
+    full = n // rows_per_statement
+    if full:
+        sql = f"{head} VALUES {','.join([row] * rows_per_statement)} {tail}"
+        db.executemany(sql, (flat[i : i + step] for i in range(0, full * step, step)))
+    rest = flat[full * step :]
+    if rest:
+        db.execute(f"{head} VALUES {','.join([row] * (len(rest) // width))} {tail}", rest)
+
+
 @contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """One writer per data directory at a time (readers never wait)."""
+def exclusive_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """One writer per data directory at a time (readers never wait). Without ``wait``,
+    yields False at once if another holds the lock (the caller skips its work)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 

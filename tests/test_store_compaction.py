@@ -1,9 +1,8 @@
-"""The observation store's two levels (``recent`` → ``points``): duplicates stay exact and
-queries answer the same across compactions, late readings and a second writer."""
+"""The observation store's levels (runs in the live file → ``points`` in the archive):
+duplicates stay exact and queries answer the same across runs, background compactions,
+late readings, a second writer and a compaction cut off between its two commits."""
 
 from __future__ import annotations
-
-import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ def batch(rng, minutes: np.ndarray) -> pd.DataFrame:
 
 @pytest.fixture
 def small_level(monkeypatch):
+    monkeypatch.setattr(observations, "RUN_ROWS", 15)  # a new run every batch or so
     monkeypatch.setattr(observations, "COMPACT_ROWS", 40)  # compact every few batches
 
 
@@ -52,8 +52,9 @@ def test_duplicates_and_queries_are_exact_across_compactions(tmp_path, small_lev
             truth.setdefault((s, minute), v)
     total = sum(len(f) for f in sent)
     assert accepted == len(truth) and duplicates == total - len(truth)
+    store.wait_for_compaction()
     assert store.db.execute("SELECT count(*) FROM points").fetchone()[0] > 0  # it compacted
-    assert store.db.execute("SELECT count(*) FROM recent").fetchone()[0] < 40 + 60
+    assert store.db.execute("SELECT value FROM store_meta WHERE key='run'").fetchone()[0] > 9
     expect = pd.DataFrame(
         [(s, T0 + pd.Timedelta(minutes=m), v) for (s, m), v in truth.items()],
         columns=["sensor_id", "time", "value"],
@@ -81,17 +82,31 @@ def test_a_second_writer_sees_the_first_ones_compaction(tmp_path, small_level):
     assert len(second.window("wat-g")) == 30
 
 
-def test_a_store_with_the_view_of_one_level_opens_with_both(tmp_path):
-    path = tmp_path / "o.sqlite"
-    ObservationStore(path).db.close()
-    db = sqlite3.connect(path)
-    db.executescript(
-        "DROP VIEW readings; CREATE VIEW readings AS SELECT s.layer AS layer, s.sensor AS "
-        "sensor, s.parameter AS parameter, p.time AS time, p.value AS value FROM series s "
-        "JOIN points p ON p.series = s.id;"
-    )
-    db.close()
-    store = ObservationStore(path)
-    readings = batch(np.random.default_rng(5), np.arange(10))
-    assert store.append("wat-g", readings, SENSORS).accepted == 10
-    assert len(store.window("wat-g")) == 10  # served from ``recent`` through the new view
+def test_a_compaction_cut_off_between_its_commits_counts_each_reading_once(
+    tmp_path, small_level, monkeypatch
+):
+    rng = np.random.default_rng(5)
+    store = ObservationStore(tmp_path / "o.sqlite")
+    monkeypatch.setattr(store, "_compact_in_background", lambda: None)  # by hand below
+    readings = batch(rng, np.arange(60))
+    assert store.append("wat-g", readings, SENSORS).accepted == 60
+    expect = store.window("wat-g")
+    real = store._transaction
+
+    def cut_off():  # the archive committed; the process dies before the live file does
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "_transaction", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        store._move_closed_runs(wait=True)
+    monkeypatch.setattr(store, "_transaction", real)
+    in_points = store.db.execute("SELECT count(*) FROM points").fetchone()[0]
+    in_runs = store.db.execute("SELECT count(*) FROM recent_runs").fetchone()[0]
+    assert in_points > 0 and in_points + in_runs > 60  # moved rows are in both files now
+    pd.testing.assert_frame_equal(store.window("wat-g"), expect)  # each counted once
+    again = ObservationStore(tmp_path / "o.sqlite")  # another process: the same answers
+    pd.testing.assert_frame_equal(again.window("wat-g"), expect)
+    assert again.append("wat-g", readings, SENSORS).duplicates == 60
+    assert again.compact() == 60 - in_points  # the rest; the moved runs are dropped
+    assert again.db.execute("SELECT count(*) FROM recent_runs").fetchone()[0] == 0
+    pd.testing.assert_frame_equal(again.window("wat-g"), expect)
