@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections import Counter
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 
 RUN_ROWS = 50_000  # readings appended to one run before the next one opens
 COMPACT_ROWS = 400_000  # readings waiting in closed runs before they move to ``points``
+# readings waiting beyond which an append compacts in its own thread: ingest may outrun
+# the (lower-priority) background compaction in a burst, not for ever
+MAX_WAITING = 5 * COMPACT_ROWS
+COMPACTION_NICENESS = 10  # of the background thread: ingest first, compaction in the gaps
 _NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
 _UNKNOWN = (np.nan, np.nan)  # the valid range of a sensor the layer does not have
@@ -320,9 +325,12 @@ class ObservationStore:
                 [sid[plain].tolist(), t_ms[plain].tolist(), vals[plain].tolist()],
                 row=f"({int(run)},?,?,?)",
             )
-            for rows, runs in ((near, f"run = {last_run}"), (old, _EVERY_RUN)):
-                if rows.any():
-                    _insert_unless_stored(db, run, sid[rows], t_ms[rows], vals[rows], runs)
+            if near.any():  # the last closed run is in this file unless compacted and gone
+                moved = db.execute("SELECT 1 FROM recent_run_ids WHERE run=?", (last_run,))
+                runs, in_points = f"run = {last_run}", moved.fetchone() is None
+                _insert_unless_stored(db, run, sid[near], t_ms[near], vals[near], runs, in_points)
+            if old.any():
+                _insert_unless_stored(db, run, sid[old], t_ms[old], vals[old], _EVERY_RUN, True)
             inserted = db.total_changes - before
             if attributes is not None and alerts.rules_for(layer):  # seen in the same commit
                 which = pair_of[first]
@@ -348,7 +356,9 @@ class ObservationStore:
             waiting = self._close_run(db, run) if run_rows + inserted >= RUN_ROWS else 0
         result.accepted = inserted
         result.duplicates += len(keyed[0]) - inserted  # already stored before this batch
-        if waiting >= COMPACT_ROWS:
+        if waiting >= MAX_WAITING:
+            self._move_closed_runs(wait=True)
+        elif waiting >= COMPACT_ROWS:
             self._compact_in_background()
         return result
 
@@ -453,6 +463,8 @@ class ObservationStore:
     def _compact_quietly(self) -> None:
         """The background compaction: a failure leaves the runs where they are (queries
         still read them) to be moved by the next one; it never reaches an ingest."""
+        with contextlib.suppress(OSError, AttributeError):  # Linux: a thread's own niceness
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPACTION_NICENESS)
         try:
             self._move_closed_runs(wait=False)
         except Exception:
@@ -657,20 +669,22 @@ def _insert_unless_stored(
     t_ms: np.ndarray,
     vals: np.ndarray,
     runs: str,
+    in_points: bool,
 ) -> None:
-    """Insert readings into the open run unless their (series, time) is in ``points`` or
-    in the runs that ``runs`` selects, checked in SQL, 100 readings per statement."""
+    """Insert readings into the open run unless their (series, time) is in the runs that
+    ``runs`` selects (or, ``in_points``, in ``points``), checked in SQL, 100 readings per
+    statement."""
     flat = np.empty(3 * len(sid), object)
     flat[0::3], flat[1::3], flat[2::3] = sid.tolist(), t_ms.tolist(), vals.tolist()
     flat = flat.tolist()
+    unless = f"NOT EXISTS (SELECT 1 FROM recent_runs WHERE {runs} AND series = c.s AND time = c.t)"
+    if in_points:
+        unless += " AND NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t)"
     for i in range(0, len(flat), 300):
         part = flat[i : i + 300]
         db.execute(
             f"WITH c(s, t, v) AS (VALUES {','.join(['(?,?,?)'] * (len(part) // 3))}) "
-            f"INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c "
-            "WHERE NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t) "
-            f"AND NOT EXISTS (SELECT 1 FROM recent_runs WHERE {runs} AND series = c.s "
-            "AND time = c.t)",
+            f"INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c WHERE {unless}",
             part,
         )
 

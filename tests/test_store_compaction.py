@@ -110,3 +110,20 @@ def test_a_compaction_cut_off_between_its_commits_counts_each_reading_once(
     assert again.compact() == 60 - in_points  # the rest; the moved runs are dropped
     assert again.db.execute("SELECT count(*) FROM recent_runs").fetchone()[0] == 0
     pd.testing.assert_frame_equal(again.window("wat-g"), expect)
+
+
+def test_ingest_outrunning_compaction_waits_for_it(tmp_path, small_level, monkeypatch):
+    """With the background compaction held off, an append that finds more than
+    MAX_WAITING readings in closed runs moves them itself: the backlog stays bounded."""
+    monkeypatch.setattr(observations, "MAX_WAITING", 100)
+    rng = np.random.default_rng(6)
+    store = ObservationStore(tmp_path / "o.sqlite")
+    monkeypatch.setattr(store, "_compact_in_background", lambda: None)
+    for step in range(20):
+        store.append("wat-g", batch(rng, np.arange(step * 25, step * 25 + 25)), SENSORS)
+        waiting = store.db.execute(
+            "SELECT coalesce(sum(rows), 0) FROM recent_run_ids WHERE rows IS NOT NULL "
+            "AND run > (SELECT coalesce(max(value), 0) FROM archive.archive_meta)"
+        ).fetchone()[0]
+        assert waiting < 100 + 25
+    assert store.db.execute("SELECT count(*) FROM points").fetchone()[0] > 0
