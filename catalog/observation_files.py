@@ -35,14 +35,16 @@ CREATE TABLE IF NOT EXISTS archive.points (
 CREATE TABLE IF NOT EXISTS archive.archive_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 # runs: rows keyed (run, series, time), so a batch from thousands of sensors touches only
-# the pages of the small open run; ``rows`` is set when a run closes
+# the pages of the small open run; ``rows`` and its time span are set when a run closes
 LIVE_SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS main.recent_runs (
     run INTEGER NOT NULL, series INTEGER NOT NULL, time INTEGER NOT NULL,
     value REAL NOT NULL, PRIMARY KEY (run, series, time)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS main.recent_run_ids (run INTEGER PRIMARY KEY, rows INTEGER);
+CREATE TABLE IF NOT EXISTS main.recent_run_ids (
+    run INTEGER PRIMARY KEY, rows INTEGER, first_time INTEGER, last_time INTEGER
+);
 CREATE TABLE IF NOT EXISTS main.horizons (
     series INTEGER PRIMARY KEY, settled INTEGER NOT NULL, newest INTEGER NOT NULL
 );

@@ -64,7 +64,6 @@ COMPACTION_NICENESS = 10  # of the background thread: ingest first, compaction i
 _NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
 _UNKNOWN = (np.nan, np.nan)  # the valid range of a sensor the layer does not have
-_EVERY_RUN = "run IN (SELECT run FROM recent_run_ids)"
 
 
 @dataclass(frozen=True)
@@ -325,12 +324,8 @@ class ObservationStore:
                 [sid[plain].tolist(), t_ms[plain].tolist(), vals[plain].tolist()],
                 row=f"({int(run)},?,?,?)",
             )
-            if near.any():  # the last closed run is in this file unless compacted and gone
-                moved = db.execute("SELECT 1 FROM recent_run_ids WHERE run=?", (last_run,))
-                runs, in_points = f"run = {last_run}", moved.fetchone() is None
-                _insert_unless_stored(db, run, sid[near], t_ms[near], vals[near], runs, in_points)
-            if old.any():
-                _insert_unless_stored(db, run, sid[old], t_ms[old], vals[old], _EVERY_RUN, True)
+            if near.any() or old.any():
+                self._insert_unless_stored(db, run, last_run, sid, t_ms, vals, near, old)
             inserted = db.total_changes - before
             if attributes is not None and alerts.rules_for(layer):  # seen in the same commit
                 which = pair_of[first]
@@ -391,6 +386,59 @@ class ObservationStore:
     def _set_meta(db: sqlite3.Connection, **values: int) -> None:
         db.executemany("INSERT OR REPLACE INTO store_meta VALUES (?,?)", values.items())
 
+    @staticmethod
+    def _insert_unless_stored(
+        db: sqlite3.Connection,
+        run: int,
+        last_run: int,
+        sid: np.ndarray,
+        t_ms: np.ndarray,
+        vals: np.ndarray,
+        near: np.ndarray,
+        old: np.ndarray,
+    ) -> None:
+        """Insert the readings that may repeat a stored one into the open run unless
+        their (series, time) is stored: in a closed run whose time span holds theirs (a
+        ``near`` one only in the last closed run), or in ``points`` (an ``old`` one; a
+        near one once the last closed run was compacted and left this file). Checked in
+        SQL, 100 readings per statement; a gateway's backfill of last week then costs one
+        seek in ``points`` per reading, not one per run."""
+        closed = db.execute(
+            "SELECT run, first_time, last_time FROM recent_run_ids WHERE rows IS NOT NULL"
+        ).fetchall()
+        spans = np.array([c[1:] for c in closed], np.int64).reshape(-1, 2)
+        runs = np.array([c[0] for c in closed], np.int64)
+        for rows, in_points in ((near, last_run not in runs), (old, True)):
+            if not rows.any():
+                continue
+            t = t_ms[rows]
+            overlap = (t[:, None] >= spans[:, 0]) & (t[:, None] <= spans[:, 1])
+            candidates = runs[overlap.any(axis=0)]
+            if rows is near:
+                candidates = candidates[candidates == last_run]
+            unless = []
+            if candidates.size:
+                unless.append(
+                    f"NOT EXISTS (SELECT 1 FROM recent_runs WHERE run IN "
+                    f"({','.join(map(str, candidates.tolist()))}) AND series = c.s AND time = c.t)"
+                )
+            if in_points:
+                unless.append(
+                    "NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t)"
+                )
+            flat = np.empty(3 * int(rows.sum()), object)
+            flat[0::3], flat[1::3], flat[2::3] = sid[rows].tolist(), t.tolist(), vals[rows].tolist()
+            flat = flat.tolist()
+            where = " AND ".join(unless) or "1"
+            for i in range(0, len(flat), 300):
+                part = flat[i : i + 300]
+                db.execute(
+                    f"WITH c(s, t, v) AS (VALUES {','.join(['(?,?,?)'] * (len(part) // 3))}) "
+                    f"INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c "
+                    f"WHERE {where}",
+                    part,
+                )
+
     def _horizons(
         self, db: sqlite3.Connection, max_series: int
     ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -423,7 +471,11 @@ class ObservationStore:
             "GROUP BY series ON CONFLICT DO UPDATE SET newest = max(newest, excluded.newest)",
             (int(_NO_HORIZON), run),
         )
-        db.execute("UPDATE recent_run_ids SET rows = ? WHERE run = ?", (run_rows, run))
+        db.execute(
+            "UPDATE recent_run_ids SET rows = ?, (first_time, last_time) = (SELECT min(time), "
+            "max(time) FROM recent_runs WHERE run = ?) WHERE run = ?",
+            (run_rows, run, run),
+        )
         db.execute("INSERT OR IGNORE INTO recent_run_ids (run) VALUES (?)", (run + 1,))
         (generation,) = self._meta(db, "generation")
         self._set_meta(db, run=run + 1, run_rows=0, generation=generation + 1)
@@ -660,33 +712,6 @@ def factorize_names(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.n
         return codes, names
     position = {n: i for i, n in enumerate(unique_names)}
     return np.array([position[n] for n in names], np.intp)[codes], unique_names
-
-
-def _insert_unless_stored(
-    db: sqlite3.Connection,
-    run: int,
-    sid: np.ndarray,
-    t_ms: np.ndarray,
-    vals: np.ndarray,
-    runs: str,
-    in_points: bool,
-) -> None:
-    """Insert readings into the open run unless their (series, time) is in the runs that
-    ``runs`` selects (or, ``in_points``, in ``points``), checked in SQL, 100 readings per
-    statement."""
-    flat = np.empty(3 * len(sid), object)
-    flat[0::3], flat[1::3], flat[2::3] = sid.tolist(), t_ms.tolist(), vals.tolist()
-    flat = flat.tolist()
-    unless = f"NOT EXISTS (SELECT 1 FROM recent_runs WHERE {runs} AND series = c.s AND time = c.t)"
-    if in_points:
-        unless += " AND NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t)"
-    for i in range(0, len(flat), 300):
-        part = flat[i : i + 300]
-        db.execute(
-            f"WITH c(s, t, v) AS (VALUES {','.join(['(?,?,?)'] * (len(part) // 3))}) "
-            f"INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c WHERE {unless}",
-            part,
-        )
 
 
 def _objects(names: list[str]) -> np.ndarray:
