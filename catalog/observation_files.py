@@ -67,7 +67,8 @@ _UNMOVED_RUNS = (
     "FROM archive.archive_meta WHERE key = 'compacted_through')"
 )
 # what queries read, one row per reading; each arm gets the WHERE terms pushed down and
-# uses its primary key (the runs arm seeks (run, series) once per run)
+# uses its primary key (the runs arm seeks (run, series) once per run). ``latest``: the
+# newest of closed runs (``latest_values``, kept as runs close) or of the open run
 _VIEWS = f"""
 CREATE TEMP VIEW IF NOT EXISTS readings AS
 SELECT s.layer AS layer, s.sensor AS sensor, s.parameter AS parameter, p.time AS time,
@@ -78,9 +79,16 @@ SELECT s.layer, s.sensor, s.parameter, r.time, r.value
 FROM archive.series s JOIN main.recent_runs r ON r.run IN ({_UNMOVED_RUNS})
      AND r.series = s.id;
 CREATE TEMP VIEW IF NOT EXISTS latest AS
-SELECT s.layer AS layer, s.sensor AS sensor, s.parameter AS parameter, l.time AS time,
-       l.value AS value
-FROM archive.series s JOIN main.latest_values l ON l.series = s.id;
+SELECT s.layer AS layer, s.sensor AS sensor, s.parameter AS parameter,
+       CASE WHEN o.time > coalesce(l.time, o.time - 1) THEN o.time ELSE l.time END AS time,
+       CASE WHEN o.time > coalesce(l.time, o.time - 1) THEN o.value ELSE l.value END AS value
+FROM archive.series s
+LEFT JOIN main.latest_values l ON l.series = s.id
+LEFT JOIN main.recent_runs o
+     ON o.run = (SELECT value FROM main.store_meta WHERE key = 'run') AND o.series = s.id
+     AND o.time = (SELECT max(time) FROM main.recent_runs m WHERE m.series = s.id
+                   AND m.run = (SELECT value FROM main.store_meta WHERE key = 'run'))
+WHERE l.series IS NOT NULL OR o.series IS NOT NULL;
 """
 # the tables of the single-file layout that now live in the live file
 _MOVED_TO_LIVE = ("store_meta", "channel_counts", "alert_state", "alerts", "latest_values")

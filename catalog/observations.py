@@ -23,8 +23,9 @@ compacted since); older ones are checked against every run and ``points``. Horiz
 cached per process and reloaded when the store's generation changes: a bulk loader that
 writes ``points`` directly should call ``compact()`` afterwards.
 
-The newest reading of each series is kept up to date on ingest (``latest_values``, read
-through the ``latest`` view) so "latest reading of every sensor" never scans history.
+The newest reading of each series is kept in ``latest_values`` as runs close, and the
+``latest`` view adds the open run's newest (one seek per series), so "latest reading of
+every sensor" never scans history and a batch does not update a row per sensor.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ from .storage import SqliteConnections, exclusive_lock, insert_rows
 
 log = logging.getLogger(__name__)
 
-RUN_ROWS = 50_000  # readings appended to one run before the next one opens
-COMPACT_ROWS = 400_000  # readings waiting in closed runs before they move to ``points``
+RUN_ROWS = 100_000  # readings appended to one run before the next one opens
+COMPACT_ROWS = 1_000_000  # readings waiting in closed runs before they move to ``points``
 # readings waiting beyond which an append compacts in its own thread: ingest may outrun
 # the (lower-priority) background compaction in a burst, not for ever
-MAX_WAITING = 5 * COMPACT_ROWS
+MAX_WAITING = 4 * COMPACT_ROWS
 COMPACTION_NICENESS = 10  # of the background thread: ingest first, compaction in the gaps
 _NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
@@ -338,15 +339,6 @@ class ObservationStore:
                     }
                 )
                 result.alerts = alerts.evaluate(db, layer, good, attributes)
-            if sid.size:  # the newest reading of each series in the batch (last of its run)
-                last = np.r_[sid[1:] != sid[:-1], True]
-                insert_rows(
-                    db,
-                    "INSERT INTO latest_values",
-                    [sid[last].tolist(), t_ms[last].tolist(), vals[last].tolist()],
-                    "ON CONFLICT DO UPDATE SET time=excluded.time, value=excluded.value "
-                    "WHERE excluded.time > latest_values.time",
-                )
             self._set_meta(db, run_rows=run_rows + inserted)
             waiting = self._close_run(db, run) if run_rows + inserted >= RUN_ROWS else 0
         result.accepted = inserted
@@ -462,9 +454,16 @@ class ObservationStore:
 
     def _close_run(self, db: sqlite3.Connection, run: int) -> int:
         """Close the open run and open the next; returns how many readings wait in closed
-        runs for compaction. The closing run's newest time per series becomes ``newest``,
-        the previous ``newest`` becomes ``settled``."""
+        runs for compaction. The closing run's newest reading per series goes into
+        ``latest_values``, its newest time into ``newest``; the previous ``newest`` becomes
+        ``settled``."""
         (run_rows,) = self._meta(db, "run_rows")
+        db.execute(
+            "INSERT INTO latest_values SELECT series, max(time), value FROM recent_runs "
+            "WHERE run = ? GROUP BY series ON CONFLICT DO UPDATE SET time = excluded.time, "
+            "value = excluded.value WHERE excluded.time > latest_values.time",
+            (run,),
+        )
         db.execute("UPDATE horizons SET settled = newest")
         db.execute(
             "INSERT INTO horizons SELECT series, ?, max(time) FROM recent_runs WHERE run = ? "
