@@ -33,11 +33,31 @@ class BufferedClient(mqtt.Client):
         return self._chunk[start : self._offset]
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        # packets already in the buffer would wait for the next select() otherwise
-        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._offset < len(self._chunk):
+        wake, self._sockpairW = self._sockpairW, None  # (see the module's docstring)
+        try:
             rc = super().loop_read(max_packets)
+            # packets already in the buffer would wait for the next select() otherwise
+            while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._offset < len(self._chunk):
+                rc = super().loop_read(max_packets)
+        finally:
+            if self._sockpairW is None:  # unless paho made new sockets meanwhile
+                self._sockpairW = wake
         return rc
+
+    def _packet_write(self) -> mqtt.MQTTErrorCode:
+        """Consecutive PUBACKs at the head of the queue leave as one packet (only this
+        thread takes from the queue's head; others append at its tail)."""
+        queue = self._out_packet
+        acks = []
+        while queue and (queue[0]["command"] & 0xF0) == mqtt.PUBACK and queue[0]["pos"] == 0:
+            acks.append(queue.popleft())
+        if len(acks) > 1:
+            merged = dict(acks[0])
+            merged["packet"] = b"".join(bytes(a["packet"]) for a in acks)
+            merged["to_process"] = len(merged["packet"])
+            acks = [merged]
+        queue.extendleft(acks)
+        return super()._packet_write()
 
     def _reset_sockets(self, sockpair_only: bool = False) -> None:
         if not sockpair_only:  # a new connection must not see the old one's bytes
