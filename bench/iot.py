@@ -197,10 +197,7 @@ def main() -> None:
             sent = sum(pool.map(lambda _: gateway(), range(args.posters)))
         posting = time.perf_counter() - t0
         http_rate = sent / posting
-        waiting = store.db.execute(
-            "SELECT coalesce(sum(rows), 0) FROM recent_run_ids WHERE rows IS NOT NULL AND run "
-            "> (SELECT coalesce(max(value), 0) FROM archive.archive_meta)"
-        ).fetchone()[0]
+        waiting = store.waiting()
         t1 = time.perf_counter()
         store.compact()  # what ingest left to compaction, timed: the sustainable rate
         drained = sent / (posting + time.perf_counter() - t1)

@@ -21,7 +21,7 @@ import sqlite3
 from pathlib import Path
 
 from . import alerts
-from .storage import immediate_transaction
+from .storage import immediate_transaction, transaction
 
 ARCHIVE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS archive.series (
@@ -149,18 +149,12 @@ def move_tables_to_live(db: sqlite3.Connection) -> None:
         return
     row = db.execute("SELECT value FROM main.store_meta WHERE key = 'moved_from_archive'")
     if row.fetchone() is None:
-        db.execute("BEGIN")
-        try:
+        with transaction(db):
             for table in _MOVED_TO_LIVE:
                 if table in names:
                     db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM archive.{table}")
             db.execute("INSERT OR REPLACE INTO main.store_meta VALUES ('moved_from_archive', 1)")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         if "recent" in names:
             db.execute(
                 "INSERT OR IGNORE INTO archive.points SELECT series, time, value "
@@ -170,10 +164,6 @@ def move_tables_to_live(db: sqlite3.Connection) -> None:
             db.execute(f"DROP VIEW IF EXISTS archive.{view}")
         for table in (*_MOVED_TO_LIVE, "recent"):
             db.execute(f"DROP TABLE IF EXISTS archive.{table}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _migrate_latest_table(db: sqlite3.Connection) -> None:

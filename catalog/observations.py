@@ -52,7 +52,7 @@ from .observation_files import (
     move_tables_to_live,
     moved_through,
 )
-from .storage import SqliteConnections, exclusive_lock, insert_rows
+from .storage import SqliteConnections, exclusive_lock, insert_rows, transaction
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,7 @@ class ObservationStore:
         found = {k: i for k in keys if (i := self._series_of.get(k[0], {}).get(k[1:])) is not None}
         missing = [k for k in keys if k not in found]
         if missing:
-            db = self.db
-            db.execute("BEGIN")  # the write below takes the archive's lock, not the live one
-            try:
+            with transaction(self.db) as db:  # takes the archive's lock, not the live one
                 db.executemany(
                     "INSERT OR IGNORE INTO archive.series (layer, sensor, parameter) "
                     "VALUES (?,?,?)",
@@ -152,10 +150,6 @@ class ObservationStore:
                         "SELECT id, sensor, parameter FROM archive.series WHERE layer=?", (layer,)
                     ):
                         found.setdefault((layer, sensor, parameter), sid)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
         for (layer, sensor, parameter), sid in found.items():
             self._series_of.setdefault(layer, {})[(sensor, parameter)] = sid
         return found
@@ -175,16 +169,9 @@ class ObservationStore:
         file lock held no other writer of the live file can commit before this one's
         first write, so that write cannot find its snapshot stale.
         """
-        db = self.db
         try:
-            with exclusive_lock(self._writer_lock):
-                db.execute("BEGIN")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+            with exclusive_lock(self._writer_lock), transaction(self.db) as db:
+                yield db
         except BaseException:
             self._generation = None  # horizons cached in a rolled-back transaction: reload
             raise
@@ -393,8 +380,8 @@ class ObservationStore:
         their (series, time) is stored: in a closed run whose time span holds theirs (a
         ``near`` one only in the last closed run), or in ``points`` (an ``old`` one; a
         near one once the last closed run was compacted and left this file). Checked in
-        SQL, 100 readings per statement; a gateway's backfill of last week then costs one
-        seek in ``points`` per reading, not one per run."""
+        SQL, 100 readings per statement (``insert_rows``); a gateway's backfill of last
+        week then costs one seek in ``points`` per reading, not one per run."""
         closed = db.execute(
             "SELECT run, first_time, last_time FROM recent_run_ids WHERE rows IS NOT NULL"
         ).fetchall()
@@ -418,18 +405,14 @@ class ObservationStore:
                 unless.append(
                     "NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t)"
                 )
-            flat = np.empty(3 * int(rows.sum()), object)
-            flat[0::3], flat[1::3], flat[2::3] = sid[rows].tolist(), t.tolist(), vals[rows].tolist()
-            flat = flat.tolist()
             where = " AND ".join(unless) or "1"
-            for i in range(0, len(flat), 300):
-                part = flat[i : i + 300]
-                db.execute(
-                    f"WITH c(s, t, v) AS (VALUES {','.join(['(?,?,?)'] * (len(part) // 3))}) "
-                    f"INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c "
-                    f"WHERE {where}",
-                    part,
-                )
+            insert_rows(
+                db,
+                "WITH c(s, t, v) AS (",
+                [sid[rows].tolist(), t.tolist(), vals[rows].tolist()],
+                f") INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c "
+                f"WHERE {where}",
+            )
 
     def _horizons(
         self, db: sqlite3.Connection, max_series: int
@@ -478,11 +461,17 @@ class ObservationStore:
         db.execute("INSERT OR IGNORE INTO recent_run_ids (run) VALUES (?)", (run + 1,))
         (generation,) = self._meta(db, "generation")
         self._set_meta(db, run=run + 1, run_rows=0, generation=generation + 1)
-        waiting = db.execute(
+        return self.waiting(db)
+
+    def waiting(self, db: sqlite3.Connection | None = None) -> int:
+        """Readings in closed runs not yet compacted into ``points`` (the open run's
+        count is not set until it closes)."""
+        db = db or self.db
+        row = db.execute(
             "SELECT coalesce(sum(rows), 0) FROM recent_run_ids WHERE run > ?",
             (moved_through(db),),
-        ).fetchone()[0]
-        return int(waiting)
+        ).fetchone()
+        return int(row[0])
 
     def compact(self) -> int:
         """Move every reading of the live file into ``points`` now; returns how many
@@ -529,9 +518,8 @@ class ObservationStore:
         with exclusive_lock(self._compact_lock, wait=wait) as locked:
             if not locked:
                 return 0
-            db = self.db
-            db.execute("BEGIN")
-            try:  # the archive's write lock first: a later upgrade could find it stale
+            with transaction(self.db) as db:
+                # the archive's write lock first: a later upgrade could find it stale
                 db.execute(
                     "INSERT OR IGNORE INTO archive.archive_meta VALUES ('compacted_through', 0)"
                 )
@@ -550,10 +538,6 @@ class ObservationStore:
                     "UPDATE archive.archive_meta SET value = ? WHERE key = 'compacted_through'",
                     (max(done, through),),
                 )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
             with self._transaction() as db:
                 db.execute("DELETE FROM recent_runs WHERE run <= ?", (through,))
                 db.execute("DELETE FROM recent_run_ids WHERE run <= ?", (through,))

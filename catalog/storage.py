@@ -190,16 +190,22 @@ class SqliteConnections:
 
 
 @contextlib.contextmanager
-def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT on an autocommit connection: all of the block or none
-    of it (ROLLBACK on any exception), with the write lock taken at the start."""
-    db.execute("BEGIN IMMEDIATE")
+def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+    """``begin`` … COMMIT on an autocommit connection: all of the block or none of it
+    (ROLLBACK on any exception). Plain BEGIN takes each file's write lock at its first
+    write, so a connection with an attached file writes one without locking the other."""
+    db.execute(begin)
     try:
         yield db
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def immediate_transaction(db: sqlite3.Connection) -> contextlib.AbstractContextManager:
+    """A :func:`transaction` with every write lock taken at the start."""
+    return transaction(db, "BEGIN IMMEDIATE")
 
 
 def insert_rows(
