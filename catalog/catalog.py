@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from html import escape
@@ -17,10 +17,20 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
 
-from .index import CatalogIndex, ItemRow, Query
+from .cells import item_key
+from .index import (
+    CatalogIndex,
+    ItemRow,
+    PreparedCollections,
+    PreparedItems,
+    Query,
+    prepare_collections,
+    prepare_items,
+)
 from .ingest import IngestRequest, IngestResult, _fault, departments, ingest
 from .layer import Layer
 from .observations import ObservationStore
+from .prefetch import prefetched
 from .search import SearchResult, parse_interval
 from .stac import collection_dict, department_catalog, parse_when, relink_versions, root_catalog
 from .storage import (
@@ -34,6 +44,9 @@ from .storage import (
     write_new_file,
 )
 from .textsearch import index_text
+
+_CHUNK_ITEMS = 1000  # rows per insert statement in a bulk commit
+_FIRST_CHUNK_ITEMS = 200  # the first is smaller: SQLite starts sooner
 
 
 class LayerNotFound(InputError):
@@ -233,64 +246,34 @@ class Catalog:
             self.index.transaction() as db,
         ):
             version = CatalogIndex.bump_version(db)
-            rows: list[ItemRow] = []
-            collections: list[tuple[dict[str, Any], str]] = []
             known = self.index.collections_by_id(list(merged))
-            for req, kind, new_items, replace in merged.values():
-                old = known.get(req.collection_id, {})
-                collection, changed = self._relink_layer(req, kind, new_items, replace, old)
-                rows += [_row(i) for i in changed]
-                collections.append((collection, _collection_text(collection)))
-            CatalogIndex.put_items(db, rows, version)
-            CatalogIndex.put_collections(db, collections, version)
-        return version
+            existing = {cid: self.index.items_of(cid) for cid in known}  # read before writes
+            layers = [
+                (*batch, known.get(cid, {}), existing.get(cid, [])) for cid, batch in merged.items()
+            ]
 
-    def _relink_layer(
-        self,
-        req: IngestRequest,
-        kind: str,
-        new_items: list[dict[str, Any]],
-        replace: bool,
-        old: dict[str, Any],
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The layer's collection after adding items, and the items that changed."""
-        cid = req.collection_id
-        existing = self.index.items_of(cid) if old else []
-        if replace:
-            new_ids = {i["id"] for i in new_items}
-            existing = [i for i in existing if i["id"] not in new_ids]
-        classification = req.classification or old.get("shikong:classification") or "shared"
-        before = {i["id"]: i["properties"]["shikong:valid_to"] for i in existing}
-        items = relink_versions(existing + new_items, cid)
-        for item in items:  # policy is per layer: every version follows the layer
-            item["properties"]["shikong:classification"] = classification
-        reclassified = old.get("shikong:classification", classification) != classification
-        changed = [
-            i
-            for i in items
-            if i["id"] not in before
-            or reclassified
-            or before[i["id"]] != i["properties"]["shikong:valid_to"]
-        ]
-        collection = collection_dict(
-            collection_id=cid,
-            department=req.department,
-            department_name=departments()[req.department]["name"],
-            layer=req.layer,
-            kind=kind,
-            classification=classification,
-            title=req.title or old.get("title") or req.layer,
-            title_en=req.title_en or old.get("shikong:title_en"),
-            description=req.description or old.get("description", ""),
-            keywords=list(req.keywords) or old.get("keywords", []),
-            items=items,
-            extra={
-                "shikong:editable": bool(
-                    req.editable if req.editable is not None else old.get("shikong:editable")
-                )
-            },
-        )
-        return collection, changed
+            def chunks() -> Iterator[tuple[PreparedItems, PreparedCollections]]:
+                """Rows and collection documents, about _CHUNK_ITEMS rows at a time."""
+                rows: list[ItemRow] = []
+                docs: list[tuple[dict[str, Any], str]] = []
+                size = _FIRST_CHUNK_ITEMS
+                for req, kind, new_items, replace, old, stored in layers:
+                    collection, changed = _relink_layer(req, kind, new_items, replace, old, stored)
+                    rows += [_row(i) for i in changed]
+                    docs.append((collection, _collection_text(collection)))
+                    if len(rows) >= size:
+                        yield prepare_items(rows, version), prepare_collections(docs, version)
+                        rows, docs, size = [], [], _CHUNK_ITEMS
+                if rows or docs:
+                    yield prepare_items(rows, version), prepare_collections(docs, version)
+
+            total = sum(len(layer[2]) for layer in layers)
+            ahead = prefetched(chunks) if total >= 2 * _CHUNK_ITEMS else nullcontext(chunks())
+            with ahead as prepared:  # large commits: rows are built while others are inserted
+                for items, collections in prepared:
+                    CatalogIndex.put_prepared(db, items)
+                    CatalogIndex.put_prepared_collections(db, collections)
+        return version
 
     def export(self) -> None:
         """Write the STAC JSON of everything committed since the last export (under the
@@ -331,6 +314,55 @@ class Catalog:
             CatalogIndex.set_meta(db, "exported_version", current)
 
 
+def _relink_layer(
+    req: IngestRequest,
+    kind: str,
+    new_items: list[dict[str, Any]],
+    replace: bool,
+    old: dict[str, Any],
+    existing: list[dict[str, Any]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The layer's collection after adding items to its ``existing`` ones (``old`` is
+    its collection document, if any), and the items that changed. Pure: it runs in a
+    prefetch thread."""
+    cid = req.collection_id
+    if replace:
+        new_ids = {i["id"] for i in new_items}
+        existing = [i for i in existing if i["id"] not in new_ids]
+    classification = req.classification or old.get("shikong:classification") or "shared"
+    before = {i["id"]: i["properties"]["shikong:valid_to"] for i in existing}
+    items = relink_versions(existing + new_items, cid)
+    for item in items:  # policy is per layer: every version follows the layer
+        item["properties"]["shikong:classification"] = classification
+    reclassified = old.get("shikong:classification", classification) != classification
+    changed = [
+        i
+        for i in items
+        if i["id"] not in before
+        or reclassified
+        or before[i["id"]] != i["properties"]["shikong:valid_to"]
+    ]
+    collection = collection_dict(
+        collection_id=cid,
+        department=req.department,
+        department_name=departments()[req.department]["name"],
+        layer=req.layer,
+        kind=kind,
+        classification=classification,
+        title=req.title or old.get("title") or req.layer,
+        title_en=req.title_en or old.get("shikong:title_en"),
+        description=req.description or old.get("description", ""),
+        keywords=list(req.keywords) or old.get("keywords", []),
+        items=items,
+        extra={
+            "shikong:editable": bool(
+                req.editable if req.editable is not None else old.get("shikong:editable")
+            )
+        },
+    )
+    return collection, changed
+
+
 def _collection_text(collection: dict[str, Any]) -> str:
     """Search tokens of a layer: its items are found by them too."""
     dept = collection["shikong:department"]
@@ -354,13 +386,16 @@ def _footprint(item: dict[str, Any]) -> bytes | None:
     if bbox and len(bbox) == 4 and geometry["type"] == "Polygon":
         rings = geometry["coordinates"]
         if len(rings) == 1 and len(rings[0]) == 5:
-            xs = {p[0] for p in rings[0]}
-            ys = {p[1] for p in rings[0]}
-            ring = rings[0]
-            axis_aligned = all(
-                (a[0] == b[0]) != (a[1] == b[1]) for a, b in itertools.pairwise(ring)
-            )
-            if axis_aligned and xs == {bbox[0], bbox[2]} and ys == {bbox[1], bbox[3]}:
+            a, b, c, d, e = rings[0]
+            x0, y0, x1, y1 = bbox
+            # the bbox's four corners, closed, with a and c opposite (not a bow tie)
+            if (
+                a == e
+                and a[0] != c[0]
+                and a[1] != c[1]
+                and {tuple(a), tuple(b), tuple(c), tuple(d)}
+                == {(x0, y0), (x1, y0), (x1, y1), (x0, y1)}
+            ):
                 return None
     return orjson.dumps(geometry)
 
@@ -370,6 +405,7 @@ def _row(item: dict[str, Any]) -> ItemRow:
     dept = props["shikong:department"]
     text = index_text(f"{item['id']} {props.get('title') or ''}")
     to = props.get("shikong:valid_to")
+    bbox = item.get("bbox")
     return ItemRow(
         id=item["id"],
         collection=item["collection"],
@@ -379,9 +415,10 @@ def _row(item: dict[str, Any]) -> ItemRow:
         version=props["version"],
         valid_from=parse_when(props["shikong:valid_from"]).timestamp(),
         valid_to=parse_when(to).timestamp() if to else None,
-        bbox=item.get("bbox"),
+        bbox=bbox,
         footprint=_footprint(item),
         text=text,
         source_checksum=(props.get("shikong:source") or {}).get("checksum"),
         json=orjson.dumps(item),
+        cell=item_key(bbox) if bbox else None,
     )

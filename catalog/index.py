@@ -1,14 +1,18 @@
 """The catalog's search index and commit point: one SQLite file beside the STAC JSON.
 
 SQLite gives us what a catalog of a city needs on one machine: transactions (an ingest
-commits or it does not), an R*Tree for bbox search, FTS5 with a trigram tokenizer for
-Chinese free text, and many readers alongside one writer (WAL). The same queries map to
+commits or it does not), B-tree keys of quadtree cells for bbox search (see
+:mod:`.cells`), FTS5 over character bigrams for Chinese free text, and many readers
+alongside one writer (WAL). The same queries map to
 PostgreSQL/pgSTAC when a city outgrows it; this class is the seam.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +23,8 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from .storage import SqliteConnections, immediate_transaction
+from .cells import item_key, search_ranges
+from .storage import SqliteConnections, immediate_transaction, insert_rows
 from .textsearch import match_terms
 
 _SCHEMA = """
@@ -36,17 +41,50 @@ CREATE TABLE IF NOT EXISTS items (
     version TEXT NOT NULL, valid_from REAL NOT NULL, valid_to REAL,
     minx REAL, miny REAL, maxx REAL, maxy REAL, footprint TEXT,
     text TEXT NOT NULL, source_checksum TEXT, changed_version INTEGER NOT NULL,
-    json TEXT NOT NULL
+    json TEXT NOT NULL, cell INTEGER
 );
 CREATE INDEX IF NOT EXISTS items_collection ON items (collection, valid_from);
 CREATE INDEX IF NOT EXISTS items_department ON items (department);
 CREATE INDEX IF NOT EXISTS items_valid ON items (valid_from, valid_to);
-CREATE VIRTUAL TABLE IF NOT EXISTS items_rtree USING rtree(rowid, minx, maxx, miny, maxy);
+CREATE TABLE IF NOT EXISTS item_cells (
+    key INTEGER NOT NULL, rid INTEGER NOT NULL,
+    minx REAL NOT NULL, miny REAL NOT NULL, maxx REAL NOT NULL, maxy REAL NOT NULL,
+    PRIMARY KEY (key, rid)
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(tokens, tokenize='unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS collections_fts USING fts5(
     id UNINDEXED, tokens, tokenize='unicode61'
 );
 """
+
+# An item's row carries its own cell key and search tokens; triggers file them in the
+# spatial and full-text indexes, inside SQLite, as the row is written or deleted.
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS items_indexed AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts(rowid, tokens) VALUES (new.rowid, new.text);
+    INSERT INTO item_cells SELECT new.cell, new.rowid, new.minx, new.miny, new.maxx, new.maxy
+        WHERE new.cell IS NOT NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS items_unindexed AFTER DELETE ON items BEGIN
+    DELETE FROM items_fts WHERE rowid = old.rowid;
+    DELETE FROM item_cells WHERE key = old.cell AND rid = old.rowid;
+END;
+"""
+
+_ITEM_COLUMNS = (
+    "id, collection, department, kind, classification, version, valid_from, valid_to, "
+    "minx, miny, maxx, maxy, footprint, text, source_checksum, changed_version, json, cell"
+)
+_ITEM_WIDTH = _ITEM_COLUMNS.count(",") + 1
+_ROWS_PER_INSERT = 1000  # 18,000 values: within SQLite's 32,766 variables per statement
+
+_NO_BOX = (None, None, None, None)
+_CHECKPOINT_BYTES = 16 << 20  # SQLite's own default: 1,000 pages of 16 KiB
+
+
+def _no_autocheckpoint(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_autocheckpoint=0")  # see CatalogIndex._checkpoint_soon
+
 
 SORTABLE = {
     "id": "i.id",
@@ -76,6 +114,78 @@ class ItemRow:
     text: str  # full-text tokens (see textsearch.index_text)
     source_checksum: str | None
     json: bytes  # the STAC item as JSON, serialized once for the index and the file
+    cell: int | None = None  # cells.item_key(bbox); computed if left out
+
+    def values(self, version: int) -> tuple[Any, ...]:
+        """The row's values in the order of ``_ITEM_COLUMNS``."""
+        box = self.bbox or _NO_BOX
+        cell = self.cell if self.cell is not None or self.bbox is None else item_key(box)
+        return (
+            self.id,
+            self.collection,
+            self.department,
+            self.kind,
+            self.classification,
+            self.version,
+            self.valid_from,
+            self.valid_to,
+            *box,
+            self.footprint,
+            self.text,
+            self.source_checksum,
+            version,
+            self.json,
+            cell,
+        )
+
+
+@dataclass
+class PreparedItems:
+    """Rows ready for :meth:`CatalogIndex.put_prepared`: built away from the connection
+    (in a prefetch thread), so the writer only binds them."""
+
+    ids: list[str]
+    values: list[Any]  # every row's values, one after the other
+
+
+@dataclass
+class PreparedCollections:
+    """Collection documents ready for :meth:`CatalogIndex.put_prepared_collections`."""
+
+    ids: list[str]
+    tokens: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def prepare_collections(
+    collections: Iterable[tuple[dict[str, Any], str]], version: int
+) -> PreparedCollections:
+    prepared = PreparedCollections([], [], [])
+    for c, tokens in collections:
+        prepared.ids.append(c["id"])
+        prepared.tokens.append(tokens)
+        prepared.rows.append(
+            (
+                c["id"],
+                c["shikong:department"],
+                c["shikong:layer"],
+                c["shikong:kind"],
+                c["shikong:classification"],
+                c.get("title"),
+                version,
+                orjson.dumps(c).decode(),
+            )
+        )
+    return prepared
+
+
+def prepare_items(rows: Iterable[ItemRow], version: int) -> PreparedItems:
+    ids: list[str] = []
+    values: list[Any] = []
+    for row in rows:
+        ids.append(row.id)
+        values += row.values(version)
+    return PreparedItems(ids, values)
 
 
 @dataclass
@@ -105,10 +215,35 @@ class CatalogIndex:
         self.path = Path(path)
         # 64 MiB cache: bulk loads stay in memory until commit. 16 KiB pages: a STAC item
         # row is ~2 KB, so 4 KiB pages held one row each, half empty; the commit of
-        # 10,000 items wrote 44 MB of WAL in 0.18 s, with 16 KiB pages 27 MB in 0.07 s
-        # (32 KiB: 0.03 s, but R*Tree nodes of that size slowed bbox search by half).
-        self._connections = SqliteConnections(self.path, cache_mib=64, page_size=16384)
+        # 10,000 items wrote 44 MB of WAL in 0.18 s, with 16 KiB pages 27 MB in 0.07 s.
+        self._connections = SqliteConnections(
+            self.path, cache_mib=64, page_size=16384, setup=_no_autocheckpoint
+        )
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        self._checkpointing = threading.Lock()
+        self._replace_rtree()
+        self.db.executescript(_TRIGGERS)
+
+    def _replace_rtree(self) -> None:
+        """Index files before 2026-11-26 kept bboxes in an R*Tree: file them under cells."""
+        find = "SELECT 1 FROM sqlite_master WHERE name='items_rtree'"
+        if self.db.execute(find).fetchone() is None:
+            return
+        with self.transaction() as db:
+            if db.execute(find).fetchone() is None:  # another process did it meanwhile
+                return
+            db.execute("ALTER TABLE items ADD COLUMN cell INTEGER")
+            boxes = db.execute(
+                "SELECT rowid, minx, miny, maxx, maxy FROM items WHERE minx IS NOT NULL"
+            ).fetchall()
+            db.executemany(
+                "UPDATE items SET cell=? WHERE rowid=?", [(item_key(b[1:]), b[0]) for b in boxes]
+            )
+            db.execute(
+                "INSERT INTO item_cells SELECT cell, rowid, minx, miny, maxx, maxy FROM items "
+                "WHERE cell IS NOT NULL"
+            )
+            db.execute("DROP TABLE items_rtree")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -122,6 +257,32 @@ class CatalogIndex:
         """BEGIN IMMEDIATE … COMMIT: all of an ingest or none of it."""
         with immediate_transaction(self.db) as db:
             yield db
+        self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Copy the write-ahead log into the file in a helper thread, once it is large.
+
+        A commit is durable once its log is synced; SQLite's own checkpoint would then copy
+        every page again and sync the file before COMMIT returns (a third of a 10,000-item
+        commit). Readers are not held up by a longer log, and a checkpoint left undone by a
+        crash is finished by the next open.
+        """
+        try:
+            if os.path.getsize(f"{self.path}-wal") < _CHECKPOINT_BYTES:
+                return
+        except OSError:
+            return
+        if self._checkpointing.acquire(blocking=False):  # one at a time; later ones wait
+            threading.Thread(target=self._checkpoint, name="shikong-checkpoint").start()
+
+    def _checkpoint(self) -> None:
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30.0)) as db:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # the data directory went away, or is busy: the next commit tries again
+        finally:
+            self._checkpointing.release()
 
     # -- catalog version -------------------------------------------------------------
     def version(self) -> int:
@@ -149,28 +310,27 @@ class CatalogIndex:
         db: sqlite3.Connection, collections: list[tuple[dict[str, Any], str]], version: int
     ) -> None:
         """Insert or replace collections with their full-text tokens."""
-        ids = [(c["id"],) for c, _ in collections]
-        db.executemany("DELETE FROM collections_fts WHERE id=?", ids)
-        db.executemany(
-            "INSERT INTO collections_fts(id, tokens) VALUES (?, ?)",
-            [(c["id"], tokens) for c, tokens in collections],
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    c["id"],
-                    c["shikong:department"],
-                    c["shikong:layer"],
-                    c["shikong:kind"],
-                    c["shikong:classification"],
-                    c.get("title"),
-                    version,
-                    orjson.dumps(c).decode(),
-                )
-                for c, _ in collections
-            ],
-        )
+        CatalogIndex.put_prepared_collections(db, prepare_collections(collections, version))
+
+    @staticmethod
+    def put_prepared_collections(db: sqlite3.Connection, prepared: PreparedCollections) -> None:
+        """A few statements for many collections (each statement lets go of the GIL)."""
+        for start in range(0, len(prepared.ids), 500):
+            ids = prepared.ids[start : start + 500]
+            db.execute(f"DELETE FROM collections_fts WHERE id IN ({','.join('?' * len(ids))})", ids)
+            insert_rows(
+                db,
+                "INSERT INTO collections_fts(id, tokens)",
+                [ids, prepared.tokens[start : start + 500]],
+                rows_per_statement=500,
+            )
+            rows = prepared.rows[start : start + 500]
+            insert_rows(
+                db,
+                "INSERT OR REPLACE INTO collections",
+                [list(c) for c in zip(*rows, strict=True)],
+                rows_per_statement=500,
+            )
 
     def collections_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -207,63 +367,21 @@ class CatalogIndex:
     # -- items -----------------------------------------------------------------------
     @staticmethod
     def put_items(db: sqlite3.Connection, rows: Iterable[ItemRow], version: int) -> None:
-        """Insert or replace items, keeping the R*Tree and full-text index in step."""
-        rows = list(rows)
-        if not rows:
-            return
-        ids = [r.id for r in rows]
-        old: dict[str, int] = {}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT rowid, id FROM items WHERE id IN ({marks})"
-            old.update({i: rowid for rowid, i in db.execute(sql, part)})
-        # new rows number after every existing row, deleted ones included, so a new row
-        # never takes the number of a changed row that is re-inserted below
-        next_rowid = db.execute("SELECT coalesce(max(rowid), 0) FROM items").fetchone()[0] + 1
-        if old:  # changed items: drop their index entries, then insert afresh
-            gone = [(rowid,) for rowid in old.values()]
-            db.executemany("DELETE FROM items_fts WHERE rowid=?", gone)
-            db.executemany("DELETE FROM items_rtree WHERE rowid=?", gone)
-            db.executemany("DELETE FROM items WHERE rowid=?", gone)
-        values, fts, rtree = [], [], []
-        for row in rows:
-            if row.id in old:
-                rowid = old[row.id]
-            else:
-                rowid, next_rowid = next_rowid, next_rowid + 1
-            b = row.bbox or (None, None, None, None)
-            values.append(
-                (
-                    rowid,
-                    row.id,
-                    row.collection,
-                    row.department,
-                    row.kind,
-                    row.classification,
-                    row.version,
-                    row.valid_from,
-                    row.valid_to,
-                    *b,
-                    row.footprint,
-                    row.text,
-                    row.source_checksum,
-                    version,
-                    row.json,
-                )
-            )
-            fts.append((rowid, row.text))
-            if row.bbox is not None:
-                rtree.append((rowid, b[0], b[2], b[1], b[3]))
-        db.executemany(
-            "INSERT INTO items (rowid, id, collection, department, kind, "
-            "classification, version, valid_from, valid_to, minx, miny, maxx, "
-            "maxy, footprint, text, source_checksum, changed_version, json) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            values,
-        )
-        db.executemany("INSERT INTO items_fts(rowid, tokens) VALUES (?, ?)", fts)
-        db.executemany("INSERT INTO items_rtree VALUES (?, ?, ?, ?, ?)", rtree)
+        """Insert or replace items (triggers keep the cells and full-text index in step)."""
+        CatalogIndex.put_prepared(db, prepare_items(rows, version))
+
+    @staticmethod
+    def put_prepared(db: sqlite3.Connection, items: PreparedItems) -> None:
+        """Insert or replace prepared items: a changed item's old row is deleted first."""
+        for chunk in range(0, len(items.ids), 500):
+            part = items.ids[chunk : chunk + 500]
+            db.execute(f"DELETE FROM items WHERE id IN ({','.join('?' * len(part))})", part)
+        step = _ROWS_PER_INSERT * _ITEM_WIDTH
+        row = "(" + ",".join("?" * _ITEM_WIDTH) + ")"
+        for start in range(0, len(items.values), step):
+            values = items.values[start : start + step]
+            marks = ",".join([row] * (len(values) // _ITEM_WIDTH))
+            db.execute(f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES {marks}", values)
 
     def items_of(self, collection_id: str) -> list[dict[str, Any]]:
         """Every item (version) of a collection, oldest validity first."""
@@ -307,7 +425,7 @@ class CatalogIndex:
     def search(self, query: Query) -> tuple[list[dict[str, Any]], int]:
         """Items matching a query, as STAC dicts, and how many matched in all.
 
-        Filters select row ids (the R*Tree and full-text index drive when present); only
+        Filters select row ids (cells and the full-text index drive when present); only
         the page's items are read and parsed.
         """
         where, args = ["1=1"], []
@@ -315,12 +433,14 @@ class CatalogIndex:
         if query.intersects is not None:
             box = shapely.bounds(query.intersects).tolist()
         if box is not None:
-            minx, miny, maxx, maxy = box
+            ranges = search_ranges(box)
             where.append(
-                "i.rowid IN (SELECT rowid FROM items_rtree WHERE maxx >= ? AND "
-                "minx <= ? AND maxy >= ? AND miny <= ?)"
+                f"i.rowid IN (WITH r(low, high) AS (VALUES {','.join(['(?,?)'] * len(ranges))}) "
+                "SELECT c.rid FROM r JOIN item_cells c ON c.key BETWEEN r.low AND r.high "
+                "WHERE c.maxx >= ? AND c.minx <= ? AND c.maxy >= ? AND c.miny <= ?)"
             )
-            args += [minx, maxx, miny, maxy]
+            args += [bound for pair in ranges for bound in pair]
+            args += [box[0], box[2], box[1], box[3]]
         if query.start is not None:
             where.append("(i.valid_to IS NULL OR i.valid_to > ?)")
             args.append(query.start)

@@ -31,18 +31,27 @@ def iso(value: datetime | None) -> str | None:
 
 def parse_when(value: str | date | datetime) -> datetime:
     """A date or datetime as an aware UTC datetime; a bare date means its UTC midnight."""
+    if isinstance(value, str):
+        try:  # Python 3.11+ reads RFC 3339, "Z" included, and bare dates
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = _parse_loosely(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    text = str(value).strip().replace("Z", "+00:00")
+    return parse_when(str(value))
+
+
+def _parse_loosely(value: str) -> datetime:
+    """Surrounding blanks and a lower-case "z" are forgiven; anything else is refused."""
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(value.strip().replace("z", "Z"))
     except ValueError:
         from shikong.spatial.errors import InputError
 
         raise InputError("date", f"{value!r} is not an ISO 8601 date or datetime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def rel(target: Path, start_dir: Path) -> str:
