@@ -330,7 +330,9 @@ def _relink_layer(
         new_ids = {i["id"] for i in new_items}
         existing = [i for i in existing if i["id"] not in new_ids]
     classification = req.classification or old.get("shikong:classification") or "shared"
-    before = {i["id"]: i["properties"]["shikong:valid_to"] for i in existing}
+    # a stored version changes when its validity ends or its links do: a new latest
+    # version, or one arriving between two others, relinks versions it does not close
+    before = {i["id"]: (i["properties"]["shikong:valid_to"], i["links"]) for i in existing}
     items = relink_versions(existing + new_items, cid)
     for item in items:  # policy is per layer: every version follows the layer
         item["properties"]["shikong:classification"] = classification
@@ -340,7 +342,7 @@ def _relink_layer(
         for i in items
         if i["id"] not in before
         or reclassified
-        or before[i["id"]] != i["properties"]["shikong:valid_to"]
+        or before[i["id"]] != (i["properties"]["shikong:valid_to"], i["links"])
     ]
     collection = collection_dict(
         collection_id=cid,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -90,3 +91,38 @@ def test_a_large_commit_is_checkpointed_into_the_file_after_it_returns(tmp_path)
     while cat.index._checkpointing.locked() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert cat.paths.index.stat().st_size > 10 << 20  # the helper copied the rows in
+
+
+def test_every_stored_version_links_the_current_chain(tmp_path):
+    """Adding a version relinks versions whose validity it does not close: the old
+    latest-version links of earlier ones, a successor's predecessor when one arrives
+    in between. Checked in the index and in the exported JSON."""
+    cat = Catalog.open(tmp_path / "data")
+    req, items = layer_items("chain", 6)
+    for k in (0, 1, 4, 5, 2):  # one at a time; 2 arrives between 1 and 4 by validity
+        cat.commit_many([(req, "vector", [items[k]], False)])
+    chain = sorted(
+        (items[k]["properties"]["shikong:valid_from"], items[k]["id"]) for k in (0, 1, 4, 5, 2)
+    )
+    ids = [i for _, i in chain]
+
+    def version_links(item: dict) -> dict[str, str]:
+        return {
+            link["rel"]: link["href"].removeprefix("./").removesuffix(".json")
+            for link in item["links"]
+            if link["rel"].endswith("-version")
+        }
+
+    stored = {i["id"]: i for i in cat.index.items_of(req.collection_id)}
+    exported = {
+        p.stem: json.loads(p.read_text())
+        for p in (cat.paths.stac / "nrp" / "chain" / "items").glob("*.json")
+    }
+    for pos, item_id in enumerate(ids):
+        expect = {"latest-version": ids[-1]}
+        if pos:
+            expect["predecessor-version"] = ids[pos - 1]
+        if pos + 1 < len(ids):
+            expect["successor-version"] = ids[pos + 1]
+        assert version_links(stored[item_id]) == expect, item_id
+        assert version_links(exported[item_id]) == expect, item_id
