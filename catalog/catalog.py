@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -402,6 +403,13 @@ def _footprint(item: dict[str, Any]) -> bytes | None:
     return orjson.dumps(geometry)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _epoch(when: str) -> float:
+    """Seconds since 1970 of an RFC 3339 time; a version's end is the next one's start,
+    so a bulk commit reads most times twice."""
+    return parse_when(when).timestamp()
+
+
 def _row(item: dict[str, Any]) -> ItemRow:
     props = item["properties"]
     dept = props["shikong:department"]
@@ -415,8 +423,8 @@ def _row(item: dict[str, Any]) -> ItemRow:
         kind=props["shikong:kind"],
         classification=props["shikong:classification"],
         version=props["version"],
-        valid_from=parse_when(props["shikong:valid_from"]).timestamp(),
-        valid_to=parse_when(to).timestamp() if to else None,
+        valid_from=_epoch(props["shikong:valid_from"]),
+        valid_to=_epoch(to) if to else None,
         bbox=bbox,
         footprint=_footprint(item),
         text=text,

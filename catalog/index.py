@@ -97,7 +97,7 @@ SORTABLE = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemRow:
     """What the index keeps of an item to find it; ``json`` is the STAC item itself."""
 
