@@ -24,7 +24,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from .cells import item_key, search_ranges
-from .storage import SqliteConnections, immediate_transaction, insert_rows
+from .storage import SqliteConnections, immediate_transaction, insert_flat, insert_rows
 from .textsearch import match_terms
 
 _SCHEMA = """
@@ -78,6 +78,7 @@ _ITEM_COLUMNS = (
 _ITEM_WIDTH = _ITEM_COLUMNS.count(",") + 1
 _ROWS_PER_INSERT = 1000  # 18,000 values: within SQLite's 32,766 variables per statement
 
+_COLLECTION_WIDTH = 8  # the columns of the collections table
 _NO_BOX = (None, None, None, None)
 _CHECKPOINT_BYTES = 16 << 20  # SQLite's own default: 1,000 pages of 16 KiB
 
@@ -154,7 +155,7 @@ class PreparedCollections:
 
     ids: list[str]
     tokens: list[str]
-    rows: list[tuple[Any, ...]]
+    values: list[Any]  # every collection row's values, one after the other
 
 
 def prepare_collections(
@@ -164,7 +165,7 @@ def prepare_collections(
     for c, tokens in collections:
         prepared.ids.append(c["id"])
         prepared.tokens.append(tokens)
-        prepared.rows.append(
+        prepared.values.extend(
             (
                 c["id"],
                 c["shikong:department"],
@@ -306,13 +307,6 @@ class CatalogIndex:
 
     # -- collections -----------------------------------------------------------------
     @staticmethod
-    def put_collections(
-        db: sqlite3.Connection, collections: list[tuple[dict[str, Any], str]], version: int
-    ) -> None:
-        """Insert or replace collections with their full-text tokens."""
-        CatalogIndex.put_prepared_collections(db, prepare_collections(collections, version))
-
-    @staticmethod
     def put_prepared_collections(db: sqlite3.Connection, prepared: PreparedCollections) -> None:
         """A few statements for many collections (each statement lets go of the GIL)."""
         for start in range(0, len(prepared.ids), 500):
@@ -324,13 +318,13 @@ class CatalogIndex:
                 [ids, prepared.tokens[start : start + 500]],
                 rows_per_statement=500,
             )
-            rows = prepared.rows[start : start + 500]
-            insert_rows(
-                db,
-                "INSERT OR REPLACE INTO collections",
-                [list(c) for c in zip(*rows, strict=True)],
-                rows_per_statement=500,
-            )
+        insert_flat(
+            db,
+            "INSERT OR REPLACE INTO collections",
+            prepared.values,
+            _COLLECTION_WIDTH,
+            rows_per_statement=500,
+        )
 
     def collections_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -366,22 +360,19 @@ class CatalogIndex:
 
     # -- items -----------------------------------------------------------------------
     @staticmethod
-    def put_items(db: sqlite3.Connection, rows: Iterable[ItemRow], version: int) -> None:
-        """Insert or replace items (triggers keep the cells and full-text index in step)."""
-        CatalogIndex.put_prepared(db, prepare_items(rows, version))
-
-    @staticmethod
     def put_prepared(db: sqlite3.Connection, items: PreparedItems) -> None:
-        """Insert or replace prepared items: a changed item's old row is deleted first."""
+        """Insert or replace prepared items (a changed item's old row is deleted first;
+        triggers keep the cells and the full-text index in step)."""
         for chunk in range(0, len(items.ids), 500):
             part = items.ids[chunk : chunk + 500]
             db.execute(f"DELETE FROM items WHERE id IN ({','.join('?' * len(part))})", part)
-        step = _ROWS_PER_INSERT * _ITEM_WIDTH
-        row = "(" + ",".join("?" * _ITEM_WIDTH) + ")"
-        for start in range(0, len(items.values), step):
-            values = items.values[start : start + step]
-            marks = ",".join([row] * (len(values) // _ITEM_WIDTH))
-            db.execute(f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES {marks}", values)
+        insert_flat(
+            db,
+            f"INSERT INTO items ({_ITEM_COLUMNS})",
+            items.values,
+            _ITEM_WIDTH,
+            rows_per_statement=_ROWS_PER_INSERT,
+        )
 
     def items_of(self, collection_id: str) -> list[dict[str, Any]]:
         """Every item (version) of a collection, oldest validity first."""

@@ -229,9 +229,22 @@ def insert_rows(
     flat: list[Any] = [None] * (width * n)
     for k, column in enumerate(columns):
         flat[k::width] = column
+    insert_flat(db, head, flat, width, tail, row, rows_per_statement)
+
+
+def insert_flat(
+    db: sqlite3.Connection,
+    head: str,
+    flat: Sequence[Any],
+    width: int,
+    tail: str = "",
+    row: str | None = None,
+    rows_per_statement: int = 100,
+) -> None:
+    """:func:`insert_rows` for values already laid out row after row (``width`` each)."""
     row = row or "(" + ",".join("?" * width) + ")"
     step = rows_per_statement * width
-    full = n // rows_per_statement
+    full = len(flat) // step
     if full:
         sql = f"{head} VALUES {','.join([row] * rows_per_statement)} {tail}"
         db.executemany(sql, (flat[i : i + step] for i in range(0, full * step, step)))

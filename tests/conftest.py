@@ -195,3 +195,26 @@ def mosquitto(tmp_path_factory):
     yield f"mqtt://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(5)
+
+
+def version_item(req, k: int, bbox, valid_from, title: str) -> dict:
+    """Version ``k`` of a layer as a STAC item, for tests that commit items directly."""
+    from shapely.geometry import box as make_box
+    from shikong.catalog.stac import item_dict
+
+    return item_dict(
+        item_id=f"{req.collection_id}-v{k}",
+        collection_id=req.collection_id,
+        department=req.department,
+        layer=req.layer,
+        kind="vector",
+        classification="shared",
+        version=str(k),
+        valid_from=valid_from,
+        title=title,
+        geometry=make_box(*bbox),
+        assets={},
+        properties={},
+        source=None,
+        created=valid_from,
+    )

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from shapely.geometry import box
+from conftest import version_item
 from shikong.catalog import Catalog, IngestRequest
 from shikong.catalog.prefetch import prefetched
-from shikong.catalog.stac import item_dict
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -21,21 +20,12 @@ START = datetime(2020, 1, 1, tzinfo=UTC)
 def layer_items(layer: str, n: int) -> tuple[IngestRequest, list[dict]]:
     req = IngestRequest(Path("/dev/null"), "nrp", layer)
     items = [
-        item_dict(
-            item_id=f"{req.collection_id}-v{k}",
-            collection_id=req.collection_id,
-            department="nrp",
-            layer=layer,
-            kind="vector",
-            classification="shared",
-            version=str(k),
-            valid_from=START.replace(year=2000 + k % 20, day=1 + k % 28),
-            title=f"{layer} {k}",
-            geometry=box(113 + k * 1e-4, 33.6, 113.01 + k * 1e-4, 33.61),
-            assets={},
-            properties={},
-            source=None,
-            created=START,
+        version_item(
+            req,
+            k,
+            (113 + k * 1e-4, 33.6, 113.01 + k * 1e-4, 33.61),
+            START.replace(year=2000 + k % 20, day=1 + k % 28),
+            f"{layer} {k}",
         )
         for k in range(n)
     ]

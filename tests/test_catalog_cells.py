@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import version_item
 from shapely.geometry import box
 from shikong.catalog import Catalog, IngestRequest
 from shikong.catalog.index import Query
-from shikong.catalog.stac import item_dict
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -45,24 +45,7 @@ def commit_boxes(cat: Catalog, boxes: list[tuple[float, ...]], layer: str = "box
     items, truth = [], {}
     for k, b in enumerate(boxes):
         item_id = f"{req.collection_id}-v{k}"
-        items.append(
-            item_dict(
-                item_id=item_id,
-                collection_id=req.collection_id,
-                department="nrp",
-                layer=layer,
-                kind="vector",
-                classification="shared",
-                version=str(k),
-                valid_from=START,
-                title=f"box {k}",
-                geometry=box(*b),
-                assets={},
-                properties={},
-                source=None,
-                created=START,
-            )
-        )
+        items.append(version_item(req, k, b, START, f"box {k}"))
         truth[item_id] = b
     cat.commit_many([(req, "vector", items, False)], export=False)
     return truth
