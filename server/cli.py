@@ -1,7 +1,8 @@
 """The `shikong` command line.
 
 Errors of ours (bad input) print as one clear line and exit 2; anything else is a bug
-and keeps its traceback.
+and keeps its traceback. The data stack (pandas, GDAL, dask, pygeoapi) is imported inside
+the commands that need it, so `shikong --help` answers at once (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
-from shikong.catalog.policy import ROLES
 from shikong.spatial.errors import ShikongError
 
 console = Console()
@@ -255,10 +255,38 @@ def demo_build(scale: str, seed: int, sources: Path | None, data_dir: Path) -> N
     )
 
 
+def _refuse_unbindable(host: str, port: int) -> None:
+    """Exit 2 with one line if uvicorn could not listen on host:port.
+
+    Bound as uvicorn binds (same family, SO_REUSEADDR), so a port it would take passes
+    and one it would refuse is refused here, before anything is announced.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            code = exc.errno
+    if code == errno.EADDRINUSE:
+        problem = f"port {port} is in use on {host}: {reason}; choose another --port"
+    elif code == errno.EACCES:
+        problem = f"port {port} needs privileges here ({reason}); choose --port above 1023"
+    else:
+        problem = f"cannot listen on {host}:{port}: {reason}; check --host and --port"
+    err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 @main.command()
 @_data_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--url", help="Public base URL for links (default http://HOST:PORT).")
 @click.option(
     "--mqtt",
@@ -279,6 +307,7 @@ def serve(
     """Serve the catalog as OGC APIs (Features, Coverages, EDR, Processes) and STAC."""
     import os
 
+    _refuse_unbindable(host, port)
     import uvicorn
 
     url = url or f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
@@ -338,7 +367,7 @@ def simulate(
 
 @demo.command("run")
 @_data_option
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--mqtt",
     envvar="SHIKONG_MQTT",
@@ -355,6 +384,7 @@ def demo_run(data_dir: Path, port: int, mqtt: str) -> None:
 
     from .simulator import Simulator, broker_reachable, wait_for
 
+    _refuse_unbindable("127.0.0.1", port)  # else wait_for could find another server there
     url = f"http://localhost:{port}"
     use_mqtt = mqtt if broker_reachable(mqtt) else None
     args = [
@@ -498,10 +528,6 @@ def catalog_validate(data_dir: Path) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.group()
 def keys() -> None:
     """API keys: create (shown once, stored hashed), list, revoke."""
@@ -512,10 +538,10 @@ def keys() -> None:
 @click.option("--user", required=True, help="Who holds the key.")
 @click.option(
     "--role",
-    type=click.Choice(ROLES),
     default="user",
     show_default=True,
-    help="auditor: may also read the audit log; gateway: may post any sensor's readings.",
+    help="user, auditor (may also read the audit log) or gateway (may post any sensor's "
+    "readings).",  # checked by KeyStore.create: naming policy.ROLES here would load the stack
 )
 @_data_option
 def keys_create(department: str, user: str, role: str, data_dir: Path) -> None:
@@ -735,3 +761,7 @@ def raster_mine_remediation(imagery: str, mines: str, no_write: bool, data_dir: 
     console.print(table)
     if report.get("derived"):
         console.print(f"change raster ingested as {report['derived']}")
+
+
+if __name__ == "__main__":
+    main()
