@@ -14,10 +14,13 @@ PYTHON ?= $(shell for c in "env PYENV_VERSION=3.12.1 python3.12" python3.13 pyth
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: shikong needs Python >= 3.12 (python3.12 or python3.13 on PATH)"; exit 1; }
-	@echo "using $(PYTHON)"
+	@echo "[1/3] creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "[2/3] upgrading pip"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'
+	@echo "[3/3] installing shikong and its dependencies (the first time takes a few minutes)"
+	$(PY) -m pip install -e '.[test]'
+	@echo "installed: $(VENV)/bin/shikong"
 	touch $@
 
 venv: $(VENV)/.installed
