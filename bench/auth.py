@@ -6,8 +6,12 @@ masking, audit entries for shared/restricted reads); "without" is the same route
 the gate removed and every caller given the full view, which is what the server did
 before access control. Requests go through httpx's ASGI transport, so both sides pay the
 same client cost, and rounds alternate between the two sides so drift hits both.
+"With" calls as an ``nrp`` API key (it reads public, shared and granted restricted
+layers); the data directory carries its own policy without the per-key rate limit, so
+the limiter runs but never refuses (the shipped policy is unchanged). ``--smoke``: 10
+rounds, a few seconds beside the demo city's build.
 
-    .venv/bin/python bench/auth.py [--rounds 400]
+    .venv/bin/python bench/auth.py [--rounds 400] [--smoke]
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def open_app(guarded):
     return guarded.app  # the Starlette app inside the gate
 
 
-async def measure(rounds: int, data: Path) -> dict[str, tuple[float, float]]:
+async def measure(rounds: int, data: Path, warm: int = 20) -> dict[str, tuple[float, float]]:
     key, _ = KeyStore(data).create("nrp", "bench")
     guarded = create_app(data, "http://bench", watch=False)
     plain = create_app(data, "http://bench", watch=False)
@@ -72,7 +76,7 @@ async def measure(rounds: int, data: Path) -> dict[str, tuple[float, float]]:
     for label, template in ENDPOINTS:
         path = template.format(fid=fid)
         times: dict[str, list[float]] = {"with": [], "without": []}
-        for _ in range(20):  # warm caches and views on both sides
+        for _ in range(warm):  # warm caches and views on both sides
             for name, (_, headers) in sides.items():
                 assert (await clients[name].get(path, headers=headers)).status_code == 200, path
         for _ in range(rounds):
@@ -93,12 +97,16 @@ async def measure(rounds: int, data: Path) -> dict[str, tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument("--smoke", action="store_true", help="10 rounds, a few seconds")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds = 10
     with tempfile.TemporaryDirectory() as tmp:
         data = build(Path(tmp))
         lift_rate_limit(data)
-        results = asyncio.run(measure(args.rounds, data))
+        results = asyncio.run(measure(args.rounds, data, warm=3 if args.smoke else 20))
     print(f"p50 latency over {args.rounds} requests per endpoint and side (in process, ASGI)")
+    print("'with': an nrp API key, the data directory's policy without the rate limit")
     print(f"{'endpoint':44} {'with AC ms':>10} {'without ms':>10} {'added ms':>9} {'ratio':>6}")
     for label, (with_ms, without_ms) in results.items():
         print(

@@ -5,8 +5,14 @@ geopandas), serves it with `shikong serve` and with stock pygeoapi 0.24 (its Par
 provider on the same file, its GeoJSON provider on a 100,000-parcel subset), and
 measures bbox queries (limit=100), item by id and /collections with 100 collections.
 
+shikong is called as the owner department of the parcels (an ``rer`` API key), so access
+control runs on every request as it does in service; the benchmark's data directory
+carries its own policy without the per-key rate limit (one key sends thousands of
+requests; the shipped policy is unchanged). ``--smoke``: tiny sizes, a few seconds, same
+code paths and output lines (``make test`` runs it).
+
     .venv/bin/pip install s3fs            # the stock Parquet provider imports it
-    .venv/bin/python bench/features.py [--features 1000000] [--rounds 200]
+    .venv/bin/python bench/features.py [--features 1000000] [--rounds 200] [--smoke]
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+from benchutil import lift_rate_limit  # noqa: E402
 from conftest import RunningServer, free_port  # noqa: E402
 from shikong.catalog import Catalog  # noqa: E402
+from shikong.server.identity import KeyStore  # noqa: E402
 
 EXTENT = (113.0, 33.6, 113.6, 34.0)
 
@@ -192,9 +201,11 @@ def bbox_queries(rounds: int, seed: int = 5) -> list[dict]:
     return out
 
 
-def measure(url: str, collection: str, n: int, rounds: int) -> dict[str, list[float]]:
+def measure(
+    url: str, collection: str, n: int, rounds: int, headers: dict | None = None
+) -> dict[str, list[float]]:
     rng = np.random.default_rng(9)
-    with httpx.Client(timeout=300) as client:
+    with httpx.Client(timeout=300, headers=headers) as client:
         timed(client, f"{url}/collections/{collection}/items", {"limit": 1, "f": "json"})
         bbox = [
             timed(client, f"{url}/collections/{collection}/items", q) for q in bbox_queries(rounds)
@@ -220,7 +231,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--stock-rounds", type=int, default=20)
     parser.add_argument("--collections", type=int, default=100)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     args = parser.parse_args()
+    if args.smoke:
+        args.features, args.geojson, args.collections = 2_000, 500, 5
+        args.rounds, args.stock_rounds = 10, 3
     work = Path(tempfile.mkdtemp(prefix="shikong-bench-features-"))
     servers = []
     try:
@@ -259,15 +274,25 @@ def main() -> None:
                     valid_from="2024-01-01",
                 )
         print(f"ingested into shikong in {time.perf_counter() - t0:.1f} s")
+        lift_rate_limit(data)
+        key, _ = KeyStore(data).create("rer", "bench")
+        as_rer = {"X-API-Key": key}
+        print("shikong called with an rer API key (access control on; rate limit lifted)")
 
         ours = RunningServer(data, free_port())
         servers.append(ours)
         stock_proc, stock_url = stock_server(work, parquet, geojson, small, free_port())
         servers.append(stock_proc)
 
-        mine = measure(ours.url, "rer-parcels", args.features, args.rounds)
+        seen = [  # the same /collections on both sides: the key sees every collection
+            len(httpx.get(f"{u}/collections?f=json", headers=h).json()["collections"])
+            for u, h in ((ours.url, as_rer), (stock_url, {}))
+        ]
+        if seen != [args.collections] * 2:
+            raise RuntimeError(f"collections seen (shikong, stock): {seen}, not {args.collections}")
+        mine = measure(ours.url, "rer-parcels", args.features, args.rounds, as_rer)
         theirs = measure(stock_url, "parcels", args.features, args.stock_rounds)
-        mine_gj = measure(ours.url, "rer-parcels_geojson", args.geojson, args.rounds)
+        mine_gj = measure(ours.url, "rer-parcels_geojson", args.geojson, args.rounds, as_rer)
         theirs_gj = measure(stock_url, "parcels_geojson", args.geojson, args.stock_rounds)
 
         def row(name, a, b, key, q=50):

@@ -6,10 +6,17 @@ latency from publish to visible in EDR (p50/p99), and one-sensor-one-day, latest
 sensors and hourly means over 30 days over HTTP, on a store of --readings readings;
 beside PostgreSQL `COPY` into an indexed table and the same queries on it.
 
-    .venv/bin/pip install 'psycopg[binary]'
-    .venv/bin/python bench/iot.py [--readings 50000000] [--sensors 5000]
+Every request to shikong carries a ``wat`` API key of role ``gateway`` (it owns the gauges
+and may post readings of any sensor); the data directory carries its own policy without
+the per-key rate limit, since one gateway key sends every batch (the shipped policy is
+unchanged). ``--smoke``: 20,000 readings of 100 sensors, a few batches and messages, one
+server worker: a few seconds, the same code paths and output lines.
 
-PostgreSQL: `--pg` (default host=127.0.0.1 user=postgres dbname=postgres).
+    .venv/bin/pip install 'psycopg[binary]'
+    .venv/bin/python bench/iot.py [--readings 50000000] [--sensors 5000] [--smoke]
+
+PostgreSQL: `--pg` (default host=127.0.0.1 user=postgres dbname=postgres); the table is
+named after the process, so two runs at once do not collide.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -115,7 +123,14 @@ def main() -> None:
         default=500,
         help="HTTP batches of 10,000 posted (500: long enough for compactions to keep pace)",
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     args = parser.parse_args()
+    messages = {"single": 40_000, "batches": 200, "per_batch": 1000, "latency": 50}
+    if args.smoke:
+        args.readings, args.sensors, args.rounds = 20_000, 100, 5
+        args.workers, args.posters, args.http_batches = 1, 2, 4
+        messages = {"single": 800, "batches": 10, "per_batch": 100, "latency": 5}
+    table = f"bench_readings_{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="shikong-bench-iot-"))
     procs = []
     try:
@@ -150,6 +165,7 @@ def main() -> None:
             [(ids[(LAYER, s, "value")], last_time, 1.0) for s in frame.sensor.unique()],
         )
         print(f"store: {loaded:,} readings loaded at {loaded / load_s:,.0f} rows/s")
+        print("shikong called with a wat gateway API key (access control on; rate limit lifted)")
 
         mq, port = broker(work)
         procs.append(mq)
@@ -209,7 +225,7 @@ def main() -> None:
         )
 
         def handled() -> int:
-            counts = httpx.get(f"{server.url}/readings/stats").json()["mqtt"]
+            counts = client.get(f"{server.url}/readings/stats").json()["mqtt"]
             return sum(v for k, v in counts.items() if k != "messages")
 
         def wait_handled(target: int, t0: float) -> float:
@@ -272,17 +288,18 @@ def main() -> None:
             pub.loop_stop()
             return messages * per_message / elapsed
 
+        single, per_batch = messages["single"], messages["per_batch"]
         print(
-            f"MQTT single readings (8 devices at once), QoS 0: {mqtt_single_rate(0, 40_000):,.0f}"
-            f" msg/s; QoS 1: {mqtt_single_rate(1, 40_000):,.0f} msg/s; batches of 1,000: "
-            f"{mqtt_batch_rate(1, 200, 1000):,.0f} readings/s"
+            f"MQTT single readings (8 devices at once), QoS 0: {mqtt_single_rate(0, single):,.0f}"
+            f" msg/s; QoS 1: {mqtt_single_rate(1, single):,.0f} msg/s; batches of "
+            f"{per_batch:,}: {mqtt_batch_rate(1, messages['batches'], per_batch):,.0f} readings/s"
         )
 
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         pub.connect("127.0.0.1", port)
         pub.loop_start()
         latencies = []
-        for i in range(50):
+        for i in range(messages["latency"]):
             t = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=60 + i)).isoformat()
             t0 = time.perf_counter()
             pub.publish(
@@ -350,9 +367,9 @@ def main() -> None:
         import psycopg
 
         with psycopg.connect(args.pg, autocommit=True) as pg:
-            pg.execute("DROP TABLE IF EXISTS bench_readings")
+            pg.execute(f"DROP TABLE IF EXISTS {table}")
             pg.execute(
-                "CREATE TABLE bench_readings (sensor text, parameter text, "
+                f"CREATE TABLE {table} (sensor text, parameter text, "
                 "time timestamptz, value double precision, "
                 "PRIMARY KEY (sensor, parameter, time))"
             )
@@ -368,7 +385,7 @@ def main() -> None:
                         "value": frame.value,
                     }
                 ).to_csv(buffer, index=False, header=False)
-                with pg.cursor().copy("COPY bench_readings FROM STDIN WITH (FORMAT csv)") as cp:
+                with pg.cursor().copy(f"COPY {table} FROM STDIN WITH (FORMAT csv)") as cp:
                     cp.write(buffer.getvalue())
                 copied += len(frame)
             copy_rate = copied / (time.perf_counter() - t0)
@@ -379,7 +396,7 @@ def main() -> None:
             theirs = {
                 "one sensor one day (EDR)": timed(
                     lambda: pg.execute(
-                        "SELECT time, value FROM bench_readings WHERE sensor='G00042' AND "
+                        f"SELECT time, value FROM {table} WHERE sensor='G00042' AND "
                         "parameter='value' AND time >= %s AND time <= %s",
                         (day, day_end),
                     ).fetchall(),
@@ -387,7 +404,7 @@ def main() -> None:
                 ),
                 "latest of 100 sensors": timed(
                     lambda: pg.execute(
-                        "SELECT DISTINCT ON (sensor) sensor, time, value FROM bench_readings "
+                        f"SELECT DISTINCT ON (sensor) sensor, time, value FROM {table} "
                         "WHERE sensor = ANY(%s) ORDER BY sensor, time DESC",
                         (ids,),
                     ).fetchall(),
@@ -395,14 +412,14 @@ def main() -> None:
                 ),
                 "hourly means over 30 days": timed(
                     lambda: pg.execute(
-                        "SELECT date_trunc('hour', time), avg(value) FROM bench_readings WHERE "
+                        f"SELECT date_trunc('hour', time), avg(value) FROM {table} WHERE "
                         "sensor='G00042' AND time >= %s AND time <= %s GROUP BY 1 ORDER BY 1",
                         (START.isoformat(), month_end),
                     ).fetchall(),
                     args.rounds,
                 ),
             }
-            pg.execute("DROP TABLE bench_readings")
+            pg.execute(f"DROP TABLE {table}")
         print(
             f"--- queries p50 on {loaded:,} readings (shikong over HTTP; PostgreSQL over "
             f"its wire protocol, {min(args.readings, 10_000_000):,} rows) ---"

@@ -5,11 +5,15 @@ by default DEFLATE-compressed and pixel-interleaved, as shikong's ingest writes 
 then times, in one run: NDVI of one date (Mpx/s), the NDVI-change + zonal-mean job with
 1 and with 2 dask workers, and peak RSS; beside rasterstats and exactextract computing the
 same zonal means on the same change raster, with the ratios and a check that the means
-agree.
+agree. The library alone, no server (so no API key).
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/raster.py [--size 20000] [--polygons 10000] [--repeat 2]
-        [--layout cog|geotiff]
+        [--layout cog|geotiff] [--smoke]
+
+``--smoke``: 1,500 x 1,500 pixels (more than one chunk and one block), 200 polygons, one
+run of each, in the system's temporary folder: a few seconds, the same code paths and
+output lines.
 """
 
 from __future__ import annotations
@@ -107,8 +111,12 @@ def main() -> None:
         help="input imagery: DEFLATE tiles as ingest stores them (default), or uncompressed "
         "band-interleaved GeoTIFF",
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="shikong-bench-raster-", dir=str(HERE)))
+    if args.smoke:
+        args.size, args.polygons, args.repeat = 1_500, 200, 1
+    where = None if args.smoke else str(HERE)  # full size: the repository's disk
+    work = Path(tempfile.mkdtemp(prefix="shikong-bench-raster-", dir=where))
     try:
         t0 = time.perf_counter()
         first, second = work / "2019.tif", work / "2024.tif"

@@ -1,0 +1,152 @@
+"""Every benchmark runs in its --smoke mode, so a change that breaks one fails make test.
+
+Each bench/X.py runs as a subprocess with the venv's Python (as a person runs it) and
+must exit 0 and print its figure lines: shikong's figure, the baseline's, their ratio.
+A baseline's package or service that is missing skips here, and fails under
+SHIKONG_REQUIRE_SERVICES (CI), where it must be there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = "host=127.0.0.1 user=postgres dbname=test connect_timeout=5"
+N = r"-?[\d,]+(?:\.\d+)?(?:e[-+]\d+)?"  # a printed figure: 1,234 or 0.52 or 2.09e-08
+
+# the lines each benchmark must print; every group is a figure
+FIGURES = {
+    "auth": [
+        rf"^{label}\s+({N})\s+({N})\s+({N})\s+({N})$"
+        for label in (
+            r"landing",
+            r"collections",
+            r"items \(shared, audited\)",
+            r"item by id \(restricted, masked, audited\)",
+            r"items \(public\)",
+            r"STAC search",
+        )
+    ]
+    + [r"^'with': an nrp API key"],
+    "catalog": [
+        rf"^ingest 200 items, committed and searchable: shikong ({N}) items/s .*pystac "
+        rf"Catalog\.save ({N}) items/s .*ratio ({N})x",
+        rf"^  including the static STAC JSON mirror: ({N}) items/s .*ratio ({N})x",
+        rf"^search p50 over all kinds: ({N}) ms .*on 1,000 items",
+    ],
+    "compliance": [
+        r"^both sides as nrp/bench .*: 4 layers checked \(nrp-farmland_protection, "
+        r"nrp-planning_zones, nrp-approved_land, nrp-landuse\)",
+        rf"^planning compliance p50: library ({N}) ms, HTTP ({N}) ms; plain geopandas\.overlay "
+        rf"({N}) ms; ratio ({N})x$",
+        rf"^parcels at point: shikong ({N}) points/s \(({N}) hits\); bare STRtree query ({N}) "
+        rf"points/s; ratio ({N})$",
+    ],
+    "features": [r"^shikong called with an rer API key"]
+    + [
+        rf"^{label}\s+shikong\s+({N}) ms\s+stock\s+({N}) ms\s+ratio\s+({N})x$"
+        for label in (
+            r"bbox limit=100 p50",
+            r"bbox limit=100 p95",
+            r"item by id p50",
+            r"/collections p50",
+        )
+    ],
+    "iot": [
+        r"^shikong called with a wat gateway API key",
+        rf"^HTTP ingest: ({N}) readings/s .*into the archive: ({N}) readings/s$",
+        rf"^MQTT single readings .*QoS 0: ({N}) msg/s; QoS 1: ({N}) msg/s; batches of 100: "
+        rf"({N}) readings/s$",
+        rf"^ingest to queryable: p50 ({N}) ms, p99 ({N}) ms$",
+        rf"^PostgreSQL COPY into an indexed table: ({N}) rows/s",
+    ]
+    + [
+        rf"^{label}\s+shikong\s+({N}) ms\s+PostgreSQL\s+({N}) ms\s+ratio\s+({N})$"
+        for label in (
+            r"one sensor one day \(EDR\)",
+            r"latest of 100 sensors",
+            r"hourly means over 30 days",
+        )
+    ],
+    "raster": [
+        rf"^NDVI of one date: ({N}) Mpx/s reading from disk",
+        rf"^NDVI change \+ zonal mean \(200 polygons\), best of 1: 1 worker ({N}) s, 2 workers "
+        rf"({N}) s",
+        rf"^zonal mean: shikong .* ({N}) s; rasterstats \(zonal only\) ({N}) s \(({N})x\); "
+        rf"exactextract .* ({N}) s \(({N})x\); max \|shikong - rasterstats\| = ({N});",
+        rf"^zonal mean on the same change raster: shikong ({N}) s; rasterstats ({N})x slower; "
+        rf"exactextract ({N})x slower; max \|shikong - rasterstats\| = ({N})",
+    ],
+}
+
+
+def require(ok: bool, what: str) -> None:
+    """A missing baseline skips on a developer's machine and fails under CI."""
+    if ok:
+        return
+    if os.environ.get("SHIKONG_REQUIRE_SERVICES"):
+        pytest.fail(f"{what}, and SHIKONG_REQUIRE_SERVICES is set")
+    pytest.skip(what)
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def postgres_answers() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.Error:
+        return False
+
+
+def prerequisites(bench: str) -> list[str]:
+    """Extra arguments for the benchmark, once what its baseline needs is checked."""
+    if bench == "features":
+        require(has_module("s3fs"), "s3fs (stock pygeoapi's Parquet provider) is not installed")
+    if bench == "raster":
+        for module in ("rasterstats", "exactextract"):
+            require(has_module(module), f"{module} (a zonal baseline) is not installed")
+    if bench == "iot":
+        require(has_module("psycopg"), "psycopg (the PostgreSQL baseline) is not installed")
+        for tool in ("mosquitto", "mosquitto_pub"):
+            found = shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()
+            require(bool(found), f"{tool} is not installed")
+        require(postgres_answers(), f"PostgreSQL does not answer at {PG!r}")
+        return ["--pg", PG]
+    return []
+
+
+@pytest.mark.parametrize("bench", sorted(FIGURES))
+def test_bench_smoke(bench: str) -> None:
+    extra = prerequisites(bench)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--smoke", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, f"bench/{bench}.py --smoke exited {run.returncode}{tail}"
+    for pattern in FIGURES[bench]:
+        found = re.search(pattern, run.stdout, re.MULTILINE)
+        assert found, f"bench/{bench}.py --smoke printed no line matching {pattern!r}{tail}"
+        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    if bench == "raster":  # shikong's zonal means equal rasterstats' (same pixel rule)
+        diffs = re.findall(rf"max \|shikong - rasterstats\| = ({N})", run.stdout)
+        assert diffs and all(float(d) < 1e-6 for d in diffs), diffs
