@@ -1,7 +1,8 @@
 """The gate every HTTP request passes: identity, limits, and the audit entry afterwards.
 
 A pure ASGI middleware (no per-request task or copy of the response): it resolves the
-caller from ``X-API-Key`` or a bearer token (a bad credential is 401, never the public),
+caller from ``X-API-Key``, a bearer token or Basic auth (a bad credential is 401 with a
+``WWW-Authenticate`` challenge, never the public),
 applies the per-caller rate limit and the body-size limits, hands the handlers a
 :class:`RequestContext` (``request.state.shikong``) to note what they touched, and after
 the response appends an audit entry when the request touched shared or restricted data
@@ -81,6 +82,21 @@ def _json(status: int, code: str, description: str, headers: dict[str, str] | No
     return status, raw, body
 
 
+# Sent only with a 401 (a credential was given and refused): anonymous requests are the
+# public and never challenged, and a hidden collection stays a 404, as if absent. Clients
+# that wait for a challenge before sending credentials (GDAL_HTTP_AUTH=ANY) therefore reach
+# only public data; they must send Basic preemptively (GDAL_HTTP_AUTH=BASIC, QGIS's Basic).
+CHALLENGES = ('Basic realm="shikong", charset="UTF-8"', 'Bearer realm="shikong"')
+
+
+def _unauthorized(description: str):
+    """401 with one WWW-Authenticate line per scheme (RFC 9110 11.6.1; some clients parse
+    only the first challenge of a line)."""
+    status, raw, body = _json(401, "Unauthorized", description)
+    raw += [(b"www-authenticate", c.encode()) for c in CHALLENGES]
+    return status, raw, body
+
+
 class Guard:
     """ASGI middleware: authenticate, limit, serve, audit."""
 
@@ -112,12 +128,7 @@ class Guard:
             caller = self.auth.caller(headers)
         except AuthError as exc:
             ctx = RequestContext(Caller(), denied=True, note=str(exc))
-            await self._refuse(
-                scope,
-                send,
-                ctx,
-                _json(401, "Unauthorized", str(exc), {"www-authenticate": "Bearer"}),
-            )
+            await self._refuse(scope, send, ctx, _unauthorized(str(exc)))
             return
         ctx = RequestContext(caller)
         who = caller.key_id or (f"user:{caller.label}" if not caller.anonymous else f"ip:{client}")

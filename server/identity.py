@@ -6,8 +6,12 @@ is nothing to brute-force that a slow hash would protect). Keys live in
 ``<data>/access/keys.sqlite``; a server notices a revocation on the next request (it
 re-reads the table when the file changes).
 
-An API key may also come as ``Authorization: Bearer sk_...``, for clients that only
-speak bearer auth (GDAL's ``GDAL_HTTP_AUTH=BEARER``, QGIS). Other bearer tokens are JWTs
+An API key may also come as ``Authorization: Bearer sk_...`` (GDAL >= 3.9's
+``GDAL_HTTP_AUTH=BEARER``) or as the password of HTTP Basic auth (RFC 7617), the one
+scheme every desktop client speaks: QGIS 3.22's Basic auth config, GDAL 3.6's
+``GDAL_HTTP_USERPWD``. The Basic user name is a check, not an identity: it must be empty
+or the key's own user, so a colleague's pasted key is refused rather than audited under
+the wrong name. Other bearer tokens are JWTs
 from one configured issuer, HS256 (shared secret) or RS256 (the
 issuer's public key), with claims ``sub`` (user), ``department``, optional ``role`` and
 ``grants`` (``["rer-parcels:read", ...]``). The algorithm is pinned by the configuration,
@@ -16,6 +20,8 @@ never taken from the token. A bad credential is an error (401), never the public
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -242,15 +248,43 @@ class Authenticator:
             return self.keys.lookup(key.strip())
         auth = headers.get("authorization")
         if auth:
-            scheme, _, token = auth.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise AuthError("Authorization must be 'Bearer <token>'")
-            if token.strip().startswith("sk_"):  # an API key from a client that only
-                return self.keys.lookup(token.strip())  # speaks bearer auth (GDAL, QGIS)
+            scheme, _, token = auth.strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() == "basic" and token:
+                return self._basic(token)
+            if scheme.lower() != "bearer" or not token:
+                raise AuthError("Authorization must be 'Bearer <token>' or 'Basic <user:key>'")
+            if token.startswith("sk_"):  # an API key from a client that only
+                return self.keys.lookup(token)  # speaks bearer auth (GDAL >= 3.9)
             if self.jwt is None:
                 raise AuthError("this server accepts no bearer tokens (no issuer configured)")
-            return self.jwt.verify(token.strip())
+            return self.jwt.verify(token)
         return Caller()
+
+    def _basic(self, token: str) -> Caller:
+        """HTTP Basic: the API key is the password; the user name, if any, must be its user."""
+        user, key = parse_basic(token)
+        if not key.startswith("sk_"):
+            raise AuthError("Basic auth takes an API key (sk_...) as the password")
+        caller = self.keys.lookup(key)
+        if user and user != caller.user:
+            raise AuthError(
+                f"Basic auth user {user!r} does not match the key's user; "
+                "give the key's user name or leave the user name empty"
+            )
+        return caller
+
+
+def parse_basic(token: str) -> tuple[str, str]:
+    """``base64(user:password)`` → (user, password), UTF-8 as the challenge advertises."""
+    try:
+        raw = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise AuthError("Basic credentials are not base64 of UTF-8 'user:key'") from None
+    user, colon, password = raw.partition(":")
+    if not colon:
+        raise AuthError("Basic credentials have no ':' between user name and key")
+    return user, password.strip()
 
 
 def _now() -> str:
