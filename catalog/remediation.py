@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from shikong.spatial.raster import write_cog
-from shikong.spatial.rasterjobs import change, ndvi, zonal_stats
+from shikong.spatial.rasterjobs import change, name_field_of, ndvi, zonal_stats
 
 from .catalog import Catalog
 
@@ -95,11 +95,12 @@ def mine_remediation_assessment(
     )
     rows = []
     names = polygons.set_index(id_field)
+    name_field = name_field_of(polygons, exclude=[id_field])  # the rule zonal_stats uses
     for fid in polygons[id_field]:
         rows.append(
             {
                 "id": int(fid) if isinstance(fid, (int, np.integer)) else fid,
-                "name": names.loc[fid].get("矿山名称"),
+                "name": names.loc[fid].get(name_field) if name_field else None,
                 "status": names.loc[fid].get("状态"),
                 "ndvi_before": _f(before_stats.loc[fid, "mean"]),
                 "ndvi_after": _f(after_stats.loc[fid, "mean"]),
@@ -113,6 +114,8 @@ def mine_remediation_assessment(
         "imagery": imagery,
         "before": first.id,
         "after": last.id,
+        "id_field": id_field,
+        "name_field": name_field,
         "mines": rows,
         "thresholds": {"disturbed": DISTURBED, "recovered": RECOVERED},
     }

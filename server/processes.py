@@ -465,12 +465,25 @@ class ZonalStatisticsProcessor(ShikongProcessor):
                 5 + 90 * done / total, f"{done}/{total} block tasks"
             ),
         )
-        table = table.reset_index()
         return {
             "raster": data["raster"],
             "zones": data["zones"],
-            "rows": json.loads(table.to_json(orient="records")),
+            "id_field": id_field,
+            "name_field": table.attrs["name_field"],
+            "rows": _zone_rows(table),
         }
+
+
+def _zone_rows(table) -> list[dict[str, Any]]:
+    """Rows keyed ``id`` and ``name`` (as mine-remediation's are), then the statistics:
+    the same keys whatever the zone layer calls its id and name fields."""
+    name_field = table.attrs["name_field"]
+    names = table[name_field].tolist() if name_field else [None] * len(table)
+    values = json.loads(table.drop(columns=name_field or []).to_json(orient="records"))
+    return [
+        {"id": zone, "name": name, **stats}
+        for zone, name, stats in zip(table.index.tolist(), names, values, strict=True)
+    ]
 
 
 PROCESSORS = {

@@ -3,7 +3,9 @@
 Everything stays lazy and chunked: a job builds a dask graph whose pieces each read one
 block, so memory is bounded by the chunk size and the worker count, not the raster.
 Zonal statistics follow the pixel-centre rule (a pixel belongs to a polygon when its
-centre does), like rasterstats' default.
+centre does), like rasterstats' default. Their rows are labelled by the zones' id field
+(a catalog layer's ``shikong:id_field``) and carry a name column when the zones have one
+(see :func:`name_field_of` for the rule).
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ def zonal_stats(
     id_field: str | None = None,
     client=None,
     progress: Callable[[int, int], None] | None = None,
+    name_field: str | bool = True,
 ) -> pd.DataFrame:
     """Statistics of a raster inside each polygon (pixel-centre rule), lazily per block.
 
@@ -187,6 +190,11 @@ def zonal_stats(
     distributed ``client`` the blocks are computed on its cluster. ``progress(done,
     total)`` is called as block tasks finish; an exception it raises (a cancellation)
     stops the computation and cancels what is still queued.
+
+    Rows are indexed by ``id_field``'s values (the index takes the field's name, so a CSV
+    says ``许可证号``), or by the frame's own index when it is None. ``name_field=True``
+    carries the name column :func:`name_field_of` finds, a column name picks one, False
+    none; ``result.attrs`` records both fields.
     """
     unknown = [s for s in stats if s not in BASIC]
     if unknown:
@@ -201,7 +209,7 @@ def zonal_stats(
         and not polygons.crs.equals(raster.rio.crs)
     ):
         polygons = polygons.to_crs(raster.rio.crs)
-    ids = polygons[id_field].to_numpy() if id_field else polygons.index.to_numpy()
+    index, name = _zone_labels(polygons, id_field, name_field)
     data = raster.data if isinstance(raster.data, da.Array) else da.from_array(raster.data)
     if data.ndim == 3:
         data = data[0]
@@ -219,12 +227,81 @@ def zonal_stats(
         if edges.parts_in(r0, r0 + data.chunks[0][bi], c0, c0 + data.chunks[1][bj]).size
     ]
     computed = compute_with_progress(parts, client, progress)
-    return _combine(computed, ids, stats, percentiles)
+    result = _combine(computed, index, stats, percentiles)
+    if name is not None:
+        result.insert(0, name, polygons[name].to_numpy())
+    result.attrs = {"id_field": id_field, "name_field": name}
+    return result
+
+
+NAME_EXACT = ("name", "名称")  # compared case-insensitively
+NAME_SUFFIXES = ("名称", "_name", "mc")  # mc: 名称 in the pinyin-initial field codes (GHFQMC)
+PERSONAL = ("owner", "holder", "person", "contact", "user", "姓名", "权利人", "户主")
+
+
+def name_field_of(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> str | None:
+    """The zones' name-like text column, None when they have none.
+
+    First a column named ``name`` or ``名称`` (any case); else the first ending in
+    ``名称`` (矿山名称, 项目名称), then in ``_name``, then in ``MC`` (the pinyin-initial
+    codes of Chinese standards: GHFQMC 规划分区名称, DLMC 地类名称). Only text columns
+    count, and never a person's name (owner_name, 权利人, 姓名): those are personal data,
+    masked by the access policy, and a label must not carry them past it.
+    """
+    candidates = [
+        str(c)
+        for c in frame.columns
+        if c not in exclude
+        and not any(word in str(c).lower() for word in PERSONAL)
+        and pd.api.types.is_string_dtype(frame[c])
+    ]
+    for c in candidates:
+        if c.lower() in NAME_EXACT:
+            return c
+    for suffix in NAME_SUFFIXES:
+        for c in candidates:
+            if c.lower().endswith(suffix) and c.lower() != suffix:
+                return c
+    return None
+
+
+def _zone_labels(
+    polygons: gpd.GeoDataFrame, id_field: str | None, name_field: str | bool
+) -> tuple[pd.Index, str | None]:
+    """The zones' row labels (their ids, unique) and the name column to carry, if any."""
+    if id_field is not None and id_field not in polygons.columns:
+        raise InputError(
+            "id_field", f"the zones have no column {id_field!r}; columns: {_columns(polygons)}"
+        )
+    index = pd.Index(polygons[id_field]) if id_field else polygons.index.copy()
+    if index.name is None:
+        index.name = "zone"
+    if index.has_duplicates:
+        repeated = index[index.duplicated()][0]
+        raise InputError(
+            "id_field", f"zone labels must be unique: {repeated!r} repeats in {index.name!r}"
+        )
+    if name_field is True:
+        name = name_field_of(polygons, exclude=[id_field] if id_field else [])
+    elif name_field is False:
+        name = None
+    elif name_field not in polygons.columns:
+        raise InputError(
+            "name_field",
+            f"the zones have no column {name_field!r}; columns: {_columns(polygons)}",
+        )
+    else:
+        name = name_field
+    return index, (name if name != id_field else None)
+
+
+def _columns(frame: pd.DataFrame) -> str:
+    return ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
 
 
 def _combine(
     partials: list[tuple[np.ndarray, ...]],
-    ids: np.ndarray,
+    ids: pd.Index,
     stats: Sequence[str],
     percentiles: Sequence[float],
 ) -> pd.DataFrame:
@@ -253,7 +330,7 @@ def _combine(
             "max": np.where(empty, np.nan, high),
             "std": np.sqrt(np.maximum(squares / count - mean**2, 0.0)),
         }
-    result = pd.DataFrame({s: columns[s] for s in stats}, index=pd.Index(ids, name="zone"))
+    result = pd.DataFrame({s: columns[s] for s in stats}, index=ids)
     if percentiles:
         zones = np.concatenate(pixel_zones) if pixel_zones else np.empty(0, np.int64)
         values = np.concatenate(pixel_values) if pixel_values else np.empty(0)

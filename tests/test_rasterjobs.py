@@ -5,6 +5,7 @@ from __future__ import annotations
 import dask
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
@@ -318,3 +319,168 @@ def test_freed_block_memory_is_kept_for_reuse_on_glibc(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     if platform.libc_ver()[0] == "glibc":
         assert memory.reuse_freed_memory() is True
+
+
+# -- zone labels: the zone layer's id field and name, in the library, CLI and process ---
+MINES = {  # 许可证号 -> (矿山名称, box in pixels: col0, row0, col1, row1)
+    "CK-001": ("东岭煤矿", (5, 5, 25, 20)),
+    "CK-002": ("西沟煤矿", (30, 10, 50, 40)),
+    "CK-007": ("南山煤矿", (55, 30, 78, 58)),
+}
+
+
+def mine_zones() -> gpd.GeoDataFrame:
+    """Mines in a shuffled order (labels must follow the ids, not the row positions)."""
+    ids = ["CK-007", "CK-001", "CK-002"]
+    return gpd.GeoDataFrame(
+        {
+            "许可证号": ids,
+            "矿山名称": [MINES[i][0] for i in ids],
+            "采矿权人": ["甲公司", "乙公司", "丙公司"],
+            "矿区面积公顷": [1.5, 2.5, 3.5],
+        },
+        geometry=[pixel_box(*MINES[i][1]) for i in ids],
+        crs=4490,
+    )
+
+
+def pixel_box(c0, r0, c1, r1):
+    return box(X0 + c0 * RES, Y0 - r1 * RES, X0 + c1 * RES, Y0 - r0 * RES)
+
+
+def mine_values() -> np.ndarray:
+    """Every pixel a distinct whole number: sums and means are exact in float32."""
+    return np.arange(H * W, dtype="float32").reshape(H, W)
+
+
+def truth_per_mine(values) -> dict[str, tuple[int, float]]:
+    """(count, mean) per mine by the pixel-centre rule, one pixel at a time."""
+    out = {}
+    for zid, (_name, cells) in MINES.items():
+        picked = brute_force(values.astype("float64"), pixel_box(*cells))
+        out[zid] = (picked.size, picked.mean())
+    return out
+
+
+def test_zones_are_labelled_by_their_id_field_and_carry_their_name():
+    values = mine_values()
+    got = zonal_stats(grid(values), mine_zones(), stats=("count", "mean"), id_field="许可证号")
+    assert got.index.name == "许可证号"
+    assert list(got.columns) == ["矿山名称", "count", "mean"]
+    assert got.attrs == {"id_field": "许可证号", "name_field": "矿山名称"}
+    for zid, (count, mean) in truth_per_mine(values).items():
+        assert got.loc[zid, "矿山名称"] == MINES[zid][0]
+        assert got.loc[zid, "count"] == count > 0
+        assert got.loc[zid, "mean"] == pytest.approx(mean, rel=1e-12)
+    plain = zonal_stats(grid(values), mine_zones(), id_field="许可证号", name_field=False)
+    assert "矿山名称" not in plain.columns and plain.attrs["name_field"] is None
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"code": ["a"], "NAME": ["x"], "项目名称": ["y"]}, "NAME"),  # exactly name, any case
+        ({"名称": ["x"], "矿山名称": ["y"]}, "名称"),
+        ({"编号": ["a"], "矿山名称": ["x"], "项目名称": ["y"]}, "矿山名称"),  # first *名称
+        ({"river_name": ["x"], "GHFQMC": ["y"]}, "river_name"),  # *_name before *MC
+        ({"GHFQDM": ["11"], "GHFQMC": ["城镇发展区"]}, "GHFQMC"),
+        ({"owner_name": ["张三"], "权利人名称": ["李四"], "姓名": ["王五"]}, None),  # personal
+        ({"name": [3], "BSM": ["1"]}, None),  # a number is not a name
+        ({"DLBM": ["0101"]}, None),
+    ],
+)
+def test_the_name_field_rule(columns, expected):
+    from shikong.spatial.rasterjobs import name_field_of
+
+    assert name_field_of(pd.DataFrame(columns)) == expected
+
+
+def test_bad_zone_labels_name_the_problem():
+    from shikong.spatial.errors import InputError
+
+    values, zones = mine_values(), mine_zones()
+    with pytest.raises(InputError, match="no column 'mine_id'.*许可证号"):
+        zonal_stats(grid(values), zones, id_field="mine_id")
+    with pytest.raises(InputError, match="'CK-007' repeats in '许可证号'"):
+        zonal_stats(grid(values), pd.concat([zones, zones.iloc[:1]]), id_field="许可证号")
+    with pytest.raises(InputError, match="no column '名字'"):
+        zonal_stats(grid(values), zones, id_field="许可证号", name_field="名字")
+
+
+@pytest.fixture(scope="module")
+def mines_catalog(tmp_path_factory):
+    """A catalog holding the test raster and the mines, whose declared id is 许可证号."""
+    from shikong.catalog import Catalog
+
+    root = tmp_path_factory.mktemp("mines")
+    grid(mine_values()).rio.to_raster(root / "values.tif")
+    mine_zones().to_file(root / "mines.geojson")
+    catalog = Catalog.open(root / "data")
+    catalog.ingest(root / "values.tif", department="nrp", layer="values", valid_from="2024-01-01")
+    catalog.ingest(
+        root / "mines.geojson",
+        department="nrp",
+        layer="mines",
+        valid_from="2024-01-01",
+        id_field="许可证号",
+    )
+    return root / "data"
+
+
+def test_cli_zonal_stats_rows_are_the_mines_ids_and_names(mines_catalog):
+    import io
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("shikong")
+    done = subprocess.run(
+        [exe, "raster", "zonal-stats", "--raster", "nrp-values", "--zones", "nrp-mines",
+         "--stats", "count,mean", "--data", str(mines_catalog)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(io.StringIO(done.stdout), index_col=0)
+    assert table.index.name == "许可证号" and sorted(table.index) == sorted(MINES)
+    for zid, (count, mean) in truth_per_mine(mine_values()).items():
+        assert table.loc[zid, "矿山名称"] == MINES[zid][0]
+        assert table.loc[zid, "count"] == count
+        assert table.loc[zid, "mean"] == pytest.approx(mean, rel=1e-9)
+
+
+def test_zonal_statistics_process_rows_carry_id_and_name(mines_catalog, tmp_path):
+    import shutil
+    import time
+
+    import httpx
+    from conftest import RunningServer, free_port
+    from shikong.server.identity import KeyStore
+
+    data = tmp_path / "data"
+    shutil.copytree(mines_catalog, data)
+    key, _ = KeyStore(data).create("nrp", "analyst")
+    running = RunningServer(data, free_port())
+    try:
+        headers = {"X-API-Key": key}
+        reply = httpx.post(
+            f"{running.url}/processes/zonal-statistics/execution",
+            json={"inputs": {"raster": "nrp-values", "zones": "nrp-mines", "stats": ["count"]}},
+            headers=headers,
+            timeout=120,
+        )
+        assert reply.status_code == 201, reply.text
+        job = reply.headers["location"].rsplit("/", 1)[-1]
+        for _ in range(1200):
+            status = httpx.get(f"{running.url}/jobs/{job}?f=json", headers=headers).json()
+            if status["status"] in ("successful", "failed"):
+                break
+            time.sleep(0.1)
+        assert status["status"] == "successful", status
+        result = httpx.get(f"{running.url}/jobs/{job}/results?f=json", headers=headers).json()
+    finally:
+        running.stop()
+    assert (result["id_field"], result["name_field"]) == ("许可证号", "矿山名称")
+    truth = truth_per_mine(mine_values())
+    assert {r["id"]: (r["name"], r["count"]) for r in result["rows"]} == {
+        zid: (MINES[zid][0], truth[zid][0]) for zid in MINES
+    }
