@@ -27,6 +27,7 @@ from pygeoapi.api import environmental_data_retrieval as edr_api
 from pygeoapi.api import itemtypes as itemtypes_api
 from pygeoapi.api import maps as maps_api
 from pygeoapi.api import processes as processes_api
+from pygeoapi.plugin import load_plugin
 from shikong.catalog import Catalog
 from shikong.catalog.live import LiveIngest
 from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import pygeoapi_fixes
+from . import params, pygeoapi_fixes
 from .audit import AUDIT_FILE, AuditLog
 from .audit import query as audit_query
 from .guard import Guard, RequestContext
@@ -45,7 +46,7 @@ from .jobs import JOB_OWNER
 from .live import LiveApi, MqttBridge
 from .processes import ALWAYS_AUDITED, process_reads, wants_async
 from .providers.coverage import SCALING, raster_info
-from .publish import Publisher, View
+from .publish import Publisher, View, advertise_storage_crs
 from .stac_api import StacApi
 
 LOGGER = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ def context(request: Request) -> RequestContext:
     return ctx
 
 
+def _is_json(headers: dict[str, str]) -> bool:
+    return "json" in headers.get("Content-Type", headers.get("content-type", ""))
+
+
 NUMBER_RETURNED = re.compile(rb'"numberReturned":\s*(\d+)')
 
 
@@ -172,8 +177,14 @@ class Server:
         return self.publisher.snapshot.view(self.access(context(request).caller))
 
     async def call(
-        self, fn: Callable, request: Request, *args: Any, skip_valid_check: bool = False
+        self,
+        fn: Callable,
+        request: Request,
+        *args: Any,
+        skip_valid_check: bool = False,
+        rewrite: Callable[[dict], None] | None = None,
     ) -> Response:
+        """pygeoapi's answer for this caller; ``rewrite`` amends a JSON body in place."""
         ctx = context(request)
         api = self.view(request).api
         early = prevalidate(request)
@@ -198,6 +209,10 @@ class Server:
             if found:
                 ctx.count = int(found.group(1))
         headers = dict(headers or {})
+        if rewrite is not None and status == HTTPStatus.OK and _is_json(headers):
+            body = orjson.loads(content)
+            rewrite(body)
+            content = orjson.dumps(body)
         if status != HTTPStatus.NO_CONTENT and content is not None:
             content = apply_gzip(headers, content)
         response = Response(content if content is not None else b"", status_code=int(status))
@@ -217,7 +232,7 @@ class Server:
 
     async def collections(self, r: Request) -> Response:
         cid = r.path_params.get("collection_id")
-        return await self.call(core_api.describe_collections, r, cid)
+        return await self.call(core_api.describe_collections, r, cid, rewrite=advertise_storage_crs)
 
     async def schema(self, r: Request) -> Response:
         return await self.call(core_api.get_collection_schema, r, r.path_params["collection_id"])
@@ -249,6 +264,10 @@ class Server:
                     "Forbidden",
                     f"editing {cid} needs its owner department or a write grant",
                 )
+        if r.method == "GET":
+            wrong = await run_in_threadpool(self._unknown_parameters, r, cid, item)
+            if wrong:
+                return problem(400, "InvalidParameterValue", wrong)
         if item is None:
             if r.method == "GET":
                 return await self.call(
@@ -283,6 +302,21 @@ class Server:
         return await self.call(
             itemtypes_api.manage_collection_item, r, action, cid, item, skip_valid_check=True
         )
+
+    def _unknown_parameters(self, r: Request, cid: str, item: str | None) -> str | None:
+        """Why an items request names a parameter the API does not define, or None."""
+        resource = self.view(r).resources.get(cid)
+        provider = next(
+            (p for p in (resource or {}).get("providers", []) if p["type"] == "feature"), None
+        )
+        if provider is None:
+            return None  # pygeoapi answers the unknown collection or item type itself
+        names = list(dict.fromkeys(r.query_params.keys()))
+        fields = list(load_plugin("provider", provider).get_fields()) if item is None else []
+        unknown = params.unknown_parameters(
+            names, (params.ITEMS | set(fields)) if item is None else params.ITEM
+        )
+        return params.unknown_message(unknown, fields) if unknown else None
 
     def _unknown_bands(self, r: Request) -> str | None:
         """pygeoapi says only "Invalid field specified"; name the band and the choices."""

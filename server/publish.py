@@ -35,6 +35,11 @@ SERVED_CRS = [
     "http://www.opengis.net/def/crs/EPSG/0/4547",
     "http://www.opengis.net/def/crs/EPSG/0/4526",
 ]
+# Assets hold CGCS2000 longitude/latitude. pygeoapi is told CRS84 (the same numbers: PROJ
+# applies no shift between the two, their difference is centimetres) so that its bbox and
+# output transforms keep x=longitude; the collections advertise the true storage CRS, so
+# GDAL and QGIS open layers as EPSG:4490. CGCS2000 is a static CRS: no coordinate epoch.
+STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4490"
 PROVIDERS = "shikong.server.providers"
 POLL_SECONDS = 0.25
 
@@ -47,7 +52,8 @@ def base_config(url: str, max_items: int = 1000) -> dict[str, Any]:
             "mimetype": "application/json; charset=UTF-8",
             "encoding": "utf-8",
             "languages": ["en", "zh"],  # bare zh: babel's zh-CN breaks pygeoapi negotiation
-            "limits": {"default_items": 10, "max_items": max_items, "on_exceed": "error"},
+            # over the maximum: a server-limited page with a next link (Features /req/core/limit)
+            "limits": {"default_items": 10, "max_items": max_items, "on_exceed": "throttle"},
             "map": {
                 "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                 "attribution": "&copy; OpenStreetMap contributors",
@@ -172,6 +178,14 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
             },
         ]
     return resource if resource["providers"] else None
+
+
+def advertise_storage_crs(body: dict[str, Any]) -> None:
+    """Name EPSG:4490 as the storage CRS of every collection pygeoapi calls CRS84."""
+    collections = body.get("collections", [body])
+    for collection in collections:
+        if collection.get("storageCrs") == CRS84:
+            collection["storageCrs"] = STORAGE_CRS
 
 
 def edr_provider(layer: Layer) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - ``transform_bbox`` builds a pyproj Transformer and calls ``CRS.to_epsg()`` (a database
   search, ~17 ms) on every request with a bbox, even when bbox-crs equals the storage
   CRS. We skip identical CRSs and cache transformers and EPSG codes.
+- pygeofilter's CQL2-text grammar refuses property names that are not ASCII (``类别``)
+  or are one character long; Features filters use :mod:`cql_text` instead.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from functools import lru_cache
 import pyproj
 from pygeoapi import crs as pygeoapi_crs
 from pygeoapi.api import itemtypes
+
+from . import cql_text
 
 _original_transform_bbox = pygeoapi_crs.transform_bbox
 
@@ -44,5 +48,6 @@ def transform_bbox(bbox: list, from_crs, to_crs, always_xy: bool = False) -> lis
 
 
 def apply() -> None:
+    itemtypes.parse_cql2_text = cql_text.parse
     itemtypes.transform_bbox = transform_bbox
     pygeoapi_crs.transform_bbox = transform_bbox

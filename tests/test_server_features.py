@@ -158,7 +158,7 @@ def test_geopandas_reads_an_items_url(server, landuse):
         ("/collections/nrp-landuse/items?filter=DLBM%3D", 400, "cql"),
         ("/collections/nrp-landuse/items?filter=NOPE%3D1", 400, "NOPE"),
         ("/collections/nrp-landuse/items?crs=EPSG:9999", 400, "CRS"),
-        ("/collections/nrp-landuse/items?limit=100000", 400, "limit"),
+        ("/collections/nrp-landuse/items?ghfqmc=农田保护区", 400, "ghfqmc"),
         ("/collections/nrp-landuse/items?limit=-1", 400, "limit"),
         ("/nothing/here", 404, "no resource"),
     ],

@@ -15,6 +15,7 @@ from ..errors import CRSError, FormatError, InputError
 from .encoding import decode_text
 from .finish import to_storage
 from .report import ReadReport, ReadResult
+from .types import type_columns
 
 LON_NAMES = ("lon", "lng", "long", "longitude", "经度")
 LAT_NAMES = ("lat", "latitude", "纬度")
@@ -103,6 +104,10 @@ def read_csv(
             report.actions.append(f"survey order: {ycol!r} read as easting, {xcol!r} as northing")
         geoms = gpd.points_from_xy(xs, ys)
         frame = df
+    frame, kinds, origin = type_columns(frame, path)
+    if kinds:
+        typed = ", ".join(f"{name} {kind}" for name, kind in kinds.items())
+        report.actions.append(f"column types ({origin}): {typed}")
     if crs is not None:
         target, report.crs_origin = as_crs(crs), "declared"
     elif mode in ("lonlat", "wkt"):

@@ -1,0 +1,112 @@
+"""OGC API Features details a new user hit (issue 16): each checked against the source data."""
+
+from __future__ import annotations
+
+import csv
+import urllib.parse
+
+import httpx
+import pyogrio
+import pytest
+from shikong.catalog import Catalog
+
+pytestmark = pytest.mark.usefixtures("as_tester")
+
+
+def get(server, path: str, **params) -> httpx.Response:
+    query = urllib.parse.urlencode(params)
+    return httpx.get(f"{server.url}{path}{'?' + query if query else ''}", timeout=60)
+
+
+def test_limit_over_the_maximum_serves_a_server_limited_page_with_next(server, demo_data):
+    total = len(Catalog.open(demo_data)["nrp-landuse"].to_geodataframe())
+    assert total > 1000  # the page is limited by the server, not by the data
+    reply = get(server, "/collections/nrp-landuse/items", f="json", limit=50000)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert len(body["features"]) == 1000 and body["numberMatched"] == total
+    following = next(link["href"] for link in body["links"] if link["rel"] == "next")
+    assert "offset=1000" in following
+    second = httpx.get(following, timeout=60).json()
+    assert len(second["features"]) == min(1000, total - 1000)
+    first_ids = {f["id"] for f in body["features"]}
+    assert first_ids.isdisjoint(f["id"] for f in second["features"])
+
+
+@pytest.mark.parametrize("query", ["foo=bar", "ghfqmc=农田保护区", "Limit=5", "bbox_crs=x"])
+def test_unknown_query_parameters_are_a_400_naming_them(server, query):
+    name = query.split("=")[0]
+    reply = httpx.get(f"{server.url}/collections/nrp-landuse/items?f=json&{query}")
+    assert reply.status_code == 400, reply.text
+    assert repr(name) in reply.json()["description"]
+    one = httpx.get(f"{server.url}/collections/nrp-landuse/items/1?f=json&{query}")
+    assert one.status_code == 400 and repr(name) in one.json()["description"]
+
+
+def test_a_collection_field_is_a_defined_parameter(server, demo_data):
+    landuse = Catalog.open(demo_data)["nrp-landuse"].to_geodataframe()
+    reply = get(server, "/collections/nrp-landuse/items", f="json", DLMC="旱地", limit=1000)
+    assert reply.status_code == 200
+    expect = landuse[landuse["DLMC"] == "旱地"]
+    assert reply.json()["numberMatched"] == len(expect) > 0
+
+
+def test_cql2_text_takes_unquoted_chinese_and_one_letter_property_names(server, demo_data):
+    landuse = Catalog.open(demo_data)["nrp-landuse"].to_geodataframe()
+    expect = sorted(landuse.loc[landuse["DLMC"] == "旱地", "fid"])
+    reply = get(
+        server, "/collections/nrp-landuse/items", f="json", filter="DLMC='旱地'", limit=1000
+    )
+    assert sorted(f["id"] for f in reply.json()["features"]) == expect
+    # a Chinese property name, unquoted: the layer has none, so the 400 must name it
+    # (a parse error would say "Bad CQL text" instead)
+    unknown = get(server, "/collections/nrp-landuse/items", f="json", filter="类别='二级甲等'")
+    assert unknown.status_code == 400 and "类别" in unknown.json()["description"]
+    short = get(server, "/collections/nrp-landuse/items", f="json", filter="a=1")
+    assert short.status_code == 400 and "unknown properties a" in short.json()["description"]
+
+
+def test_gdal_opens_layers_in_their_storage_crs_epsg_4490(server):
+    described = get(server, "/collections/tra-roads", f="json").json()
+    assert described["storageCrs"] == "http://www.opengis.net/def/crs/EPSG/0/4490"
+    assert "storageCrsCoordinateEpoch" not in described  # CGCS2000 is a static CRS
+    listed = get(server, "/collections", f="json").json()["collections"]
+    served = [c for c in listed if "storageCrs" in c]
+    assert served and all(c["storageCrs"].endswith("EPSG/0/4490") for c in served)
+    info = pyogrio.read_info(f"OAPIF:{server.url}/collections/tra-roads")
+    assert info["crs"] == "EPSG:4490"
+    frame = pyogrio.read_dataframe(f"OAPIF:{server.url}/collections/tra-roads", max_features=3)
+    x, y = frame.geometry.iloc[0].coords[0]
+    assert 112 < x < 115 and 33 < y < 35  # GIS order in GDAL: lon, lat
+
+
+def test_sensor_numbers_are_numbers_and_filter_as_numbers(server, demo_data):
+    source = demo_data.parent / "sources" / "wat" / "water_level_sensors.csv"
+    with source.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    expect = sorted(r["sensor_id"] for r in rows if float(r["warning_level"]) > 100)
+    assert 0 < len(expect) < len(rows) or len(expect) == len(rows)
+    reply = get(
+        server,
+        "/collections/wat-water_level_sensors/items",
+        f="json",
+        filter="warning_level > 100",
+        limit=1000,
+    )
+    assert reply.status_code == 200, reply.text
+    assert sorted(f["id"] for f in reply.json()["features"]) == expect
+    higher = max(float(r["warning_level"]) for r in rows) - 1
+    expect_high = sorted(r["sensor_id"] for r in rows if float(r["warning_level"]) > higher)
+    reply = get(
+        server,
+        "/collections/wat-water_level_sensors/items",
+        f="json",
+        filter=f"warning_level > {higher}",
+    )
+    assert sorted(f["id"] for f in reply.json()["features"]) == expect_high
+    queryables = get(server, "/collections/wat-water_level_sensors/queryables", f="json").json()
+    types = {k: v.get("type") for k, v in queryables["properties"].items()}
+    assert types["warning_level"] == "number" and types["min_valid"] == "number"
+    assert types["lon"] == "number" and types["sensor_id"] == "string"
+    feature = reply.json()["features"][0]["properties"]
+    assert isinstance(feature["warning_level"], float)
