@@ -44,7 +44,10 @@ def main() -> None:
 
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--layer", help="Layer of a GeoPackage (or other multi-layer file).")
+@click.option(
+    "--layer",
+    help="Layer of a GeoPackage, or which dataset of a folder or .zip (name or path in it).",
+)
 @click.option("--crs", help="Declared CRS when the file has none, e.g. EPSG:4526.")
 @click.option("--encoding", help="Declared text encoding, e.g. gbk (default: .cpg or detect).")
 @click.option("--survey-order", is_flag=True, help="CSV: X is the northing, Y the easting.")
@@ -58,7 +61,8 @@ def check(
     survey_order: bool,
     as_json: bool,
 ) -> None:
-    """Read SOURCE and report what was found and what was repaired."""
+    """Read SOURCE (a file, or a folder or .zip holding one) and report what was found and
+    what was repaired."""
     from shikong.spatial.area import Area, ellipsoidal_area_m2
     from shikong.spatial.readers import read
 
@@ -73,6 +77,7 @@ def check(
     table.add_column()
     bbox = ", ".join(f"{v:.6f}" for v in report.bbox) if report.bbox else "—"
     rows = [
+        *([("dataset", report.source)] if report.delivery else []),
         ("format", report.format),
         ("layer", report.layer or "—"),
         ("encoding", report.encoding or "—"),
@@ -135,7 +140,10 @@ def _data_option(func):
 @click.option("--title-en", help="English title.")
 @click.option("--description", default="", help="What the layer holds.")
 @click.option("--keyword", "keywords", multiple=True, help="Keyword (repeatable).")
-@click.option("--source-layer", help="Layer inside a GeoPackage.")
+@click.option(
+    "--source-layer",
+    help="Layer inside a GeoPackage, or which dataset of a folder or .zip (name or path in it).",
+)
 @click.option("--crs", help="Declared CRS when the file has none.")
 @click.option("--encoding", help="Declared text encoding.")
 @click.option("--survey-order", is_flag=True, help="CSV: X is the northing.")
@@ -159,7 +167,8 @@ def ingest(
     survey_order: bool,
     **kwargs,
 ) -> None:
-    """Ingest SOURCE as a new version of a department's layer."""
+    """Ingest SOURCE (a file, or a folder or .zip holding one) as a new version of a
+    department's layer."""
     from shikong.catalog import Catalog
 
     options = {

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -43,3 +44,58 @@ def test_bad_input_exits_2_without_traceback(tmp_path):
     proc = subprocess.run([SHIKONG, "check", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "broken.geojson" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def zipped_delivery(tmp_path: Path) -> tuple[Path, gpd.GeoDataFrame]:
+    """A department's zip: a GBK shapefile (no .cpg) in a subfolder, and a note."""
+    made = tmp_path / "made"
+    made.mkdir()
+    frame = gpd.GeoDataFrame(
+        {"地类名称": ["水田", "旱地"], "面积": [1.5, 2.5]},
+        geometry=[box(38_500_000, 3_737_000, 38_500_100, 3_737_100)] * 2,
+        crs=4526,
+    )
+    frame.to_file(made / "地类图斑.shp", encoding="GBK")
+    (made / "地类图斑.cpg").unlink(missing_ok=True)
+    delivery = tmp_path / "地类图斑_2024.zip"
+    with zipfile.ZipFile(delivery, "w") as zf:
+        for part in sorted(made.iterdir()):
+            zf.write(part, f"成果/{part.name}")
+        zf.writestr("说明.txt", "2024年度")
+    return delivery, frame
+
+
+def test_check_and_ingest_a_zip_say_which_dataset_was_taken(tmp_path):
+    delivery, frame = zipped_delivery(tmp_path)
+    proc = subprocess.run([SHIKONG, "check", str(delivery)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "opened 成果/地类图斑.shp, the one dataset in 地类图斑_2024.zip" in proc.stdout
+    assert "gbk (detected)" in proc.stdout
+    data = tmp_path / "data"
+    args = ["ingest", str(delivery), "-d", "nrp", "-l", "landuse", "--data", str(data)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "created nrp-landuse-v1" in result.output
+    assert "opened 成果/地类图斑.shp" in result.output
+    from shikong.catalog import Catalog
+
+    stored = Catalog.open(data)["nrp-landuse"].to_geodataframe()
+    assert stored["地类名称"].tolist() == frame["地类名称"].tolist()
+    truth = frame.to_crs(4490).geometry[0]
+    assert stored.geometry[0].normalize().equals_exact(truth.normalize(), tolerance=1e-9)
+
+
+def test_a_folder_of_several_datasets_is_refused_listing_them(tmp_path):
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    frame = gpd.GeoDataFrame({"n": [1]}, geometry=[box(113.3, 33.7, 113.4, 33.8)], crs=4490)
+    frame.to_file(folder / "a.geojson")
+    frame.to_file(folder / "b.gpkg", layer="b")
+    proc = subprocess.run([SHIKONG, "check", str(folder)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "holds 2 datasets" in proc.stderr and "a.geojson, b.gpkg" in proc.stderr
+    data = tmp_path / "data"
+    args = ["ingest", str(folder), "-d", "nrp", "-l", "b", "--source-layer", "b.gpkg"]
+    result = CliRunner().invoke(main, [*args, "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "opened b.gpkg in delivery (chosen by layer)" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -239,3 +240,131 @@ def test_utf8_names_cut_by_the_dbf_limit_are_read_and_reported(tmp_path):
     assert list(frame.columns[:2]) == ["地类名", "权属单"]  # 9 of 12 bytes survive
     assert frame["地类名"].tolist() == CHINESE["地类名称"]
     assert any("10-byte DBF limit" in w for w in report.warnings)
+
+
+# Deliveries: a folder or a .zip holding the dataset, as departments send shapefiles.
+
+GBK_STEM = "地类图斑"
+
+
+def gbk_named_zip(path: Path, files: dict[str, Path]) -> Path:
+    """A zip as Chinese Windows tools write it: member names in GBK, no UTF-8 flag.
+
+    Python writes non-ASCII names as flagged UTF-8, so each member is written under an
+    ASCII placeholder as long as its GBK name, then the name bytes are swapped (names are
+    outside the CRC, and equal lengths keep every offset).
+    """
+    names = {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, (name, source) in enumerate(files.items()):
+            raw = name.encode("gbk")
+            placeholder = chr(ord("A") + i).encode() * len(raw)  # none inside another
+            names[placeholder] = raw
+            zf.write(source, placeholder.decode())
+    data = path.read_bytes()
+    for placeholder, raw in names.items():
+        assert data.count(placeholder) == 2  # local header and central directory
+        data = data.replace(placeholder, raw)
+    path.write_bytes(data)
+    return path
+
+
+def sidecars(shp: Path) -> list[Path]:
+    return sorted(shp.parent.glob(f"{shp.stem}.*"))
+
+
+def test_folder_holding_one_shapefile(tmp_path, gk38_to_4490):
+    delivery = tmp_path / "delivery"
+    (delivery / "矢量").mkdir(parents=True)
+    shp = write_shapefile(gk38_frame(True), delivery / "矢量" / "地类图斑.shp", "GBK", cpg=False)
+    (delivery / "说明.txt").write_text("2024年度变更调查成果", encoding="utf-8")
+    frame, report = read(delivery)
+    assert frame["地类名称"].tolist() == CHINESE["地类名称"]
+    assert report.encoding == "gbk (detected)"
+    assert report.source == str(shp) and report.delivery == str(delivery)
+    assert report.actions[0] == (
+        "opened 矢量/地类图斑.shp, the one dataset in delivery (not read: 说明.txt)"
+    )
+    truth = gk38_to_4490(box(500_000, 3_737_000, 500_200, 3_737_100))
+    assert frame.geometry[0].normalize().equals_exact(truth.normalize(), tolerance=1e-9)
+
+
+def test_zip_with_gbk_names_and_a_gbk_shapefile_in_a_subfolder(tmp_path, gk38_to_4490):
+    made = tmp_path / "made"
+    made.mkdir()
+    shp = write_shapefile(gk38_frame(True), made / f"{GBK_STEM}.shp", "GBK", cpg=False)
+    files = {f"成果/{GBK_STEM}{p.suffix}": p for p in sidecars(shp)}
+    files[f"__MACOSX/成果/._{GBK_STEM}.shp"] = shp.with_suffix(".shx")  # a Mac's junk
+    delivery = gbk_named_zip(tmp_path / "delivery.zip", files)
+    with zipfile.ZipFile(delivery) as zf:
+        assert not any(info.flag_bits & 0x800 for info in zf.infolist())
+    frame, report = read(delivery)
+    assert frame["权属单位"].tolist() == CHINESE["权属单位"]
+    assert report.encoding == "gbk (detected)"  # the bytes of the .dbf decided, as for a file
+    assert report.source == f"{delivery}/成果/{GBK_STEM}.shp"
+    assert report.actions[0] == f"opened 成果/{GBK_STEM}.shp, the one dataset in delivery.zip"
+    truth = gk38_to_4490(box(500_600, 3_737_000, 500_800, 3_737_100))
+    assert frame.geometry[2].normalize().equals_exact(truth.normalize(), tolerance=1e-9)
+    same, _ = read(f"{delivery}/成果/{GBK_STEM}.shp")  # GDAL's /vsizip/-style path
+    assert same.geometry.geom_equals(frame.geometry).all()
+
+
+def test_zip_with_several_datasets_lists_them_and_layer_chooses(tmp_path):
+    made = tmp_path / "made"
+    made.mkdir()
+    shp = write_shapefile(gk38_frame(True), made / "parcels.shp", "UTF-8", cpg=True)
+    roads = made / "roads.geojson"
+    gpd.GeoDataFrame(
+        {"name": ["a", "b"]}, geometry=[Point(113.3, 33.7), Point(113.4, 33.8)], crs=4490
+    ).to_file(roads)
+    zipped = tmp_path / "two.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for p in sidecars(shp):
+            zf.write(p, f"shp/{p.name}")
+        zf.write(roads, "roads.geojson")
+        zf.writestr("readme.txt", "not a dataset")
+    with pytest.raises(InputError, match="holds 2 datasets.*--layer") as info:
+        read(zipped)
+    assert "roads.geojson" in str(info.value) and "shp/parcels.shp" in str(info.value)
+    frame, report = read(zipped, layer="roads")
+    assert frame["name"].tolist() == ["a", "b"] and report.format == "GeoJSON"
+    assert report.actions[0] == "opened roads.geojson in two.zip (chosen by layer)"
+    frame, _ = read(zipped, layer="shp/parcels.shp")
+    assert len(frame) == 3
+    frame, _ = read(zipped / "shp" / "parcels.shp")
+    assert len(frame) == 3
+    with pytest.raises(InputError, match="no dataset 'rivers'.*roads.geojson"):
+        read(zipped, layer="rivers")
+    with pytest.raises(InputError, match="has no 'shp/x.shp'.*shp/parcels.shp"):
+        read(zipped / "shp" / "x.shp")
+
+
+def test_errors_inside_a_zip_name_the_zip_not_a_temporary_folder(tmp_path):
+    shp = write_shapefile(gk38_frame(True), tmp_path / "t.shp", "UTF-8", cpg=True)
+    zipped = tmp_path / "broken.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for p in sidecars(shp):
+            if p.suffix != ".shx":
+                zf.write(p, f"sub/{p.name}")
+    with pytest.raises(FormatError, match="the .shx index file is missing") as info:
+        read(zipped)
+    assert info.value.source == f"{zipped}/sub/t.shp"
+    assert "shikong-zip" not in str(info.value)
+
+
+def test_deliveries_that_hold_nothing_readable(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FormatError, match="this folder holds no dataset.*empty"):
+        read(empty)
+    (empty / "parcels.dbf").write_bytes(b"\x03" + b"\x00" * 40)
+    with pytest.raises(FormatError, match=r"holds no dataset .*\(it holds: parcels.dbf\)"):
+        read(empty)
+    not_zip = tmp_path / "fake.zip"
+    not_zip.write_bytes(b"PK\x03\x04 but nothing else")
+    with pytest.raises(FormatError, match="not a readable zip"):
+        read(not_zip)
+    rar = tmp_path / "delivery.rar"
+    rar.write_bytes(b"Rar!\x1a\x07\x00")
+    with pytest.raises(FormatError, match=r"\.rar archives are not read.*\.zip"):
+        read(rar)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import FormatError, InputError
 from .coordinate_file import parse_coordinate_text, read_coordinate_file
+from .delivery import opened_delivery
 from .report import ReadReport, ReadResult
 from .tabular import read_csv
 from .vector import read_geoparquet, read_ogr, read_shapefile
@@ -46,9 +47,25 @@ def read(
     """Read any supported vector source by its file type.
 
     Shapefile (.shp), GeoJSON, GeoPackage (choose ``layer``), GeoParquet, CSV (coordinate
-    columns; ``xy_order="survey"`` when X is the northing) and 坐标报盘 text (.txt).
+    columns; ``xy_order="survey"`` when X is the northing) and 坐标报盘 text (.txt); or a
+    folder or .zip holding one of them (``layer`` or ``x.zip/path/in/it.shp`` chooses
+    among several; the report's first action names the dataset taken).
     """
     path = Path(source)
+    with opened_delivery(path, layer) as chosen:
+        if chosen is None:
+            return _read_file(path, layer=layer, crs=crs, encoding=encoding, **options)
+        frame, report = _read_file(
+            chosen.path, layer=chosen.layer, crs=crs, encoding=encoding, **options
+        )
+        report.source, report.delivery = chosen.display, str(chosen.container)
+        report.actions.insert(0, chosen.note)
+        return ReadResult(frame, report)
+
+
+def _read_file(
+    path: Path, *, layer: str | int | None, crs: object | None, encoding: str | None, **options
+) -> ReadResult:
     if not path.exists():
         raise InputError(path, "no such file")
     if path.is_dir():

@@ -18,6 +18,7 @@ class ReadReport:
     crs: str | None = None  # the source CRS, e.g. "EPSG:4526"
     crs_origin: str | None = None  # where it came from: ".prj", "declared", "detected: ..."
     layer: str | None = None
+    delivery: str | None = None  # the folder or .zip the source was chosen from
     layers: list[str] = field(default_factory=list)
     feature_count: int = 0
     geometry_types: dict[str, int] = field(default_factory=dict)
