@@ -17,6 +17,17 @@ _DIMENSION_OF = {
 }
 
 
+def orient_rfc7946(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
+    """Exterior rings counter-clockwise, holes clockwise (RFC 7946 section 3.1.6).
+
+    Sources come in either orientation (Shapefiles are clockwise by their own rule); we
+    store the GeoJSON one, so every GeoJSON answer follows the RFC without work per request.
+    """
+    return gpd.GeoSeries(
+        shapely.orient_polygons(geoms.values, exterior_cw=False), index=geoms.index, crs=geoms.crs
+    )
+
+
 def repair_geometries(geoms: gpd.GeoSeries) -> tuple[gpd.GeoSeries, list[tuple[object, str]]]:
     """Repair invalid geometries with make_valid, keeping each feature's dimension.
 

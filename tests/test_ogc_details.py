@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import urllib.parse
 
 import httpx
@@ -110,3 +111,47 @@ def test_sensor_numbers_are_numbers_and_filter_as_numbers(server, demo_data):
     assert types["lon"] == "number" and types["sensor_id"] == "string"
     feature = reply.json()["features"][0]["properties"]
     assert isinstance(feature["warning_level"], float)
+
+
+def _signed_area(ring: list[list[float]]) -> float:
+    """Shoelace: positive for a counter-clockwise ring (x east, y north)."""
+    return sum(x0 * y1 - x1 * y0 for (x0, y0, *_), (x1, y1, *_) in itertools.pairwise(ring))
+
+
+def _polygons(geometry: dict) -> list[list[list[list[float]]]]:
+    if geometry["type"] == "Polygon":
+        return [geometry["coordinates"]]
+    if geometry["type"] == "MultiPolygon":
+        return geometry["coordinates"]
+    return []
+
+
+@pytest.mark.parametrize(
+    "collection", ["nrp-landuse", "nrp-planning_zones", "nrp-farmland_protection"]
+)
+def test_geojson_rings_follow_rfc_7946(server, collection):
+    body = get(server, f"/collections/{collection}/items", f="json", limit=300).json()
+    polygons = [p for f in body["features"] if f["geometry"] for p in _polygons(f["geometry"])]
+    assert polygons, f"{collection} served no polygons"
+    for rings in polygons:
+        assert _signed_area(rings[0]) > 0  # exterior counter-clockwise
+        assert all(_signed_area(hole) < 0 for hole in rings[1:])  # holes clockwise
+
+
+def test_a_clockwise_source_is_stored_counter_clockwise(tmp_path):
+    import json
+
+    from shikong.spatial.readers import read
+
+    exterior = [[113.0, 33.0], [113.0, 33.1], [113.1, 33.1], [113.1, 33.0], [113.0, 33.0]]
+    hole = [[113.02, 33.02], [113.08, 33.02], [113.08, 33.08], [113.02, 33.08], [113.02, 33.02]]
+    assert _signed_area(exterior) < 0 and _signed_area(hole) > 0  # the wrong way round
+    source = tmp_path / "cw.geojson"
+    geometry = {"type": "Polygon", "coordinates": [exterior, hole]}
+    feature = {"type": "Feature", "properties": {"n": 1}, "geometry": geometry}
+    source.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    frame, _ = read(source)
+    polygon = frame.geometry.iloc[0]
+    assert _signed_area([list(c) for c in polygon.exterior.coords]) > 0
+    assert _signed_area([list(c) for c in polygon.interiors[0].coords]) < 0
+    assert abs(polygon.area - (0.01 - 0.0036)) < 1e-12  # the same ground

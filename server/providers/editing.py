@@ -39,6 +39,8 @@ def parse_feature(payload: bytes | str | dict) -> dict[str, Any]:
     props = feature.get("properties") or {}
     if not isinstance(props, dict):
         raise ProviderInvalidQueryError(user_msg="properties must be an object")
+    if geometry is not None:
+        geometry = shapely.orient_polygons(geometry, exterior_cw=False)  # RFC 7946
     return {"id": feature.get("id"), "geometry": geometry, "properties": props}
 
 

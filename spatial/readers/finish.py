@@ -9,7 +9,7 @@ from pyproj import CRS
 
 from ..crs import STORAGE_CRS, detect_prefixed_zone, outside_china, zone_of_epsg
 from ..errors import CRSError
-from ..validate import geometry_type_counts, repair_geometries
+from ..validate import geometry_type_counts, orient_rfc7946, repair_geometries
 from .report import ReadReport, ReadResult
 
 
@@ -93,6 +93,7 @@ def to_storage(
         gdf = gdf.set_geometry(geoms)
         report.repaired = [(str(idx), reason) for idx, reason in repaired]
         report.actions.append(f"repaired {len(repaired)} invalid geometries with make_valid")
+    gdf = gdf.set_geometry(orient_rfc7946(gdf.geometry))
     values = gdf.geometry.values
     present = ~(shapely.is_missing(values) | shapely.is_empty(values))
     if (~present).any():
