@@ -333,7 +333,7 @@ def test_zip_with_several_datasets_lists_them_and_layer_chooses(tmp_path):
     assert len(frame) == 3
     frame, _ = read(zipped / "shp" / "parcels.shp")
     assert len(frame) == 3
-    with pytest.raises(InputError, match="no dataset 'rivers'.*roads.geojson"):
+    with pytest.raises(InputError, match="no dataset 'rivers' in this zip: .*roads.geojson"):
         read(zipped, layer="rivers")
     with pytest.raises(InputError, match="has no 'shp/x.shp'.*shp/parcels.shp"):
         read(zipped / "shp" / "x.shp")

@@ -83,15 +83,13 @@ def _choose(
                 container, f"layer {layer!r} names {len(match)} datasets: {', '.join(match)}"
             )
         if len(datasets) > 1:
-            raise InputError(
-                container, f"no dataset {layer!r} in this {kind}; its datasets: "
-                f"{_listing(datasets)}",
-            )  # fmt: skip
+            listing = _listing(datasets)
+            raise InputError(container, f"no dataset {layer!r} in this {kind}: {listing}")
     if len(datasets) > 1:
         raise InputError(
             container,
-            f"this {kind} holds {len(datasets)} datasets, choose one with --layer (name or "
-            f"path inside it): {_listing(datasets)}",
+            f"this {kind} holds {len(datasets)} datasets, choose one by name or path inside it "
+            f"(layer=..., --layer; shikong ingest: --source-layer): {_listing(datasets)}",
         )
     (name,) = datasets
     note = f"opened {name}, the one dataset in {container.name}"
