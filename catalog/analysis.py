@@ -208,7 +208,7 @@ def planning_compliance(
     total = measure(proposal.geometry)
     zone = total.zone
     layers, pieces, verdicts = [], [], []
-    context: dict[str, gpd.GeoDataFrame] = {}
+    context: dict[str, tuple[str, gpd.GeoDataFrame]] = {}
     for rule in rules["layers"]:
         name, class_field = rule.get("name", rule["collection"]), rule.get("class_field")
         try:
@@ -264,7 +264,8 @@ def planning_compliance(
         layers.append(entry)
         pieces += _pieces_geojson(name, result, class_field)
         if figure and not rule.get("report_only"):
-            context[rule.get("name_en", layer.id)] = _around(layer, proposal, as_of)
+            label = f"{name} {rule.get('name_en', '')}".strip()
+            context[layer.id] = (label, _around(layer, proposal, as_of))
     overall = max(verdicts, key=order.index) if verdicts else "compliant"
     report = {
         "proposal": {
@@ -281,7 +282,7 @@ def planning_compliance(
         "overlaps": {"type": "FeatureCollection", "features": pieces},
     }
     if figure:
-        figure_png = render_figure(proposal, context, pieces)
+        figure_png = render_figure(proposal, context, report, rules)
         report["figure_png"] = base64.b64encode(figure_png).decode()
     return report
 
@@ -327,45 +328,165 @@ def _verdict(
     return None, None
 
 
+VERDICT_LOOK = {  # verdict -> (Chinese, English, colour)
+    "compliant": ("合规", "compliant", "#2e7d32"),
+    "needs_review": ("需复核", "needs review", "#e65100"),
+    "conflict": ("冲突", "conflict", "#c62828"),
+}
+CONTEXT_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2")
+
+
+def verdict_label(verdict: str | None) -> str:
+    """合规 compliant / 冲突 conflict / 需复核 needs review, as the figure prints them."""
+    zh, en, _ = VERDICT_LOOK.get(verdict or "", (verdict or "—", "", "black"))
+    return f"{zh} {en}".strip()
+
+
+def _problem_areas(
+    proposal: Proposal, report: dict[str, Any], rules: dict
+) -> list[tuple[BaseGeometry, str]]:
+    """Where the proposal breaks a rule, with that rule's verdict: the overlaps that
+    count for occupied and class rules, and the part outside for a not_covered rule
+    (an urban boundary's overlap is the good part, not the problem)."""
+    pieces: dict[str, list[dict]] = {}
+    for feature in report["overlaps"]["features"]:
+        if not feature["properties"]["sliver"]:
+            pieces.setdefault(feature["properties"]["layer"], []).append(feature)
+    out = []
+    for rule in rules["layers"]:
+        name = rule.get("name", rule["collection"])
+        found = pieces.get(name, [])
+        if rule.get("report_only"):
+            continue
+        if rule.get("when") == "occupied":
+            out += [(shape(f["geometry"]), rule["verdict"]) for f in found]
+        elif rule.get("when") == "not_covered":
+            covered = shapely.union_all([shape(f["geometry"]) for f in found])
+            outside = polygonal(proposal.geometry.difference(covered))
+            if not outside.is_empty and measure(outside).ellipsoidal.m2 > rules.get(
+                "sliver_tolerance_m2", 0
+            ):
+                out.append((outside, rule["verdict"]))
+        elif "classes" in rule:
+            for f in found:
+                outcome = rule["classes"].get(f["properties"]["class"], rule.get("default"))
+                verdict = outcome if isinstance(outcome, str) else (outcome or {}).get("verdict")
+                if verdict and verdict != "compliant":
+                    out.append((shape(f["geometry"]), verdict))
+    return out
+
+
 def render_figure(
-    proposal: Proposal, context: dict[str, gpd.GeoDataFrame], pieces: list[dict]
+    proposal: Proposal,
+    context: dict[str, tuple[str, gpd.GeoDataFrame]],
+    report: dict[str, Any],
+    rules: dict,
 ) -> bytes:
-    """A PNG map: the control layers around the proposal, the overlaps, the boundary."""
+    """The compliance map as PNG bytes."""
+    import matplotlib.pyplot as plt
+    from shikong.spatial.fonts import cjk_rc
+
+    with plt.rc_context(cjk_rc()):
+        fig = compliance_figure(proposal, context, report, rules)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def compliance_figure(
+    proposal: Proposal,
+    context: dict[str, tuple[str, gpd.GeoDataFrame]],
+    report: dict[str, Any],
+    rules: dict,
+):
+    """A map in Chinese (with English): the verdict, the control layers around the
+    proposal with each layer's verdict, where the proposal breaks a rule, the boundary.
+    ``context`` maps a layer id to its label and features; the caller closes the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+    from shikong.spatial.fonts import cjk_rc
 
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
-    colours = plt.get_cmap("tab10")
-    handles = []
-    for i, (name, frame) in enumerate(context.items()):
-        if frame.empty:
-            continue
-        frame.plot(
-            ax=ax, color=colours(i % 10), alpha=0.25, edgecolor=colours(i % 10), linewidth=0.6
+    verdicts = {entry["layer"]: entry for entry in report["layers"]}
+    with plt.rc_context(cjk_rc()):  # a figure's texts keep the fonts they were made with
+        fig, ax = plt.subplots(figsize=(8.6, 6), dpi=110)
+        handles, label_colours = [], []
+        for i, (layer_id, (label, frame)) in enumerate(context.items()):
+            colour = CONTEXT_COLOURS[i % len(CONTEXT_COLOURS)]
+            if not frame.empty:  # outlines: filled layers stacked would mix their colours
+                frame.plot(ax=ax, facecolor=colour, alpha=0.08)
+                frame.boundary.plot(ax=ax, color=colour, linewidth=1.1)
+            verdict = verdicts.get(layer_id, {}).get("verdict")
+            label = f"{label}：{verdict_label(verdict)}"
+            handles.append(Patch(facecolor=colour + "22", edgecolor=colour, label=label))
+            label_colours.append(VERDICT_LOOK.get(verdict or "", ("", "", "black"))[2])
+        for entry in report["layers"]:
+            if entry.get("available") is False:
+                handles.append(
+                    Patch(
+                        facecolor="none",
+                        edgecolor="grey",
+                        linestyle="--",
+                        label=f"{entry['name']}：{verdict_label(entry['verdict'])}（图层缺失）",
+                    )
+                )
+                label_colours.append(VERDICT_LOOK["needs_review"][2])
+        problems = _problem_areas(proposal, report, rules)
+        for verdict, hatch in (("needs_review", "\\\\"), ("conflict", "////")):
+            areas = [g for g, v in problems if v == verdict]
+            if not areas:
+                continue
+            zh, en, colour = VERDICT_LOOK[verdict]
+            gpd.GeoSeries(areas, crs=4490).plot(
+                ax=ax, facecolor=colour, alpha=0.35, edgecolor=colour, hatch=hatch, linewidth=0.8
+            )
+            handles.append(
+                Patch(facecolor=colour, alpha=0.35, edgecolor=colour, hatch=hatch,
+                      label=f"{zh}区域 {en} area")
+            )  # fmt: skip
+            label_colours.append(colour)
+        gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(
+            ax=ax, color="black", linewidth=1.8
         )
-        handles.append(Patch(facecolor=colours(i % 10), alpha=0.5, label=name))
-    if pieces:
-        overlaps = gpd.GeoDataFrame.from_features(pieces, crs=4490)
-        overlaps.plot(ax=ax, facecolor="none", edgecolor="red", hatch="///", linewidth=0.8)
-        handles.append(Patch(facecolor="none", edgecolor="red", hatch="///", label="overlap"))
-    gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(ax=ax, color="black", linewidth=1.8)
-    handles.append(Patch(facecolor="none", edgecolor="black", label="proposal"))
-    x0, y0, x1, y1 = proposal.geometry.bounds
-    pad = max(x1 - x0, y1 - y0) * 0.6
-    ax.set_xlim(x0 - pad, x1 + pad)
-    ax.set_ylim(y0 - pad, y1 + pad)
-    ax.ticklabel_format(useOffset=False)
-    ax.set_xlabel("lon (EPSG:4490)")
-    ax.set_ylabel("lat")
-    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
-    ax.set_title("planning compliance: proposal over the control layers")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+        handles.append(Patch(facecolor="none", edgecolor="black", label="申请用地 proposal"))
+        label_colours.append("black")
+        x0, y0, x1, y1 = proposal.geometry.bounds
+        pad = max(x1 - x0, y1 - y0) * 0.6
+        ax.set_xlim(x0 - pad, x1 + pad)
+        ax.set_ylim(y0 - pad, y1 + pad)
+        ax.ticklabel_format(useOffset=False)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("经度 longitude (EPSG:4490)", fontsize=8)
+        ax.set_ylabel("纬度 latitude", fontsize=8)
+        legend = ax.legend(
+            handles=handles,
+            title="图例 legend（图层：结论 layer: verdict）",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            fontsize=8,
+            title_fontsize=8,
+            framealpha=0.95,
+        )
+        for text, colour in zip(legend.get_texts(), label_colours, strict=True):
+            text.set_color(colour)
+        zh, en, colour = VERDICT_LOOK.get(report["verdict"], (report["verdict"], "", "black"))
+        area = report["proposal"]["area"]["ellipsoidal"]
+        ax.set_title("规划符合性审查 Planning compliance", loc="left", fontsize=11, pad=26)
+        ax.text(
+            0, 1.015, f"结论 verdict：{zh} {en}", transform=ax.transAxes, fontsize=12,
+            color="white", va="bottom",
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": colour, "edgecolor": colour},
+        )  # fmt: skip
+        ax.text(
+            1.02, 0.0,
+            f"申请用地面积 area：{area['ha']:,.4f} 公顷 ha（{area['mu']:,.2f} 亩）\n"
+            f"椭球面积 ellipsoidal, CGCS2000\n数据时点 as of：{report['as_of']}",
+            transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
+        )  # fmt: skip
+    return fig
 
 
 # -- land approval pre-check ------------------------------------------------------------

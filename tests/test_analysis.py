@@ -204,3 +204,128 @@ def test_area_by_class(city):
 def test_bad_proposals(city, value, words):
     with pytest.raises(ProposalError, match=words):
         planning_compliance(city, value)
+
+
+# -- the compliance map and Chinese text in figures ----------------------------------
+def cjk_family() -> str:
+    """The CJK font matplotlib will use; a missing one fails under CI, else skips."""
+    import os
+
+    from shikong.spatial.fonts import cjk_font
+
+    family = cjk_font()
+    if family is None:
+        if os.environ.get("SHIKONG_REQUIRE_SERVICES"):
+            pytest.fail("no CJK font is installed and SHIKONG_REQUIRE_SERVICES is set")
+        pytest.skip("no CJK font installed (apt-get install fonts-wqy-zenhei)")
+    return family
+
+
+def han(text: str) -> str:
+    return "".join(sorted({ch for ch in text if "\u4e00" <= ch <= "\u9fff"}))
+
+
+def draw_without_missing_glyphs(fig) -> None:
+    """Draw the figure; matplotlib warns "Glyph … missing from font(s)" for every box."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing, missing[:3]
+
+
+def test_chinese_text_resolves_to_a_font_with_its_glyphs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties, findfont
+    from shikong.config import load as load_config
+    from shikong.spatial.fonts import cjk_rc, covers
+
+    family = cjk_family()
+    names = "".join(rule["name"] for rule in load_config("compliance_rules")["layers"])
+    text = "规划符合性审查 结论 合规 冲突 需复核 图例 图层 申请用地 经度 纬度 公顷 亩 " + names
+    path = findfont(FontProperties(family=family), fallback_to_default=False)
+    assert covers(path, han(text)), path
+    with plt.rc_context({"font.family": ["DejaVu Sans"]}):  # the default: boxes, and a warning
+        fig = plt.figure()
+        fig.text(0.1, 0.5, text)
+        with pytest.raises(AssertionError, match="missing from font"):
+            draw_without_missing_glyphs(fig)
+        plt.close(fig)
+    with plt.rc_context({"font.family": ["DejaVu Sans"], **cjk_rc()}):
+        fig = plt.figure()
+        fig.text(0.1, 0.5, text + " −12.5 m²")  # Latin and the minus sign still draw
+        draw_without_missing_glyphs(fig)
+        plt.close(fig)
+
+
+def test_a_missing_cjk_font_is_a_clear_warning():
+    from shikong.spatial.fonts import CJKFontMissing, cjk_rc
+
+    with pytest.warns(CJKFontMissing, match="empty boxes.*fonts-wqy-zenhei"):
+        assert cjk_rc(probe="\U000f0000") == {}  # a private-use character no font draws
+
+
+def test_compliance_map_shows_the_verdict_and_chinese_legend(city):
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+    from matplotlib.text import Text
+    from shapely.ops import unary_union
+    from shikong.catalog.analysis import (
+        VERDICT_LOOK,
+        _problem_areas,
+        compliance_figure,
+        load_proposal,
+    )
+    from shikong.config import load as load_config
+    from shikong.spatial.area import measure
+
+    cjk_family()
+    report = planning_compliance(city, mapping(PROPOSAL), as_of="2024-01-01", figure=True)
+    png = plt.imread(io.BytesIO(base64.b64decode(report["figure_png"])))
+    assert png.ndim == 3 and png.shape[0] > 400 and png.shape[1] > 600
+    rules = load_config("compliance_rules")
+    context = {
+        r["collection"]: (
+            f"{r['name']} {r['name_en']}",
+            city.layer(r["collection"]).to_geodataframe(),
+        )
+        for r in rules["layers"]
+        if not r.get("report_only")
+    }
+    proposal = load_proposal(city, mapping(PROPOSAL))
+    fig = compliance_figure(proposal, context, report, rules)
+    try:
+        draw_without_missing_glyphs(fig)
+        texts = {t.get_text(): t for t in fig.findobj(Text) if t.get_text()}
+    finally:
+        plt.close(fig)
+    verdict = texts["结论 verdict：冲突 conflict"]  # the test city's proposal conflicts
+    assert verdict.get_bbox_patch().get_facecolor() == to_rgba(VERDICT_LOOK["conflict"][2])
+    for line in (
+        "永久基本农田 permanent basic farmland：冲突 conflict",
+        "生态保护红线 ecological red line：合规 compliant",
+        "城镇开发边界 urban development boundary：需复核 needs review",
+        "国土空间规划分区 planning zones：冲突 conflict",
+        "已批建设用地 approved construction land：冲突 conflict",
+        "采矿权 mining rights：合规 compliant",
+        "冲突区域 conflict area",
+        "需复核区域 needs review area",
+        "申请用地 proposal",
+    ):
+        assert line in texts, sorted(texts)
+    assert "规划符合性审查 Planning compliance" in texts
+    # what is hatched: the 农田保护区 half and the earlier approval (conflict), and the
+    # strip x 10..60 outside the urban boundary (needs review), in GK metres
+    areas = _problem_areas(proposal, report, rules)
+    conflict = unary_union([g for g, v in areas if v == "conflict"])
+    review = unary_union([g for g, v in areas if v == "needs_review"])
+    assert measure(conflict).planar.m2 == pytest.approx(90 * 130 - 400 + 20 * 40, abs=0.05)
+    assert measure(review).planar.m2 == pytest.approx(50 * 130, abs=0.05)
