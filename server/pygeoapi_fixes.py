@@ -5,19 +5,28 @@
   CRS. We skip identical CRSs and cache transformers and EPSG codes.
 - pygeofilter's CQL2-text grammar refuses property names that are not ASCII (``类别``)
   or are one character long; Features filters use :mod:`cql_text` instead.
+- ``API.get_exception`` logs every answer it builds at ERROR with the traceback of the
+  exception being handled, so a refused bbox printed a screenful. A 4xx is the caller's
+  mistake, answered with a body that names it: one INFO line. 5xx keep their traceback.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from functools import lru_cache
+from http import HTTPStatus
 
 import pyproj
+from pygeoapi import api as pygeoapi_api
 from pygeoapi import crs as pygeoapi_crs
 from pygeoapi.api import itemtypes
 
 from . import cql_text
 
+LOGGER = logging.getLogger("shikong.server.refused")
 _original_transform_bbox = pygeoapi_crs.transform_bbox
+_original_get_exception = pygeoapi_api.API.get_exception
 
 
 @lru_cache(maxsize=256)
@@ -47,7 +56,32 @@ def transform_bbox(bbox: list, from_crs, to_crs, always_xy: bool = False) -> lis
     return [*lower, *upper]
 
 
+_refusing = threading.local()
+
+
+def get_exception(self, status, headers, format_, code, description):
+    """pygeoapi's error answer, logged as one line for a 4xx (see the module docstring)."""
+    if int(status) >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return _original_get_exception(self, status, headers, format_, code, description)
+    LOGGER.info("%d %s: %s", int(status), code, description)
+    _refusing.active = True  # its own ERROR line, with the traceback, is filtered out
+    try:
+        return _original_get_exception(self, status, headers, format_, code, description)
+    finally:
+        _refusing.active = False
+
+
+class _QuietRefusals(logging.Filter):
+    """Drops pygeoapi's own log record of a 4xx answer (this thread's, while refusing)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (getattr(_refusing, "active", False) and record.funcName == "get_exception")
+
+
 def apply() -> None:
+    pygeoapi_api.API.get_exception = get_exception
+    if not any(isinstance(f, _QuietRefusals) for f in pygeoapi_api.LOGGER.filters):
+        pygeoapi_api.LOGGER.addFilter(_QuietRefusals())
     itemtypes.parse_cql2_text = cql_text.parse
     itemtypes.transform_bbox = transform_bbox
     pygeoapi_crs.transform_bbox = transform_bbox

@@ -9,7 +9,8 @@ import pytest
 from shikong.spatial.errors import FormatError
 from shikong.spatial.readers import read
 
-HEADER = "sensor_id,经度,纬度,warning_level,min_valid,DLBM,id_number,county_code,online,installed,seen,note"
+COLUMNS = "sensor_id 经度 纬度 warning_level min_valid DLBM id_number county_code online"
+HEADER = ",".join([*COLUMNS.split(), "installed", "seen", "note"])
 CSV = (
     HEADER
     + """

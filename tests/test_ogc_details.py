@@ -155,3 +155,49 @@ def test_a_clockwise_source_is_stored_counter_clockwise(tmp_path):
     assert _signed_area([list(c) for c in polygon.exterior.coords]) > 0
     assert _signed_area([list(c) for c in polygon.interiors[0].coords]) < 0
     assert abs(polygon.area - (0.01 - 0.0036)) < 1e-12  # the same ground
+
+
+def test_an_edr_query_that_selects_nothing_says_why(server, demo_data):
+    from pyproj import Geod
+
+    sensors = Catalog.open(demo_data)["wat-water_level_sensors"].to_geodataframe()
+    far = (113.9, 34.3)  # inside the county's envelope, away from every gauge
+    _, _, metres = Geod(ellps="GRS80").inv(
+        [far[0]] * len(sensors), [far[1]] * len(sensors), sensors.geometry.x, sensors.geometry.y
+    )
+    nearest = sensors["sensor_id"].iloc[int(metres.argmin())]
+    base = f"{server.url}/collections/wat-water_level_sensors"
+    reply = httpx.get(f"{base}/position", params={"coords": f"POINT({far[0]} {far[1]})"})
+    assert reply.status_code == 404 and reply.headers["content-type"].startswith("application/json")
+    text = reply.json()["description"]
+    assert "no sensor" in text and nearest in text
+    assert f"{metres.min() / 1000:,.2f} km" in text
+    gauge = sensors.iloc[0]
+    old = httpx.get(
+        f"{base}/position",
+        params={
+            "coords": f"POINT({gauge.geometry.x} {gauge.geometry.y})",
+            "datetime": "2000-01-01T00:00:00Z/2000-01-02T00:00:00Z",
+        },
+    )
+    assert old.status_code == 404 and "no readings of" in old.json()["description"]
+    assert gauge["sensor_id"] in old.json()["description"]
+
+
+def test_refused_requests_log_one_line_without_a_traceback(server):
+    from pathlib import Path
+
+    log = Path(server.log.name)
+    before = log.read_text()
+    for path in (
+        "/collections/nrp-landuse/items?bbox=1,2,3",
+        "/collections/nrp-landuse/items?filter=NOPE%3D1",
+        "/collections/nrp-landuse/items?crs=EPSG:9999",
+        "/collections/wat-water_level_sensors/position?coords=POINT(0%200)",
+        "/collections/wat-water_level_sensors/locations/NOPE",
+        "/collections/nope",
+    ):
+        assert 400 <= httpx.get(f"{server.url}{path}").status_code < 500
+    server.log.flush()
+    added = log.read_text()[len(before) :]
+    assert "Traceback" not in added, added

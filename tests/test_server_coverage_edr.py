@@ -149,7 +149,7 @@ def test_edr_area_cube_locations_and_geojson(server, readings):
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/collections/wat-water_level_sensors/position?coords=POINT(0%200)", 204),
+        ("/collections/wat-water_level_sensors/position?coords=POINT(0%200)", 404),
         ("/collections/wat-water_level_sensors/position?coords=bogus", 400),
         ("/collections/wat-water_level_sensors/locations/NOPE", 404),
         (

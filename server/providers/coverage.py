@@ -18,7 +18,6 @@ import rasterio
 from pygeoapi.provider.base import (
     BaseProvider,
     ProviderInvalidQueryError,
-    ProviderNoDataError,
     ProviderRequestEntityTooLargeError,
 )
 from rasterio.enums import Resampling
@@ -26,6 +25,8 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
+
+from .nothing import NothingMatched
 
 MAX_PIXELS = 4096 * 4096  # per band and request; ask for a scale-size beyond it
 # scale-size / scale-factor of the current request (pygeoapi does not pass them on)
@@ -100,7 +101,7 @@ def _window(info: RasterInfo, bbox: list[float], subsets: dict[str, list]) -> Wi
         else None
     )
     if window is None or window.width < 1 or window.height < 1:
-        raise ProviderNoDataError(user_msg="the requested area does not overlap the raster")
+        raise NothingMatched(user_msg="the requested area does not overlap the raster")
     return window.round_offsets().round_lengths()
 
 

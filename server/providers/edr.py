@@ -18,14 +18,18 @@ import shapely
 from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
-    ProviderNoDataError,
     ProviderRequestEntityTooLargeError,
 )
 from pygeoapi.provider.base_edr import BaseEDRProvider
+from pyproj import Geod
 from shikong.catalog.observations import ObservationStore
 from shikong.catalog.opened import open_layer
 
+from .nothing import NothingMatched
+
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+POSITION_TOLERANCE_M = 1000.0
+GEOD = Geod(ellps="GRS80")  # the CGCS2000 ellipsoid
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_VALUES = 1_000_000
 METRES_PER_DEGREE = 111_320.0
@@ -68,7 +72,9 @@ class ShikongEDRProvider(BaseEDRProvider):
         point = kwargs.get("wkt")
         if point is None or point.geom_type != "Point":
             raise ProviderInvalidQueryError(user_msg="position needs coords=POINT(lon lat)")
-        rows = self._nearest(point, 1000.0)
+        rows = self._nearest(point, POSITION_TOLERANCE_M)
+        if rows.size == 0:
+            raise NothingMatched(user_msg=self._nothing_near(point))
         return self._answer(rows, **kwargs)
 
     def radius(self, **kwargs: Any) -> dict[str, Any]:
@@ -143,9 +149,25 @@ class ShikongEDRProvider(BaseEDRProvider):
         last = last or pd.Timestamp(datetime.now(UTC))
         return last - DEFAULT_WINDOW, last
 
+    def _nothing_near(self, point: Any) -> str:
+        """Why a position matched no sensor, naming the nearest one and its distance."""
+        where = f"POINT({point.x:g} {point.y:g})"
+        if self.sensors.count == 0:
+            return f"{self.layer_id} has no sensors"
+        points = self._points(np.arange(self.sensors.count))
+        xs, ys = shapely.get_x(points), shapely.get_y(points)
+        _, _, metres = GEOD.inv(np.full(len(xs), point.x), np.full(len(ys), point.y), xs, ys)
+        nearest = int(np.nanargmin(metres))
+        name = self.sensors.table.column("sensor_id")[nearest].as_py()
+        return (
+            f"no sensor of {self.layer_id} within {POSITION_TOLERANCE_M:,.0f} m of {where}; "
+            f"the nearest is {name}, {metres[nearest] / 1000:,.2f} km away "
+            f"(…/locations lists every sensor)"
+        )
+
     def _answer(self, rows: np.ndarray, **kwargs: Any) -> dict[str, Any]:
         if rows.size == 0:
-            raise ProviderNoDataError(user_msg="no sensor at the requested place")
+            raise NothingMatched(user_msg=f"no sensor of {self.layer_id} in the requested area")
         wanted = kwargs.get("select_properties") or list(self._fields)
         unknown = [p for p in wanted if p not in self._fields]
         if unknown:
@@ -161,7 +183,18 @@ class ShikongEDRProvider(BaseEDRProvider):
             raise ProviderRequestEntityTooLargeError(
                 user_msg=f"{len(readings)} values: narrow the datetime or the area"
             )
+        if readings.empty:
+            raise NothingMatched(user_msg=self._no_readings(ids, start, end))
         return self._coveragejson(ids, self._points(rows), readings, wanted)
+
+    def _no_readings(self, ids: list, start: Any, end: Any) -> str:
+        window = f"{start.isoformat() if start is not None else '..'}/" + (
+            end.isoformat() if end is not None else ".."
+        )
+        chosen = ", ".join(str(i) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
+        last = self.store.last_time(self.layer_id)
+        newest = f"; the newest reading of {self.layer_id} is at {last.isoformat()}" if last else ""
+        return f"no readings of {chosen} in {window}{newest}"
 
     # -- encodings -------------------------------------------------------------------
     def _parameters(self, names: list[str]) -> dict[str, Any]:
@@ -212,7 +245,7 @@ class ShikongEDRProvider(BaseEDRProvider):
                 }
             )
         if not coverages:
-            raise ProviderNoDataError(user_msg="no readings in the requested time")
+            raise NothingMatched(user_msg="no readings in the requested time")
         referencing = [
             {"coordinates": ["x", "y"], "system": {"type": "GeographicCRS", "id": CRS84}},
             {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}},
