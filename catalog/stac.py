@@ -15,7 +15,13 @@ from typing import Any
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from .extension import FILE_URI, PROJECTION_URI, SCHEMA_URI, STAC_VERSION, TABLE_URI, VERSION_URI
+from .extension import FILE_URI, SCHEMA_URI, STAC_VERSION, TABLE_URI, VERSION_URI
+
+# Projection extension v1.2: it has both ``proj:code`` (read by GDAL >= 3.10, odc-stac)
+# and ``proj:epsg``, the only CRS field GDAL 3.6's STACIT driver (Debian 12, QGIS 3.22)
+# accepts; v2.0 forbids ``proj:epsg``. TODO(lead): make this extension.PROJECTION_URI.
+PROJECTION_URI = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
+RASTER_PROJ_FIELDS = ("proj:code", "proj:shape", "proj:transform", "proj:bbox", "proj:wkt2")
 
 PLATFORM_TITLE = "时空信息云平台 shikong"
 
@@ -98,6 +104,7 @@ def item_dict(
     }
     if source is not None:
         props["shikong:source"] = source
+    assets = {name: _with_projection(asset, props) for name, asset in assets.items()}
     item: dict[str, Any] = {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -112,6 +119,19 @@ def item_dict(
     if bbox is not None:
         item["bbox"] = bbox
     return item
+
+
+def _with_projection(asset: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """A GeoTIFF asset carries its own grid (``proj:*``), as raster readers look for it
+    there first: GDAL's STACIT driver and odc-stac open a collection from a search."""
+    if not str(asset.get("type", "")).startswith("image/tiff") or "proj:shape" not in props:
+        return asset
+    fields = {k: props[k] for k in RASTER_PROJ_FIELDS if k in props}
+    code = props.get("proj:code")
+    fields["proj:epsg"] = (
+        int(code.split(":")[1]) if isinstance(code, str) and code.startswith("EPSG:") else None
+    )  # null tells GDAL 3.6 to read proj:wkt2
+    return {**asset, **fields}
 
 
 def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dict[str, Any]]:

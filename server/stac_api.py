@@ -2,14 +2,29 @@
 
 pygeoapi's own STAC search ignores collections, ids, intersects and filters; ours runs
 on the catalog's SQLite index, so pystac-client and other STAC clients work unmodified.
+stac-api-validator passes for every class claimed (tests/test_conformance_stac.py).
+
+Choices a client may want to know:
+
+- ``datetime`` follows RFC 3339 strictly (an instant, ``a/b``, ``../b``, ``a/..``), as
+  STAC search requires: a bare date or a time without an offset is a 400 here. (The OGC
+  Features endpoints keep bare dates for time travel: that is our extension there.)
+- Sorting by ``datetime``: a layer version whose validity has ended carries a null
+  ``datetime`` and its ``start_datetime``/``end_datetime``; its sort key is the start of
+  its validity (``shikong:valid_from``), which is the ``datetime`` of a current version,
+  so versions sort by when they came into force.
+- ``limit`` above the server's maximum serves a page of the maximum, with a ``next``
+  link, never an error (the STAC and OGC Features specs say so).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,8 +34,8 @@ from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from shapely.geometry import shape
 from shikong.catalog import Catalog
+from shikong.catalog.extension import CLASSIFICATIONS, KINDS
 from shikong.catalog.policy import Access
-from shikong.catalog.search import parse_interval
 from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import InputError
 from starlette.requests import Request
@@ -44,6 +59,9 @@ CONFORMS = [
 ]
 DEFAULT_LIMIT, MAX_LIMIT = 10, 10_000
 GEOJSON = "application/geo+json"
+JSON = "application/json"
+SCHEMA_JSON = "application/schema+json"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 DATE_PROPS = (
     "datetime",
     "start_datetime",
@@ -92,15 +110,20 @@ class StacApi:
 
     # -- link rewriting --------------------------------------------------------------
     def _asset_url(self, item: dict[str, Any], href: str) -> str:
+        """``/assets/{dept}/{layer}/{version}/{file}``: the file's place under the data
+        directory's ``assets/`` folder, served by :meth:`asset`."""
         props = item["properties"]
         folder = self.catalog.paths.item_json(
             props["shikong:department"], props["shikong:layer"], item["id"]
         ).parent
         path = (folder / href).resolve()
         try:
-            return f"{self.url}/assets/{path.relative_to(self.catalog.paths.root.resolve())}"
+            return f"{self.url}/assets/{path.relative_to(self._assets_root()).as_posix()}"
         except ValueError:
             return href
+
+    def _assets_root(self) -> Path:
+        return (self.catalog.paths.root / "assets").resolve()
 
     def item_out(self, item: dict[str, Any]) -> dict[str, Any]:
         item = copy.deepcopy(item)
@@ -108,15 +131,20 @@ class StacApi:
         base = f"{self.root}/collections/{cid}"
         keep = [link for link in item.get("links", []) if link["rel"] == "via"]
         versions = [
-            {**link, "href": f"{base}/items/{link['href'][2:-5]}"}
+            {
+                "title": link["rel"].replace("-", " "),
+                **link,
+                "href": f"{base}/items/{link['href'][2:-5]}",
+            }
             for link in item.get("links", [])
             if link["rel"] in ("latest-version", "predecessor-version", "successor-version")
         ]
+        title = item["properties"].get("title") or item["id"]
         item["links"] = [
-            {"rel": "self", "href": f"{base}/items/{item['id']}", "type": GEOJSON},
-            {"rel": "parent", "href": base, "type": "application/json"},
-            {"rel": "collection", "href": base, "type": "application/json"},
-            {"rel": "root", "href": self.root, "type": "application/json"},
+            {"rel": "self", "href": f"{base}/items/{item['id']}", "type": GEOJSON, "title": title},
+            {"rel": "parent", "href": base, "type": JSON, "title": "Collection"},
+            {"rel": "collection", "href": base, "type": JSON, "title": "Collection"},
+            {"rel": "root", "href": self.root, "type": JSON, "title": "STAC API"},
             *versions,
             *keep,
         ]
@@ -127,11 +155,18 @@ class StacApi:
     def collection_out(self, collection: dict[str, Any]) -> dict[str, Any]:
         collection = copy.deepcopy(collection)
         base = f"{self.root}/collections/{collection['id']}"
+        title = collection.get("title") or collection["id"]
         collection["links"] = [
-            {"rel": "self", "href": base, "type": "application/json"},
-            {"rel": "parent", "href": self.root, "type": "application/json"},
-            {"rel": "root", "href": self.root, "type": "application/json"},
-            {"rel": "items", "href": f"{base}/items", "type": GEOJSON},
+            {"rel": "self", "href": base, "type": JSON, "title": title},
+            {"rel": "parent", "href": self.root, "type": JSON, "title": "STAC API"},
+            {"rel": "root", "href": self.root, "type": JSON, "title": "STAC API"},
+            {"rel": "items", "href": f"{base}/items", "type": GEOJSON, "title": "Versions"},
+            {
+                "rel": QUERYABLES_REL,
+                "href": f"{base}/queryables",
+                "type": SCHEMA_JSON,
+                "title": "Queryables",
+            },
             {
                 "rel": "alternate",
                 "href": f"{self.url}/collections/{collection['id']}",
@@ -143,24 +178,43 @@ class StacApi:
 
     # -- endpoints -------------------------------------------------------------------
     async def landing(self, request: Request) -> Response:
+        search = f"{self.root}/search"
         links = [
-            {"rel": "self", "href": self.root, "type": "application/json"},
-            {"rel": "root", "href": self.root, "type": "application/json"},
-            {"rel": "conformance", "href": f"{self.root}/conformance", "type": "application/json"},
-            {"rel": "data", "href": f"{self.root}/collections", "type": "application/json"},
-            {"rel": "search", "href": f"{self.root}/search", "type": GEOJSON, "method": "GET"},
-            {"rel": "search", "href": f"{self.root}/search", "type": GEOJSON, "method": "POST"},
+            {"rel": "self", "href": self.root, "type": JSON, "title": "STAC API"},
+            {"rel": "root", "href": self.root, "type": JSON, "title": "STAC API"},
+            {
+                "rel": "conformance",
+                "href": f"{self.root}/conformance",
+                "type": JSON,
+                "title": "Conformance classes",
+            },
+            {"rel": "data", "href": f"{self.root}/collections", "type": JSON, "title": "Layers"},
+            {"rel": "search", "href": search, "type": GEOJSON, "method": "GET", "title": "Search"},
+            {"rel": "search", "href": search, "type": GEOJSON, "method": "POST", "title": "Search"},
+            {
+                "rel": QUERYABLES_REL,
+                "href": f"{self.root}/queryables",
+                "type": SCHEMA_JSON,
+                "title": "Queryables",
+            },
             {
                 "rel": "service-desc",
                 "href": f"{self.url}/openapi?f=json",
                 "type": "application/vnd.oai.openapi+json;version=3.0",
+                "title": "OpenAPI document",
+            },
+            {
+                "rel": "service-doc",
+                "href": f"{self.url}/openapi?f=html",
+                "type": "text/html",
+                "title": "API documentation",
             },
         ] + [
             {
                 "rel": "child",
                 "href": f"{self.root}/collections/{c['id']}",
-                "type": "application/json",
-                "title": c.get("title"),
+                "type": JSON,
+                "title": c.get("title") or c["id"],
             }
             for c in self._visible_collections(request)
         ]
@@ -185,8 +239,13 @@ class StacApi:
             {
                 "collections": items,
                 "links": [
-                    {"rel": "self", "href": f"{self.root}/collections", "type": "application/json"},
-                    {"rel": "root", "href": self.root, "type": "application/json"},
+                    {
+                        "rel": "self",
+                        "href": f"{self.root}/collections",
+                        "type": JSON,
+                        "title": "Layers",
+                    },
+                    {"rel": "root", "href": self.root, "type": JSON, "title": "STAC API"},
                 ],
             }
         )
@@ -205,6 +264,29 @@ class StacApi:
         params = dict(request.query_params)
         params["collections"] = cid
         return await self._search(request, params, f"{self.root}/collections/{cid}/items", "GET")
+
+    async def queryables(self, request: Request) -> Response:
+        """What a filter may name, as JSON Schema: the item fields every layer version has.
+        Other properties (a layer's own, e.g. ``proj:code``) may be named too: an item
+        without one does not match, so ``additionalProperties`` is true."""
+        cid = request.path_params.get("collection_id")
+        if cid is None:
+            url = f"{self.root}/queryables"
+        elif self._visible(request, cid) and self.catalog.index.collection(cid) is not None:
+            url = f"{self.root}/collections/{cid}/queryables"
+        else:
+            return not_found(f"no collection {cid!r}")
+        return JSONResponse(
+            {
+                "$schema": "https://json-schema.org/draft/2019-09/schema",
+                "$id": url,
+                "type": "object",
+                "title": f"Queryables of {cid}" if cid else "Queryables of every layer",
+                "properties": QUERYABLES,
+                "additionalProperties": True,
+            },
+            media_type=SCHEMA_JSON,
+        )
 
     async def item(self, request: Request) -> Response:
         cid, iid = request.path_params["collection_id"], request.path_params["item_id"]
@@ -225,13 +307,14 @@ class StacApi:
         return await self._search(request, dict(request.query_params), f"{self.root}/search", "GET")
 
     async def asset(self, request: Request) -> Response:
-        """An asset file, if its collection is visible; a layer with personal fields the
-        caller sees masked is not downloadable raw (the file holds them whole)."""
-        root = self.catalog.paths.root.resolve()
+        """An asset file at ``/assets/{dept}/{layer}/{version}/{file}``, if its collection
+        is visible; a layer with personal fields the caller sees masked is not
+        downloadable raw (the file holds them whole)."""
+        root = self._assets_root()
         path = (root / request.path_params["path"]).resolve()
-        if not path.is_relative_to(root / "assets") or not path.is_file():
+        if not path.is_relative_to(root) or not path.is_file():
             return not_found("no such asset")
-        parts = path.relative_to(root / "assets").parts
+        parts = path.relative_to(root).parts
         cid = f"{parts[0]}-{parts[1]}" if len(parts) > 2 else ""
         ctx = request.state.shikong if hasattr(request.state, "shikong") else None
         if ctx is not None:
@@ -261,7 +344,7 @@ class StacApi:
         self, request: Request, params: dict[str, Any], base: str, method: str
     ) -> Response:
         try:
-            query = self._parse(params)
+            query = self._parse(params, method)
         except (BadRequest, InputError) as exc:
             return bad(str(exc))
         cql = query.pop("filter", None)
@@ -282,14 +365,30 @@ class StacApi:
         if ctx is not None:
             ctx.touch(*sorted({i["collection"] for i in items}))
             ctx.count = len(features)
-        links = [{"rel": "root", "href": self.root, "type": "application/json"}]
+        links = [
+            {
+                "rel": "self",
+                "href": f"{base}?{request.url.query}" if request.url.query else base,
+                "type": GEOJSON,
+                "title": "This page",
+            },
+            {"rel": "root", "href": self.root, "type": JSON, "title": "STAC API"},
+        ]
+        if base != f"{self.root}/search":  # /collections/{id}/items
+            collection = base.removesuffix("/items")
+            links += [
+                {"rel": "collection", "href": collection, "type": JSON, "title": "Collection"},
+                {"rel": "parent", "href": collection, "type": JSON, "title": "Collection"},
+            ]
         if offset + limit < matched:
-            nxt = {k: v for k, v in params.items() if k != "token"}
+            drop = {"token"} if base == f"{self.root}/search" else {"token", "collections"}
+            nxt = {k: v for k, v in params.items() if k not in drop}
             if method == "GET":
                 links.append(
                     {
                         "rel": "next",
                         "type": GEOJSON,
+                        "title": "Next page",
                         "method": "GET",
                         "href": f"{base}?{urlencode({**nxt, 'token': offset + limit})}",
                     }
@@ -299,6 +398,7 @@ class StacApi:
                     {
                         "rel": "next",
                         "type": GEOJSON,
+                        "title": "Next page",
                         "method": "POST",
                         "href": base,
                         "body": {**nxt, "token": offset + limit},
@@ -316,14 +416,18 @@ class StacApi:
             media_type=GEOJSON,
         )
 
-    def _parse(self, p: dict[str, Any]) -> dict[str, Any]:
+    def _parse(self, p: dict[str, Any], method: str = "GET") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key in ("collections", "ids"):
             value = p.get(key)
             if value is not None:
                 out[key] = value.split(",") if isinstance(value, str) else list(value)
+        if p.get("bbox") is not None and p.get("intersects") is not None:
+            raise BadRequest("bbox and intersects cannot be used together: give one")
         if p.get("bbox") is not None:
             raw = p["bbox"]
+            if method == "POST" and not isinstance(raw, list):
+                raise BadRequest(f"bbox {raw!r} must be a JSON array of numbers in a POST body")
             try:
                 box = [float(v) for v in (raw.split(",") if isinstance(raw, str) else raw)]
             except (TypeError, ValueError):
@@ -343,16 +447,16 @@ class StacApi:
             if not shp.is_valid:
                 raise BadRequest(f"intersects geometry is invalid: {shapely.is_valid_reason(shp)}")
             out["intersects"] = shp
-        if p.get("datetime"):
-            parse_interval(p["datetime"])  # InputError names a bad instant or interval
-            out["datetime"] = p["datetime"]
+        if p.get("datetime") is not None:
+            out["datetime"] = parse_rfc3339_interval(p["datetime"])
         try:
             limit = int(p.get("limit", DEFAULT_LIMIT))
             offset = int(p.get("token", p.get("offset", 0)))
         except (TypeError, ValueError):
             raise BadRequest("limit and token must be integers") from None
-        if not 1 <= limit <= self.max_limit:
-            raise BadRequest(f"limit must be between 1 and {self.max_limit}")
+        if limit < 1:
+            raise BadRequest(f"limit must be at least 1 (at most {self.max_limit} are served)")
+        limit = min(limit, self.max_limit)  # a larger limit is served a full page
         if offset < 0:
             raise BadRequest("token must not be negative")
         out["limit"], out["offset"] = limit, offset
@@ -372,10 +476,105 @@ class StacApi:
             Route("/stac/collections", self.collections),
             Route(c, self.collection),
             Route(f"{c}/items", self.collection_items),
+            Route(f"{c}/queryables", self.queryables),
+            Route("/stac/queryables", self.queryables),
             Route(f"{c}/items/{{item_id}}", self.item),
             Route("/stac/search", self.search, methods=["GET", "POST"]),
             Route("/assets/{path:path}", self.asset),
         ]
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """One RFC 3339 date-time (section 5.6), as an aware UTC datetime; anything else is a
+    BadRequest naming it (no bare dates, no missing offsets, no ``,`` decimals)."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise BadRequest(
+            f"datetime {text!r} is not an RFC 3339 date-time such as 2021-06-30T00:00:00Z"
+        )
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    fraction = (fraction or "")[:6].ljust(6, "0")  # Python keeps microseconds
+    try:
+        return datetime.fromisoformat(
+            f"{year}-{month}-{day}T{hour}:{minute}:{second}.{fraction}"
+            f"{'+00:00' if offset in 'Zz' else offset}"
+        ).astimezone(UTC)
+    except ValueError as exc:
+        raise BadRequest(f"datetime {text!r} is not a valid date-time: {exc}") from None
+
+
+def parse_rfc3339_interval(value: Any) -> tuple[datetime | None, datetime | None]:
+    """A STAC search ``datetime``: an instant, or ``start/end`` with one end open at most
+    (``..`` or empty). Returns (start, end), equal for an instant, None where open."""
+    if not isinstance(value, str):
+        raise BadRequest(f"datetime {value!r} must be a string")
+    parts = value.split("/")
+    if len(parts) == 1:
+        instant = parse_rfc3339(value)
+        return instant, instant
+    if len(parts) != 2:
+        raise BadRequest(f"datetime {value!r} is not an instant or an interval start/end")
+    start, end = (None if part in ("", "..") else parse_rfc3339(part) for part in parts)
+    if start is None and end is None:
+        raise BadRequest(f"datetime {value!r} is open at both ends: give at least one")
+    if start is not None and end is not None and start > end:
+        raise BadRequest(f"datetime {value!r}: the interval starts after it ends")
+    return start, end
+
+
+QUERYABLES: dict[str, Any] = {
+    "id": {"description": "Item id: layer, then version", "type": "string"},
+    "collection": {"description": "Layer id: department, then layer", "type": "string"},
+    "geometry": {
+        "description": "Footprint",
+        "$ref": "https://geojson.org/schema/Geometry.json",
+    },
+    "datetime": {
+        "description": "Start of validity of a current version (null once it has ended)",
+        "type": ["string", "null"],
+        "format": "date-time",
+    },
+    "start_datetime": {
+        "description": "Start of validity of a version that has ended",
+        "type": "string",
+        "format": "date-time",
+    },
+    "end_datetime": {
+        "description": "End of validity of a version that has ended",
+        "type": "string",
+        "format": "date-time",
+    },
+    "title": {"description": "Title of the layer version", "type": "string"},
+    "version": {"description": "Version name", "type": "string"},
+    "deprecated": {"description": "True once a newer version replaced it", "type": "boolean"},
+    "shikong:department": {"description": "Owning department code", "type": "string"},
+    "shikong:layer": {"description": "Layer name within its department", "type": "string"},
+    "shikong:kind": {
+        "description": "What the layer holds",
+        "type": "string",
+        "enum": list(KINDS),
+    },
+    "shikong:classification": {
+        "description": "Who may read the layer",
+        "type": "string",
+        "enum": list(CLASSIFICATIONS),
+    },
+    "shikong:valid_from": {
+        "description": "Start of validity",
+        "type": "string",
+        "format": "date-time",
+    },
+    "shikong:valid_to": {
+        "description": "End of validity (null while current)",
+        "type": ["string", "null"],
+        "format": "date-time",
+    },
+}
 
 
 SORT_FIELDS = {
