@@ -383,14 +383,10 @@ def render_figure(
     rules: dict,
 ) -> bytes:
     """The compliance map as PNG bytes."""
-    import matplotlib.pyplot as plt
-    from shikong.spatial.fonts import cjk_rc
-
-    with plt.rc_context(cjk_rc()):
-        fig = compliance_figure(proposal, context, report, rules)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
-        plt.close(fig)
+    buffer = io.BytesIO()
+    compliance_figure(proposal, context, report, rules).savefig(
+        buffer, format="png", bbox_inches="tight"
+    )
     return buffer.getvalue()
 
 
@@ -402,90 +398,88 @@ def compliance_figure(
 ):
     """A map in Chinese (with English): the verdict, the control layers around the
     proposal with each layer's verdict, where the proposal breaks a rule, the boundary.
-    ``context`` maps a layer id to its label and features; the caller closes the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    ``context`` maps a layer id to its label and features. A plain Figure, outside
+    pyplot: nothing to close, no backend switched (a notebook keeps its own), and
+    server threads do not share pyplot's state."""
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
-    from shikong.spatial.fonts import cjk_rc
+    from shikong.spatial.fonts import use_cjk_font
 
+    use_cjk_font()  # process-wide, idempotent: it only adds a fallback family
     verdicts = {entry["layer"]: entry for entry in report["layers"]}
-    with plt.rc_context(cjk_rc()):  # a figure's texts keep the fonts they were made with
-        fig, ax = plt.subplots(figsize=(8.6, 6), dpi=110)
-        handles, label_colours = [], []
-        for i, (layer_id, (label, frame)) in enumerate(context.items()):
-            colour = CONTEXT_COLOURS[i % len(CONTEXT_COLOURS)]
-            if not frame.empty:  # outlines: filled layers stacked would mix their colours
-                frame.plot(ax=ax, facecolor=colour, alpha=0.08)
-                frame.boundary.plot(ax=ax, color=colour, linewidth=1.1)
-            verdict = verdicts.get(layer_id, {}).get("verdict")
-            label = f"{label}：{verdict_label(verdict)}"
-            handles.append(Patch(facecolor=colour + "22", edgecolor=colour, label=label))
-            label_colours.append(VERDICT_LOOK.get(verdict or "", ("", "", "black"))[2])
-        for entry in report["layers"]:
-            if entry.get("available") is False:
-                handles.append(
-                    Patch(
-                        facecolor="none",
-                        edgecolor="grey",
-                        linestyle="--",
-                        label=f"{entry['name']}：{verdict_label(entry['verdict'])}（图层缺失）",
-                    )
-                )
-                label_colours.append(VERDICT_LOOK["needs_review"][2])
-        problems = _problem_areas(proposal, report, rules)
-        for verdict, hatch in (("needs_review", "\\\\"), ("conflict", "////")):
-            areas = [g for g, v in problems if v == verdict]
-            if not areas:
-                continue
-            zh, en, colour = VERDICT_LOOK[verdict]
-            gpd.GeoSeries(areas, crs=4490).plot(
-                ax=ax, facecolor=colour, alpha=0.35, edgecolor=colour, hatch=hatch, linewidth=0.8
-            )
+    fig = Figure(figsize=(8.6, 6), dpi=110)
+    ax = fig.subplots()
+    handles, label_colours = [], []
+    for i, (layer_id, (label, frame)) in enumerate(context.items()):
+        colour = CONTEXT_COLOURS[i % len(CONTEXT_COLOURS)]
+        if not frame.empty:  # outlines: filled layers stacked would mix their colours
+            frame.plot(ax=ax, facecolor=colour, alpha=0.08)
+            frame.boundary.plot(ax=ax, color=colour, linewidth=1.1)
+        verdict = verdicts.get(layer_id, {}).get("verdict")
+        label = f"{label}：{verdict_label(verdict)}"
+        handles.append(Patch(facecolor=colour + "22", edgecolor=colour, label=label))
+        label_colours.append(VERDICT_LOOK.get(verdict or "", ("", "", "black"))[2])
+    for entry in report["layers"]:
+        if entry.get("available") is False:
             handles.append(
-                Patch(facecolor=colour, alpha=0.35, edgecolor=colour, hatch=hatch,
-                      label=f"{zh}区域 {en} area")
-            )  # fmt: skip
-            label_colours.append(colour)
-        gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(
-            ax=ax, color="black", linewidth=1.8
+                Patch(
+                    facecolor="none",
+                    edgecolor="grey",
+                    linestyle="--",
+                    label=f"{entry['name']}：{verdict_label(entry['verdict'])}（图层缺失）",
+                )
+            )
+            label_colours.append(VERDICT_LOOK["needs_review"][2])
+    problems = _problem_areas(proposal, report, rules)
+    for verdict, hatch in (("needs_review", "\\\\"), ("conflict", "////")):
+        areas = [g for g, v in problems if v == verdict]
+        if not areas:
+            continue
+        zh, en, colour = VERDICT_LOOK[verdict]
+        gpd.GeoSeries(areas, crs=4490).plot(
+            ax=ax, facecolor=colour, alpha=0.35, edgecolor=colour, hatch=hatch, linewidth=0.8
         )
-        handles.append(Patch(facecolor="none", edgecolor="black", label="申请用地 proposal"))
-        label_colours.append("black")
-        x0, y0, x1, y1 = proposal.geometry.bounds
-        pad = max(x1 - x0, y1 - y0) * 0.6
-        ax.set_xlim(x0 - pad, x1 + pad)
-        ax.set_ylim(y0 - pad, y1 + pad)
-        ax.ticklabel_format(useOffset=False)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("经度 longitude (EPSG:4490)", fontsize=8)
-        ax.set_ylabel("纬度 latitude", fontsize=8)
-        legend = ax.legend(
-            handles=handles,
-            title="图例 legend（图层：结论 layer: verdict）",
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            fontsize=8,
-            title_fontsize=8,
-            framealpha=0.95,
-        )
-        for text, colour in zip(legend.get_texts(), label_colours, strict=True):
-            text.set_color(colour)
-        zh, en, colour = VERDICT_LOOK.get(report["verdict"], (report["verdict"], "", "black"))
-        area = report["proposal"]["area"]["ellipsoidal"]
-        ax.set_title("规划符合性审查 Planning compliance", loc="left", fontsize=11, pad=26)
-        ax.text(
-            0, 1.015, f"结论 verdict：{zh} {en}", transform=ax.transAxes, fontsize=12,
-            color="white", va="bottom",
-            bbox={"boxstyle": "round,pad=0.3", "facecolor": colour, "edgecolor": colour},
+        handles.append(
+            Patch(facecolor=colour, alpha=0.35, edgecolor=colour, hatch=hatch,
+                  label=f"{zh}区域 {en} area")
         )  # fmt: skip
-        ax.text(
-            1.02, 0.0,
-            f"申请用地面积 area：{area['ha']:,.4f} 公顷 ha（{area['mu']:,.2f} 亩）\n"
-            f"椭球面积 ellipsoidal, CGCS2000\n数据时点 as of：{report['as_of']}",
-            transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
-        )  # fmt: skip
+        label_colours.append(colour)
+    gpd.GeoSeries([proposal.geometry], crs=4490).boundary.plot(ax=ax, color="black", linewidth=1.8)
+    handles.append(Patch(facecolor="none", edgecolor="black", label="申请用地 proposal"))
+    label_colours.append("black")
+    x0, y0, x1, y1 = proposal.geometry.bounds
+    pad = max(x1 - x0, y1 - y0) * 0.6
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
+    ax.ticklabel_format(useOffset=False)
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("经度 longitude (EPSG:4490)", fontsize=8)
+    ax.set_ylabel("纬度 latitude", fontsize=8)
+    legend = ax.legend(
+        handles=handles,
+        title="图例 legend（图层：结论 layer: verdict）",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=8,
+        title_fontsize=8,
+        framealpha=0.95,
+    )
+    for text, colour in zip(legend.get_texts(), label_colours, strict=True):
+        text.set_color(colour)
+    zh, en, colour = VERDICT_LOOK.get(report["verdict"], (report["verdict"], "", "black"))
+    area = report["proposal"]["area"]["ellipsoidal"]
+    ax.set_title("规划符合性审查 Planning compliance", loc="left", fontsize=11, pad=26)
+    ax.text(
+        0, 1.015, f"结论 verdict：{zh} {en}", transform=ax.transAxes, fontsize=12,
+        color="white", va="bottom",
+        bbox={"boxstyle": "round,pad=0.3", "facecolor": colour, "edgecolor": colour},
+    )  # fmt: skip
+    ax.text(
+        1.02, 0.0,
+        f"申请用地面积 area：{area['ha']:,.4f} 公顷 ha（{area['mu']:,.2f} 亩）\n"
+        f"椭球面积 ellipsoidal, CGCS2000\n数据时点 as of：{report['as_of']}",
+        transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
+    )  # fmt: skip
     return fig
 
 

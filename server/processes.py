@@ -417,8 +417,10 @@ class ZonalStatisticsProcessor(ShikongProcessor):
             {"en": "Zonal statistics", "zh": "分区统计"},
             {
                 "en": "Statistics of a raster layer inside each polygon of a vector layer "
-                "(pixel-centre rule), computed block by block on Dask.",
-                "zh": "按多边形统计栅格",
+                "(pixel-centre rule), computed block by block on Dask. Each row is a zone: "
+                "`id` is the zone layer's id field (`id_field`, e.g. 许可证号), `name` its "
+                "name field (`name_field`: name/名称, else *名称, *_name, *MC; null if none).",
+                "zh": "按多边形统计栅格；每行以图层标识字段（id）标注，并带名称字段（name）",
             },
             {
                 "raster": {"schema": {"type": "string"}, "minOccurs": 1, "maxOccurs": 1},
