@@ -177,7 +177,39 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "format": {"name": "png", "mimetype": "image/png"},
             },
         ]
+    if layer.kind == "datacube":
+        resource["providers"] += datacube_providers(str(versions[-1]["path"]))
     return resource if resource["providers"] else None
+
+
+def datacube_providers(path: str) -> list[dict[str, Any]]:
+    """A gridded time series (Zarr, CF conventions) as a coverage and as EDR position/cube.
+
+    pygeoapi's own xarray providers read the Zarr store directly; the grid's x/y are
+    CGCS2000 longitude/latitude like every other asset.
+    """
+    common = {
+        "data": path,
+        "x_field": "x",
+        "y_field": "y",
+        "time_field": "time",
+        "storage_crs": CRS84,
+        "options": {"zarr": {"consolidated": False}},  # as catalog/assets.py writes them
+    }
+    return [
+        {
+            "type": "coverage",
+            "name": "xarray",
+            "format": {"name": "zarr", "mimetype": "application/zip"},
+            **common,
+        },
+        {
+            "type": "edr",
+            "name": f"{PROVIDERS}.datacube.ShikongDatacubeEDRProvider",
+            "format": {"name": "zarr"},
+            **common,
+        },
+    ]
 
 
 def advertise_storage_crs(body: dict[str, Any]) -> None:

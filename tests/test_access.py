@@ -24,9 +24,6 @@ DEPARTMENTS = [
 ]  # fmt: skip
 
 
-DATACUBES = {"met-rainfall_grid"}  # in the STAC catalog, not an OGC API collection
-
-
 @dataclass(frozen=True)
 class Who:
     name: str
@@ -102,7 +99,7 @@ def test_listings_and_collection_pages_match_the_policy(access_env, collections)
         got = client.get("/collections?f=json", headers=who.headers).json()["collections"]
         got_ids = {c["id"] for c in got} - {"alerts"}
         assert ("alerts" in {c["id"] for c in got}) == (who.department is not None)  # shared
-        assert got_ids == {c for c in expect if c not in DATACUBES}, who.name
+        assert got_ids == expect, who.name  # datacubes too: EDR and Coverages over the grid
         stac = client.get("/stac/collections", headers=who.headers).json()["collections"]
         assert {c["id"] for c in stac} == expect, who.name
         landing = client.get("/stac", headers=who.headers).json()["links"]
@@ -114,9 +111,7 @@ def test_listings_and_collection_pages_match_the_policy(access_env, collections)
             assert cid not in html, (who.name, cid)
         for cid in collections:
             status = 200 if cid in expect else 404
-            paths = [f"/stac/collections/{cid}"]
-            if cid not in DATACUBES:  # OGC API serves vectors, rasters and readings
-                paths.append(f"/collections/{cid}?f=json")
+            paths = [f"/stac/collections/{cid}", f"/collections/{cid}?f=json"]
             for path in paths:
                 assert client.get(path, headers=who.headers).status_code == status, (who, path)
 
@@ -144,6 +139,11 @@ def test_every_endpoint_kind_answers_as_the_policy_allows(access_env, collection
             paths += [
                 f"/collections/{cid}/coverage?f=json&scale-size=x(4),y(4)",
                 f"/collections/{cid}/map?f=png&width=16&height=16",
+            ]
+        if kind == "datacube":
+            paths += [
+                f"/collections/{cid}/position?coords=POINT(113.3%2033.8)&f=json",
+                f"/collections/{cid}/cube?bbox=113.2,33.7,113.3,33.8&f=json",
             ]
         for who in callers:
             allowed = may_read(who.department, c)

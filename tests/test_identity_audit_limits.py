@@ -208,7 +208,7 @@ def test_limits_answer_clear_4xx(data):
         page = client.get("/collections/sta-population_grid/items?f=json&limit=51")
         assert page.status_code == 200 and len(page.json()["features"]) == 50  # server-limited
         stac = client.get("/stac/search?limit=51")
-        assert stac.status_code == 400 and "50" in stac.json()["description"]
+        assert stac.status_code == 200 and len(stac.json()["features"]) <= 50  # server-limited
         big = {"inputs": {"region": "x" * 1500}}
         reply = client.post("/processes/area-by-class/execution", json=big, headers=h)
         assert reply.status_code == 413 and "1000 bytes" in reply.json()["description"]

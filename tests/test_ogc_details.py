@@ -201,3 +201,38 @@ def test_refused_requests_log_one_line_without_a_traceback(server):
     server.log.flush()
     added = log.read_text()[len(before) :]
     assert "Traceback" not in added, added
+
+
+def test_the_rainfall_datacube_is_served_as_edr_and_coverage(server, demo_data):
+    import numpy as np
+    import xarray as xr
+
+    layer = Catalog.open(demo_data)["met-rainfall_grid"]
+    cube = xr.open_zarr(layer.current.asset_path, consolidated=False)["precipitation"]
+    listed = {c["id"] for c in get(server, "/collections", f="json").json()["collections"]}
+    assert "met-rainfall_grid" in listed
+    base = f"{server.url}/collections/met-rainfall_grid"
+    at = httpx.get(f"{base}/position", params={"coords": "POINT(113.3 33.8)", "f": "json"})
+    assert at.status_code == 200, at.text
+    expect = cube.sel(x=113.3, y=33.8, method="nearest").values
+    got = next(iter(at.json()["ranges"].values()))["values"]
+    np.testing.assert_allclose(np.asarray(got, dtype=float), expect, rtol=1e-6)
+    box = httpx.get(f"{base}/cube", params={"bbox": "113.2,33.7,113.3,33.8", "f": "json"})
+    assert box.status_code == 200, box.text
+    inside = cube.where(
+        (cube.x >= 113.2) & (cube.x <= 113.3) & (cube.y >= 33.7) & (cube.y <= 33.8), drop=True
+    )
+    values = next(iter(box.json()["ranges"].values()))["values"]
+    assert len(values) == inside.size
+    assert np.isclose(np.nansum(np.asarray(values, dtype=float)), float(inside.sum()), rtol=1e-5)
+    whole = httpx.get(f"{base}/coverage", params={"f": "json"})
+    assert whole.status_code == 200
+    assert next(iter(whole.json()["ranges"].values()))["shape"] == list(cube.shape)
+
+
+@pytest.mark.parametrize(
+    "query", ["cube?bbox=0,0,0,0", "position?coords=POINT(0%200)", "cube?bbox=100,20,101,21"]
+)
+def test_a_datacube_query_outside_the_grid_is_a_404_saying_where_the_grid_is(server, query):
+    reply = httpx.get(f"{server.url}/collections/met-rainfall_grid/{query}")
+    assert reply.status_code == 404 and "the grid covers 113" in reply.json()["description"]
