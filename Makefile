@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "[3/3] installing shikong and its dependencies (the first time takes a few minutes)"
 	$(PY) -m pip install -e '.[test]'
+	@# ogctests pins versions older than ours (pyarrow, httpx, pytest); it runs with ours
+	$(PY) -m pip install --no-deps ogctests==0.1.15
 	@echo "installed: $(VENV)/bin/shikong"
 	touch $@
 

@@ -134,6 +134,17 @@ def context(request: Request) -> RequestContext:
     return ctx
 
 
+def _wants_geojson(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/geo+json" in accept and "text/html" not in accept
+
+
+def _with_query(request: Request, query: list[tuple[str, str]]) -> Request:
+    """The same request with another query string (pygeoapi reads it from the scope)."""
+    request.scope["query_string"] = urlencode(query).encode()
+    return Request(request.scope, request.receive)
+
+
 def _is_json(headers: dict[str, str]) -> bool:
     return "json" in headers.get("Content-Type", headers.get("content-type", ""))
 
@@ -268,6 +279,10 @@ class Server:
             wrong = await run_in_threadpool(self._unknown_parameters, r, cid, item)
             if wrong:
                 return problem(400, "InvalidParameterValue", wrong)
+        if r.method == "GET" and "f" not in r.query_params and _wants_geojson(r):
+            # the EDR formatter registers geo+json for sensor collections; items are
+            # pygeoapi's own GeoJSON (with its self link), as for every other collection
+            r = _with_query(r, [*r.query_params.multi_items(), ("f", "json")])
         if item is None:
             if r.method == "GET":
                 return await self.call(
@@ -366,8 +381,7 @@ class Server:
         query_type = r.url.path.rstrip("/").split("/")[-1]
         if r.query_params.get("f", "").lower() == "geojson":  # pygeoapi matches f= in lower case
             query = [(k, v.lower() if k == "f" else v) for k, v in r.query_params.multi_items()]
-            r.scope["query_string"] = urlencode(query).encode()
-            r = Request(r.scope, r.receive)
+            r = _with_query(r, query)
         location = r.path_params.get("location_id")
         if location is not None:
             query_type = "locations"

@@ -157,6 +157,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
         )
     if layer.kind in ("sensors", "readings"):
         resource["providers"].append(edr_provider(layer))
+    if layer.kind == "readings":
+        resource["providers"].insert(0, readings_feature_provider(resource["providers"][-1]))
         # readings go back before the sensors layer's own version and keep arriving:
         # an open extent (pygeoapi checks datetime against it; the provider parses it)
         resource["extents"]["temporal"] = {"begin": None, "end": None}
@@ -234,6 +236,20 @@ def edr_provider(layer: Layer) -> dict[str, Any]:
         "store_layer": sensors.id,
         "sensors_path": str(sensors.current.asset_path),
         "parameters": {p: unit if p == "value" else "" for p in parameters},
+    }
+
+
+def readings_feature_provider(edr: dict[str, Any]) -> dict[str, Any]:
+    """The readings behind an EDR provider, also paged as features (OGC API Features)."""
+    return {
+        "type": "feature",
+        "name": f"{PROVIDERS}.readings.ShikongReadingsProvider",
+        "data": edr["data"],
+        "store_layer": edr["store_layer"],
+        "sensors_path": edr["sensors_path"],
+        "id_field": "id",
+        "crs": list(SERVED_CRS),
+        "storage_crs": CRS84,
     }
 
 
@@ -321,7 +337,7 @@ class View:
             if not self.api.openapi:
                 document = get_oas(copy.deepcopy(self.config), fail_on_invalid_collection=False)
                 self.api.openapi = orjson.dumps(
-                    unique_operation_ids(document), default=_json_default
+                    anchored_refs(unique_operation_ids(document)), default=_json_default
                 ).decode()
 
 
@@ -440,6 +456,24 @@ def unique_operation_ids(document: dict[str, Any]) -> dict[str, Any]:
                 operation["operationId"] = op_id
             seen.add(op_id)
     return document
+
+
+def anchored_refs(node: Any) -> Any:
+    """Give every remote ``$ref`` without a fragment an empty one (``…/sortby.yaml#``).
+
+    Both forms name the whole document (RFC 3986, JSON Reference); clients that split
+    a reference at its ``#`` (ogctests 0.1.15 among them) misread the bare form.
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("http://", "https://")) and "#" not in ref:
+            node["$ref"] = f"{ref}#"
+        for value in node.values():
+            anchored_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            anchored_refs(value)
+    return node
 
 
 def _json_default(value: object) -> object:

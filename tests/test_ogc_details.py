@@ -236,3 +236,38 @@ def test_the_rainfall_datacube_is_served_as_edr_and_coverage(server, demo_data):
 def test_a_datacube_query_outside_the_grid_is_a_404_saying_where_the_grid_is(server, query):
     reply = httpx.get(f"{server.url}/collections/met-rainfall_grid/{query}")
     assert reply.status_code == 404 and "the grid covers 113" in reply.json()["description"]
+
+
+def test_a_readings_collection_pages_its_readings_as_features(server, demo_data):
+    import pandas as pd
+
+    source = pd.read_csv(demo_data.parent / "sources" / "eco" / "air_quality_readings.csv")
+    source["time"] = pd.to_datetime(source["time"], utc=True)
+    one = source[(source.sensor_id == "ECO-AQ-001") & (source.parameter == "pm25")]
+    window = f"{one.time.min():%Y-%m-%dT%H:%M:%SZ}/{one.time.max():%Y-%m-%dT%H:%M:%SZ}"
+    base = f"{server.url}/collections/eco-air_quality_readings"
+    described = httpx.get(base, params={"f": "json"}).json()
+    assert described["itemType"] == "feature"
+    assert any(link["rel"] == "items" for link in described["links"])
+    page = httpx.get(
+        f"{base}/items",
+        params={
+            "f": "json",
+            "sensor_id": "ECO-AQ-001",
+            "parameter": "pm25",
+            "datetime": window,
+            "limit": 1000,
+        },
+    ).json()
+    assert page["numberMatched"] == len(one)
+    assert any(link["rel"] == "self" for link in page["links"])
+    got = {f["properties"]["time"]: f["properties"]["value"] for f in page["features"]}
+    expect = {f"{t:%Y-%m-%dT%H:%M:%SZ}": float(v) for t, v in zip(one.time, one.value, strict=True)}
+    assert got == expect
+    first = page["features"][0]
+    again = httpx.get(f"{base}/items/{first['id']}", params={"f": "json"}).json()
+    assert again["properties"] == first["properties"]
+    default = httpx.get(f"{base}/items", params={"f": "json"}).json()
+    assert default["features"] and default["numberReturned"] == len(default["features"])
+    refused = httpx.get(f"{base}/items", params={"f": "json", "filter": "value > 3"})
+    assert refused.status_code == 400 and "not supported" in refused.json()["description"]

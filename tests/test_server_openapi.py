@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("as_tester")  # a department user, see conf
 
 
 def stand_in(ref: str) -> dict:
-    name = re.split(r"[/#]", ref.rstrip("/"))[-1].removesuffix(".yaml").removesuffix(".json")
+    name = re.split(r"[/#]", ref.rstrip("/#"))[-1].removesuffix(".yaml").removesuffix(".json")
     if "/parameters" in ref:
         name = {"locationId": "locId"}.get(name, name)  # as the OGC fragment names it
         location = "path" if name in ("featureId", "locId") else "query"
