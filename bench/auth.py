@@ -55,7 +55,7 @@ def open_app(guarded):
     everything = frozenset(server.publisher.snapshot.metas)
     full = Access(everything, everything)
     server.access = lambda caller: full
-    return guarded.app  # the Starlette app inside the gate
+    return guarded.app.app  # the Starlette app inside the gate (inside the base-URL layer)
 
 
 async def measure(rounds: int, data: Path, warm: int = 20) -> dict[str, tuple[float, float]]:

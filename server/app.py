@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import params, pygeoapi_fixes
+from . import params, public_url, pygeoapi_fixes
 from .audit import AUDIT_FILE, AuditLog
 from .audit import query as audit_query
 from .guard import Guard, RequestContext
@@ -185,7 +185,8 @@ class Server:
         )
 
     def view(self, request: Request) -> View:
-        return self.publisher.snapshot.view(self.access(context(request).caller))
+        caller = context(request).caller
+        return self.publisher.snapshot.view(self.access(caller), public_url.BASE_URL.get())
 
     async def call(
         self,
@@ -515,19 +516,24 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(
     data_dir: str | Path,
-    url: str,
+    url: str | None,
     watch: bool = True,
     mqtt: str | None = None,
     jwt: JwtSettings | None = None,
     policy: Policy | None = None,
+    local_url: str = "http://localhost:5000",
 ):
     """The ASGI application serving one data directory (and an MQTT broker's sensors).
 
     Access control is not optional: the Starlette app is wrapped by the gate, and every
     handler serves the caller's view. Bearer tokens are accepted when ``jwt`` (or the
-    SHIKONG_JWT_* environment) names an issuer.
+    SHIKONG_JWT_* environment) names an issuer. ``url`` is the public base URL of every
+    link; None writes links with each request's own scheme and host (``local_url`` when
+    a request names none), see :mod:`public_url`.
     """
     pygeoapi_fixes.apply()
+    public = public_url.PublicUrl(url, local_url, public_url.trusted_from_env())
+    url = url or local_url
     catalog = Catalog.open(data_dir)
     server = Server(catalog, url, policy)
     live = LiveIngest(server.catalog)
@@ -563,4 +569,4 @@ def create_app(
         server.hidden,
     )
     guard.state = app.state  # tests and tools reach the server through the outer app
-    return guard
+    return public.middleware(guard)  # outermost: the gate sees the caller behind a proxy

@@ -296,7 +296,12 @@ def _refuse_unbindable(host: str, port: int) -> None:
 @_data_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--url", help="Public base URL for links (default http://HOST:PORT).")
+@click.option(
+    "--url",
+    envvar="SHIKONG_URL",
+    help="Public base URL written in every link (default: each request's own scheme and "
+    "host; behind a proxy see SHIKONG_TRUSTED_PROXIES).",
+)
 @click.option(
     "--mqtt",
     envvar="SHIKONG_MQTT",
@@ -319,12 +324,16 @@ def serve(
     _refuse_unbindable(host, port)
     import uvicorn
 
-    url = url or f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
+    local = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
     os.environ["SHIKONG_DATA"] = str(data_dir)
-    os.environ["SHIKONG_URL"] = url
+    os.environ["SHIKONG_LOCAL_URL"] = local
+    if url:
+        os.environ["SHIKONG_URL"] = url  # every link names it
+    else:
+        os.environ.pop("SHIKONG_URL", None)  # links follow each request's host
     if mqtt:
         os.environ["SHIKONG_MQTT"] = mqtt
-    console.print(f"serving {data_dir} on [bold]{url}[/] (Ctrl-C stops)")
+    console.print(f"serving {data_dir} on [bold]{url or local}[/] (Ctrl-C stops)")
     uvicorn.run(
         "shikong.server.asgi:app",
         host=host,
@@ -332,6 +341,7 @@ def serve(
         workers=workers,
         log_level="warning",
         http="shikong.server.http_protocol:NoDelayH11Protocol",
+        proxy_headers=False,  # forwarded headers are ours to trust or not (public_url)
     )
 
 

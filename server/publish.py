@@ -42,6 +42,7 @@ SERVED_CRS = [
 STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4490"
 PROVIDERS = "shikong.server.providers"
 POLL_SECONDS = 0.25
+MAX_BASE_URLS = 8
 
 
 def base_config(url: str, max_items: int = 1000) -> dict[str, Any]:
@@ -157,12 +158,12 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
         )
     if layer.kind in ("sensors", "readings"):
         resource["providers"].append(edr_provider(layer))
-    if layer.kind == "readings":
-        resource["providers"].insert(0, readings_feature_provider(resource["providers"][-1]))
         # readings go back before the sensors layer's own version and keep arriving:
         # an open extent (pygeoapi checks datetime against it; the provider parses it)
         resource["extents"]["temporal"] = {"begin": None, "end": None}
         resource["formatters"] = [{"name": "shikong.server.formatters.GeoJSONFormatter"}]
+    if layer.kind == "readings":
+        resource["providers"].insert(0, readings_feature_provider(resource["providers"][-1]))
     if layer.kind == "raster":
         path = versions[-1]["path"]
         resource["providers"] += [
@@ -305,18 +306,28 @@ class Snapshot:
         self.config = config
         self.resources = resources
         self.metas = metas  # every catalog collection, published over OGC API or not
-        self._views: dict[Access, View] = {}
+        self._views: dict[tuple[Access, str], View] = {}
         self._lock = threading.Lock()
 
-    def view(self, access: Access) -> View:
-        found = self._views.get(access)
+    def view(self, access: Access, base_url: str | None = None) -> View:
+        """The API of one access view, writing its links with ``base_url``.
+
+        A request's Host picks its base URL (see public_url); only MAX_BASE_URLS distinct
+        ones get their own views, so a caller inventing hosts cannot fill the memory.
+        """
+        url = (base_url or self.config["server"]["url"]).rstrip("/")
+        found = self._views.get((access, url))
         if found is not None:
             return found
         with self._lock:
-            found = self._views.get(access)
+            known = {u for _, u in self._views}
+            if url not in known and len(known) >= MAX_BASE_URLS:
+                url = self.config["server"]["url"]
+            found = self._views.get((access, url))
             if found is None:
-                found = View(self.config, restrict(self.resources, access))
-                self._views[access] = found
+                resources = absolute_links(restrict(self.resources, access), url)
+                found = View(with_base_url(self.config, url), resources)
+                self._views[(access, url)] = found
             return found
 
 
@@ -339,6 +350,39 @@ class View:
                 self.api.openapi = orjson.dumps(
                     anchored_refs(unique_operation_ids(document)), default=_json_default
                 ).decode()
+
+
+def with_base_url(config: dict[str, Any], url: str) -> dict[str, Any]:
+    """The server config with every link written from another base URL."""
+    if url == config["server"]["url"]:
+        return config
+    fresh = base_config(url, config["server"]["limits"]["max_items"])
+    out = copy.copy(config)
+    out["server"] = {**config["server"], "url": fresh["server"]["url"]}
+    out["metadata"] = fresh["metadata"]
+    return out
+
+
+def absolute_links(resources: dict[str, Any], url: str) -> dict[str, Any]:
+    """Resource links written relative to the server root, made absolute for one base URL.
+
+    (A relative ``stac/collections/x`` in a collection page resolves under /collections/.)
+    """
+    out = {}
+    for rid, resource in resources.items():
+        links = resource.get("links")
+        if links and any(not link["href"].startswith(("http:", "https:")) for link in links):
+            resource = {
+                **resource,
+                "links": [
+                    link
+                    if link["href"].startswith(("http:", "https:"))
+                    else {**link, "href": f"{url}/{link['href'].lstrip('/')}"}
+                    for link in links
+                ],
+            }
+        out[rid] = resource
+    return out
 
 
 def restrict(resources: dict[str, Any], access: Access) -> dict[str, Any]:

@@ -42,6 +42,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .public_url import current as current_base_url
+
 STAC_VERSION = "1.1.0"
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -96,10 +98,18 @@ class StacApi:
         max_limit: int = MAX_LIMIT,
     ) -> None:
         self.catalog = catalog
-        self.url = url.rstrip("/")
-        self.root = f"{self.url}/stac"
+        self._url = url.rstrip("/")
         self.access_of = access_of  # the caller's view: hidden collections are absent
         self.max_limit = max_limit
+
+    @property
+    def url(self) -> str:
+        """The base URL of the request being answered (links follow it: public_url)."""
+        return current_base_url(self._url)
+
+    @property
+    def root(self) -> str:
+        return f"{self.url}/stac"
 
     def _visible_collections(self, request: Request) -> list[dict[str, Any]]:
         visible = self.access_of(request).visible
