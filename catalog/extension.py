@@ -17,7 +17,9 @@ from pystac.validation.local_validator import get_local_schema_cache
 from referencing import Registry, Resource
 
 SCHEMA_URI = "https://shikong.dev/stac/shikong/v1.0.0/schema.json"
-PROJECTION_URI = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+# Projection v1.2: it has both ``proj:code`` (GDAL >= 3.10, odc-stac) and ``proj:epsg``, the
+# only CRS field GDAL 3.6's STACIT driver (Debian 12, QGIS 3.22) reads; v2.0 forbids it.
+PROJECTION_URI = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
 FILE_URI = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 TABLE_URI = "https://stac-extensions.github.io/table/v1.2.0/schema.json"
 VERSION_URI = "https://stac-extensions.github.io/version/v1.2.0/schema.json"

@@ -15,12 +15,15 @@ from typing import Any
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from .extension import FILE_URI, SCHEMA_URI, STAC_VERSION, TABLE_URI, VERSION_URI
+from .extension import (
+    FILE_URI,
+    PROJECTION_URI,
+    SCHEMA_URI,
+    STAC_VERSION,
+    TABLE_URI,
+    VERSION_URI,
+)
 
-# Projection extension v1.2: it has both ``proj:code`` (read by GDAL >= 3.10, odc-stac)
-# and ``proj:epsg``, the only CRS field GDAL 3.6's STACIT driver (Debian 12, QGIS 3.22)
-# accepts; v2.0 forbids ``proj:epsg``. TODO(lead): make this extension.PROJECTION_URI.
-PROJECTION_URI = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
 RASTER_PROJ_FIELDS = ("proj:code", "proj:shape", "proj:transform", "proj:bbox", "proj:wkt2")
 
 PLATFORM_TITLE = "时空信息云平台 shikong"

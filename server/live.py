@@ -30,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .guard import CHALLENGES
+
 LOGGER = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
 TOPIC_PREFIX = "shikong"
@@ -66,14 +68,17 @@ class LiveApi:
         department's sensors, a write grant, or the gateway role)."""
         caller = request.state.shikong.caller if hasattr(request.state, "shikong") else None
         if caller is None or caller.anonymous:
-            return JSONResponse(
+            refused = JSONResponse(
                 {
                     "code": "Unauthorized",
-                    "description": "posting readings needs an identity (X-API-Key or a "
-                    "bearer token) of the sensors' department or a gateway",
+                    "description": "posting readings needs an identity (X-API-Key, Basic "
+                    "or a bearer token) of the sensors' department or a gateway",
                 },
                 status_code=401,
             )
+            for challenge in CHALLENGES:  # HTTP requires a challenge on every 401
+                refused.headers.append("www-authenticate", challenge)
+            return refused
         writable = self.access_of(request).writable
         gateway = caller.role == "gateway"
         body = await request.body()

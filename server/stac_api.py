@@ -31,7 +31,6 @@ from urllib.parse import urlencode
 import shapely
 from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
-from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from shapely.geometry import shape
 from shikong.catalog import Catalog
 from shikong.catalog.extension import CLASSIFICATIONS, KINDS
@@ -42,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from . import cql_text
 from .public_url import current as current_base_url
 
 STAC_VERSION = "1.1.0"
@@ -616,7 +616,7 @@ def _filter(value: Any, lang: str | None):
     try:
         if isinstance(value, dict) or lang == "cql2-json":
             return parse_cql2_json(value if isinstance(value, dict) else json.loads(value))
-        return parse_cql2_text(value)
+        return cql_text.parse(value)  # the CQL2 grammar's identifiers (Features' parser)
     except Exception as exc:
         raise BadRequest(f"filter is not valid CQL2: {exc}") from None
 

@@ -163,3 +163,15 @@ def test_ogrinfo_without_a_preemptive_credential_sees_only_the_public(env):
         env["url"], {"GDAL_HTTP_AUTH": "BASIC", "GDAL_HTTP_USERPWD": "alice:sk_0_wrong"}
     )
     assert wrong.returncode != 0 and "401" in wrong.stderr and "unknown API key" in wrong.stderr
+
+
+def test_an_anonymous_post_of_readings_is_challenged_and_basic_posts_them(env):
+    batch = [{"sensor_id": "WAT-WL-001", "time": "2026-11-25T08:00:00+08:00", "value": 150.2}]
+    anonymous = httpx.post(f"{env['url']}/readings", json=batch)
+    assert anonymous.status_code == 401
+    assert anonymous.headers.get_list("www-authenticate") == [
+        'Basic realm="shikong", charset="UTF-8"',
+        'Bearer realm="shikong"',
+    ]
+    posted = httpx.post(f"{env['url']}/readings", json=batch, auth=("li", env["li"]))
+    assert posted.status_code == 200, posted.text  # li is wat: its own sensors
