@@ -33,6 +33,7 @@ from shikong.catalog.live import LiveIngest
 from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -509,6 +510,26 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return problem(404, "NotFound", f"no resource at {request.url.path}")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (405 and the like) in the problem shape, headers kept."""
+    status = getattr(exc, "status_code", 500)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status in (204, 304):  # no body allowed
+        return Response(status_code=status, headers=headers)
+    if status == 405:
+        allowed = headers.get("Allow", "see the OpenAPI document")
+        response = problem(
+            405,
+            "MethodNotAllowed",
+            f"{request.method} is not allowed at {request.url.path}; allowed: {allowed}",
+        )
+    else:
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        response = problem(status, phrase.replace(" ", ""), str(getattr(exc, "detail", phrase)))
+    response.headers.update(headers)
+    return response
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     LOGGER.exception("unhandled error", exc_info=exc)
     return problem(500, "NoApplicableCode", "internal error (logged)")
@@ -557,7 +578,7 @@ def create_app(
     app = Starlette(
         routes=stac.routes() + LiveApi(live, bridge, access_of).routes() + server.routes(),
         lifespan=lifespan,
-        exception_handlers={404: _not_found, 500: _server_error},
+        exception_handlers={404: _not_found, 500: _server_error, HTTPException: _http_error},
     )
     app.state.server = server
     guard = Guard(

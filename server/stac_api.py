@@ -20,7 +20,6 @@ Choices a client may want to know:
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import shapely
+from pygeofilter import ast
 from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from shapely.geometry import shape
@@ -43,6 +43,21 @@ from starlette.routing import Route
 
 from . import cql_text
 from .public_url import current as current_base_url
+from .stac_search import (
+    FILTER_LANGS,
+    GEOMETRY_TYPES,
+    MAX_FILTER_DEPTH,
+    MAX_TOKEN,
+    BadRequest,
+    json_value,
+    search_body,
+    short,
+    single_params,
+)
+from .stac_search import bbox as _bbox
+from .stac_search import names as _names
+from .stac_search import text as _text
+from .stac_search import whole as _whole
 
 STAC_VERSION = "1.1.0"
 CONFORMS = [
@@ -75,16 +90,15 @@ DATE_PROPS = (
 )
 
 
-class BadRequest(Exception):
-    """A search parameter that cannot be understood: answered 400 naming it."""
-
-
 def bad(message: str) -> JSONResponse:
-    return JSONResponse({"code": "InvalidParameterValue", "description": message}, status_code=400)
+    code = "InvalidParameterValue"
+    return JSONResponse({"code": code, "type": code, "description": message}, status_code=400)
 
 
 def not_found(message: str) -> JSONResponse:
-    return JSONResponse({"code": "NotFound", "description": message}, status_code=404)
+    return JSONResponse(
+        {"code": "NotFound", "type": "NotFound", "description": message}, status_code=404
+    )
 
 
 class StacApi:
@@ -271,7 +285,10 @@ class StacApi:
         cid = request.path_params["collection_id"]
         if not self._visible(request, cid) or self.catalog.index.collection(cid) is None:
             return not_found(f"no collection {cid!r}")
-        params = dict(request.query_params)
+        try:
+            params = single_params(request)
+        except BadRequest as exc:
+            return bad(str(exc))
         params["collections"] = cid
         return await self._search(request, params, f"{self.root}/collections/{cid}/items", "GET")
 
@@ -306,15 +323,14 @@ class StacApi:
         return JSONResponse(self.item_out(found), media_type=GEOJSON)
 
     async def search(self, request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return bad("search body is not JSON")
-            if not isinstance(body, dict):
-                return bad("search body must be a JSON object")
-            return await self._search(request, body, f"{self.root}/search", "POST")
-        return await self._search(request, dict(request.query_params), f"{self.root}/search", "GET")
+        try:
+            if request.method == "POST":
+                params = search_body(await request.body())
+            else:
+                params = single_params(request)
+        except BadRequest as exc:
+            return bad(str(exc))
+        return await self._search(request, params, f"{self.root}/search", request.method)
 
     async def asset(self, request: Request) -> Response:
         """An asset file at ``/assets/{dept}/{layer}/{version}/{file}``, if its collection
@@ -348,6 +364,12 @@ class StacApi:
                 status_code=403,
             )
         return FileResponse(path)
+
+    async def _asset_checked(self, request: Request) -> Response:
+        """:meth:`asset`, for a path a file could have: the file system never sees a NUL
+        byte (a ValueError there) or an over-long name (an OSError)."""
+        reason = asset_path_problem(request.path_params["path"])
+        return bad(reason) if reason else await self.asset(request)
 
     # -- search ----------------------------------------------------------------------
     async def _search(
@@ -427,30 +449,29 @@ class StacApi:
         )
 
     def _parse(self, p: dict[str, Any], method: str = "GET") -> dict[str, Any]:
+        """Search parameters as the catalog takes them. A POST body has passed
+        :func:`search_body` (types are right); GET values are strings, checked here."""
         out: dict[str, Any] = {}
         for key in ("collections", "ids"):
             value = p.get(key)
             if value is not None:
-                out[key] = value.split(",") if isinstance(value, str) else list(value)
+                out[key] = _names(key, value)
         if p.get("bbox") is not None and p.get("intersects") is not None:
             raise BadRequest("bbox and intersects cannot be used together: give one")
         if p.get("bbox") is not None:
-            raw = p["bbox"]
-            if method == "POST" and not isinstance(raw, list):
-                raise BadRequest(f"bbox {raw!r} must be a JSON array of numbers in a POST body")
-            try:
-                box = [float(v) for v in (raw.split(",") if isinstance(raw, str) else raw)]
-            except (TypeError, ValueError):
-                raise BadRequest(f"bbox {raw!r} is not a list of numbers") from None
-            if len(box) == 6:
-                box = [box[0], box[1], box[3], box[4]]
-            if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
-                raise BadRequest(f"bbox {raw!r} is not minx,miny,maxx,maxy")
-            out["bbox"] = box
+            if method == "POST" and not isinstance(p["bbox"], list):
+                raise BadRequest(
+                    f"bbox {p['bbox']!r} must be a JSON array of numbers in a POST body"
+                )
+            out["bbox"] = _bbox(p["bbox"])
         if p.get("intersects") is not None:
             geom = p["intersects"]
+            geom = json_value(geom, "intersects") if isinstance(geom, str) else geom
+            if not isinstance(geom, dict) or geom.get("type") not in GEOMETRY_TYPES:
+                raise BadRequest(
+                    f"intersects must be a GeoJSON geometry object ({', '.join(GEOMETRY_TYPES)})"
+                )
             try:
-                geom = json.loads(geom) if isinstance(geom, str) else geom
                 shp = shape(geom)
             except Exception:
                 raise BadRequest("intersects is not a GeoJSON geometry") from None
@@ -459,23 +480,22 @@ class StacApi:
             out["intersects"] = shp
         if p.get("datetime") is not None:
             out["datetime"] = parse_rfc3339_interval(p["datetime"])
-        try:
-            limit = int(p.get("limit", DEFAULT_LIMIT))
-            offset = int(p.get("token", p.get("offset", 0)))
-        except (TypeError, ValueError):
-            raise BadRequest("limit and token must be integers") from None
+        limit = _whole(p.get("limit", DEFAULT_LIMIT), "limit")
+        offset = _whole(p.get("token", p.get("offset", 0)), "token")
         if limit < 1:
             raise BadRequest(f"limit must be at least 1 (at most {self.max_limit} are served)")
         limit = min(limit, self.max_limit)  # a larger limit is served a full page
-        if offset < 0:
-            raise BadRequest("token must not be negative")
+        if offset < 0 or offset > MAX_TOKEN:
+            raise BadRequest(f"token must be a page offset from 0 to {MAX_TOKEN}")
         out["limit"], out["offset"] = limit, offset
-        if p.get("sortby"):
+        if p.get("sortby") is not None:
             out["sortby"] = _sortby(p["sortby"])
         if p.get("filter") is not None:
             out["filter"] = _filter(p["filter"], p.get("filter-lang"))
-        if p.get("q"):
-            out["text"] = p["q"] if isinstance(p["q"], str) else " ".join(p["q"])
+        elif p.get("filter-lang") is not None:
+            _filter_lang(p["filter-lang"], None)
+        if p.get("q") is not None:
+            out["text"] = _text(p["q"])
         return out
 
     def routes(self) -> list[Route]:
@@ -490,8 +510,23 @@ class StacApi:
             Route("/stac/queryables", self.queryables),
             Route(f"{c}/items/{{item_id}}", self.item),
             Route("/stac/search", self.search, methods=["GET", "POST"]),
-            Route("/assets/{path:path}", self.asset),
+            Route("/assets/{path:path}", self._asset_checked),
         ]
+
+
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 1024
+
+
+def asset_path_problem(path: str) -> str | None:
+    """Why no file can have this path under /assets (a 400 naming it), or None."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "asset path holds a control character (such as NUL or a newline)"
+    encoded = [part.encode("utf-8", "surrogatepass") for part in path.split("/")]
+    if sum(len(part) + 1 for part in encoded) > MAX_PATH_BYTES:
+        return f"asset path is longer than {MAX_PATH_BYTES} bytes"
+    if any(len(part) > MAX_NAME_BYTES for part in encoded):
+        return f"asset path has a name longer than {MAX_NAME_BYTES} bytes"
+    return None
 
 
 _RFC3339 = re.compile(
@@ -601,9 +636,11 @@ SORT_FIELDS = {
 
 def _sortby(value: Any) -> list[tuple[str, bool]]:
     if isinstance(value, str):
-        fields = [(f.lstrip("+-"), not f.startswith("-")) for f in value.split(",") if f]
-    else:
+        fields = [(f.strip().lstrip("+-"), not f.strip().startswith("-")) for f in value.split(",")]
+    else:  # a list of {field, direction}: search_body checked its shape
         fields = [(f["field"], f.get("direction", "asc") == "asc") for f in value]
+    if not fields or any(not name for name, _ in fields):
+        raise BadRequest("sortby names an empty field: give field names, e.g. -datetime,id")
     out = []
     for name, asc in fields:
         if name not in SORT_FIELDS:
@@ -612,13 +649,65 @@ def _sortby(value: Any) -> list[tuple[str, bool]]:
     return out
 
 
-def _filter(value: Any, lang: str | None):
+def _filter_lang(lang: Any, value: Any) -> str:
+    """The filter language: as given, or guessed from the filter (an object is JSON)."""
+    if lang is None:
+        return "cql2-json" if isinstance(value, dict) else "cql2-text"
+    if lang not in FILTER_LANGS:
+        raise BadRequest(f"filter-lang {lang!r} is not one of {', '.join(FILTER_LANGS)}")
+    return lang
+
+
+def _filter(value: Any, lang: Any):
+    """A CQL2 filter (text or JSON) as a pygeofilter AST, refused if nested too deeply."""
+    lang = _filter_lang(lang, value)
+    if lang == "cql2-json":
+        if isinstance(value, str):
+            value = json_value(value, "filter")
+        if not isinstance(value, dict):
+            raise BadRequest('a cql2-json filter must be a JSON object such as {"op": ...}')
+    elif not isinstance(value, str):
+        raise BadRequest("a cql2-text filter must be a string; send an object as cql2-json")
+    elif _paren_depth(value) > MAX_FILTER_DEPTH:
+        raise BadRequest(f"filter nests parentheses deeper than {MAX_FILTER_DEPTH} levels")
     try:
-        if isinstance(value, dict) or lang == "cql2-json":
-            return parse_cql2_json(value if isinstance(value, dict) else json.loads(value))
-        return cql_text.parse(value)  # the CQL2 grammar's identifiers (Features' parser)
+        node = parse_cql2_json(value) if lang == "cql2-json" else cql_text.parse(value)
+    except RecursionError:
+        raise BadRequest(f"filter is nested deeper than {MAX_FILTER_DEPTH} levels") from None
     except Exception as exc:
-        raise BadRequest(f"filter is not valid CQL2: {exc}") from None
+        raise BadRequest(f"filter is not valid {lang}: {short(str(exc))}") from None
+    if not isinstance(node, ast.Node):
+        raise BadRequest(f"filter is not a {lang} boolean expression")
+    if _ast_depth(node) > MAX_FILTER_DEPTH:
+        raise BadRequest(
+            f"filter is nested deeper than {MAX_FILTER_DEPTH} levels "
+            "(each AND/OR term and each NOT counts one)"
+        )
+    return node
+
+
+def _paren_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
+def _ast_depth(node: Any) -> int:
+    """How deep a pygeofilter AST goes, counted without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_FILTER_DEPTH:
+            break
+        children = getattr(current, "get_sub_nodes", lambda: [])() or []
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 _EVALUATORS: dict[int, Any] = {}
