@@ -335,13 +335,16 @@ class StacApi:
     async def asset(self, request: Request) -> Response:
         """An asset file at ``/assets/{dept}/{layer}/{version}/{file}``, if its collection
         is visible; a layer with personal fields the caller sees masked is not
-        downloadable raw (the file holds them whole)."""
-        root = self._assets_root()
-        path = (root / request.path_params["path"]).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        downloadable raw (the file holds them whole). Only files a committed version
+        names are served, whatever else lies in the folder (committed_asset)."""
+        from shikong.catalog.assets import committed_asset
+
+        relative = request.path_params["path"]
+        path = committed_asset(self.catalog, relative)
+        if path is None:
             return not_found("no such asset")
-        parts = path.relative_to(root).parts
-        cid = f"{parts[0]}-{parts[1]}" if len(parts) > 2 else ""
+        parts = relative.split("/")
+        cid = f"{parts[0]}-{parts[1]}"
         ctx = request.state.shikong if hasattr(request.state, "shikong") else None
         if ctx is not None:
             ctx.touch(cid)
@@ -644,7 +647,7 @@ def _sortby(value: Any) -> list[tuple[str, bool]]:
     out = []
     for name, asc in fields:
         if name not in SORT_FIELDS:
-            raise BadRequest(f"cannot sort by {name!r}; sortable: {', '.join(SORT_FIELDS)}")
+            raise BadRequest(f"sortby: cannot sort by {name!r}; sortable: {', '.join(SORT_FIELDS)}")
         out.append((SORT_FIELDS[name], asc))
     return out
 

@@ -163,7 +163,9 @@ def json_value(raw: bytes | str, what: str) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"{what} is not JSON: {exc}") from None
+        if "depth limit" in str(exc):  # orjson stops at 1024 levels
+            raise BadRequest(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise BadRequest(f"{what} is not JSON: {short(str(exc))}") from None
     if json_depth(value) > MAX_JSON_DEPTH:
         raise BadRequest(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
