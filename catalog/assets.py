@@ -11,7 +11,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -19,13 +19,17 @@ import pyarrow.parquet as pq
 import rasterio
 import shapely
 import xarray as xr
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import FormatError
-from shikong.spatial.raster import is_cog, open_raster, write_cog
 
 from .storage import copy_atomic, tree_size_and_checksum
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 GEOPARQUET = "application/vnd.apache.parquet"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -43,6 +47,30 @@ class AssetInfo:
     asset_fields: dict[str, Any] = field(default_factory=dict)
     item_properties: dict[str, Any] = field(default_factory=dict)
     footprint: BaseGeometry | None = None
+
+
+def committed_asset(catalog: Catalog, relative: str) -> Path | None:
+    """The file at ``assets/<relative>`` if a committed version names it: the asset file
+    itself, or a file inside the Zarr folder it names. Anything else under ``assets/``
+    (what a killed or refused ingest left, temporary names) is None: it is not served.
+
+    ``relative`` is ``{department}/{layer}/{version}/{file...}``, as ingest lays it out.
+    """
+    parts = relative.split("/")
+    if len(parts) < 4 or any(p in ("", ".", "..") or "\x00" in p for p in parts):
+        return None
+    department, layer, version = parts[:3]
+    item = catalog.index.item(f"{department}-{layer}-v{version}")
+    if item is None or item.get("collection") != f"{department}-{layer}":
+        return None
+    root = (catalog.paths.root / "assets").resolve()
+    wanted = (root / relative).resolve()
+    item_dir = catalog.paths.item_json(department, layer, item["id"]).parent
+    for asset in item.get("assets", {}).values():
+        named = (item_dir / str(asset.get("href", ""))).resolve()
+        if named.is_relative_to(root) and wanted.is_relative_to(named) and wanted.is_file():
+            return wanted
+    return None
 
 
 def _finish(info: AssetInfo) -> AssetInfo:
@@ -117,13 +145,20 @@ def write_vector(frame: gpd.GeoDataFrame, folder: Path, id_field: str | None = N
 
 def write_raster(source: Path, folder: Path) -> AssetInfo:
     """A COG of the source raster: copied if it already is one, else rewritten lazily."""
+    from shikong.spatial.raster import is_cog, open_raster, write_cog  # dask: only here
+
     path = folder / "data.tif"
-    folder.mkdir(parents=True, exist_ok=True)
     da = open_raster(source, masked=False)
-    if is_cog(source):
-        copy_atomic(source, path)
-    else:
-        write_cog(da, path)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if is_cog(source):
+            check_tiles(source)
+            copy_atomic(source, path)
+        else:
+            write_cog(da, path)  # reads every block: a cut or corrupt one raises here
+    except (RasterioError, CPLE_BaseError) as exc:
+        text = " ".join(str(exc).replace(str(source), source.name).split())
+        raise FormatError(source, f"not a readable raster (truncated or corrupt): {text}") from exc
     with rasterio.open(path) as src:
         epsg = src.crs.to_epsg()
         west, south, east, north = transform_bounds(src.crs, "EPSG:4490", *src.bounds)
@@ -155,10 +190,33 @@ def write_raster(source: Path, folder: Path) -> AssetInfo:
     return _finish(info)
 
 
+def check_tiles(path: Path) -> None:
+    """Refuse a GeoTIFF whose tiles lie past its end (cut short in transfer). A COG is
+    stored as it came, without reading its pixels, and GDAL notices a missing tile only
+    when a client asks for it."""
+    size = path.stat().st_size
+    with rasterio.open(path) as src:
+        for bidx in src.indexes:
+            for (row, col), _ in src.block_windows(bidx):
+                offset = src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=bidx)
+                length = src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=bidx)
+                if offset and length and int(offset) + int(length) > size:
+                    raise FormatError(
+                        path,
+                        f"truncated GeoTIFF: tile ({col}, {row}) of band {bidx} ends at byte "
+                        f"{int(offset) + int(length):,}, the file has {size:,}",
+                    )
+
+
 def _nodata(value: float) -> float | str:
     if np.isnan(value):
         return "nan"
     return float(value)
+
+
+def _cube_error(source: Path, exc: Exception) -> FormatError:
+    text = " ".join(str(exc).replace(str(source), source.name).split())
+    return FormatError(source, f"not a readable NetCDF/Zarr data cube: {text}")
 
 
 def write_datacube(source: Path, folder: Path) -> AssetInfo:
@@ -166,7 +224,7 @@ def write_datacube(source: Path, folder: Path) -> AssetInfo:
     try:
         ds = xr.open_zarr(source) if source.suffix == ".zarr" else xr.open_dataset(source)
     except Exception as exc:  # each backend raises its own types for a corrupt file
-        raise FormatError(source, f"not a readable NetCDF/Zarr data cube: {exc}") from exc
+        raise _cube_error(source, exc) from exc
     lon = next((n for n in ("lon", "longitude", "x") if n in ds.coords), None)
     lat = next((n for n in ("lat", "latitude", "y") if n in ds.coords), None)
     if lon is None or lat is None:
@@ -175,7 +233,10 @@ def write_datacube(source: Path, folder: Path) -> AssetInfo:
     tmp = folder / f".data.zarr.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    ds.to_zarr(tmp, mode="w", consolidated=False)
+    try:
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+    except (OSError, RuntimeError, ValueError) as exc:  # a variable cut short in the file
+        raise _cube_error(source, exc) from exc
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     west, east = float(ds[lon].min()), float(ds[lon].max())

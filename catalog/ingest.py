@@ -1,22 +1,31 @@
 """Ingest: a department's source → a cloud-native asset → a STAC item, committed atomically.
 
 Order of work (what makes a kill -9 harmless):
-1. read and check the source (nothing written yet);
-2. write the asset into its own version folder (invisible until committed);
+1. read and check the source (nothing written yet: a refused source changes nothing);
+2. note the version folder in the pending journal, then write the asset into it;
 3. commit the item, the collection and the bumped catalog version in ONE index
    transaction: this is the commit point;
 4. export the STAC JSON (atomic renames, children before parents). If the process dies
    here, the next writer re-exports from the index.
+
+An asset is reachable only once a committed item names it (``/assets`` checks the index,
+see ``assets.committed_asset``). What a dead or refused ingest left in its version
+folder is removed: at once when the ingest fails with an error, else by the next
+ingest, which first removes every folder the journal names that no committed item owns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import signal
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
@@ -28,6 +37,7 @@ from shikong.config import load as load_config
 from shikong.spatial.errors import FormatError, InputError
 from shikong.spatial.readers import ReadReport, read
 from shikong.spatial.readers.encoding import decode_text
+from shikong.spatial.readers.integrity import regular_file, shapefile_parts
 
 from . import assets as asset_writers
 from .extension import CLASSIFICATIONS, KINDS
@@ -43,6 +53,7 @@ VERSION_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 RASTER_SUFFIXES = {".tif", ".tiff"}
 CUBE_SUFFIXES = {".nc", ".nc4", ".zarr"}
 READING_COLUMNS = {"sensor_id", "time", "value"}
+PENDING = ".pending-assets"  # under the data directory: one entry per asset being written
 
 
 @dataclass
@@ -115,6 +126,11 @@ def _check_request(req: IngestRequest) -> None:
         )
     if not req.source.exists():
         raise InputError(req.source, "no such file")
+    if not req.source.is_dir():  # a folder delivery: the reader checks what it takes
+        regular_file(req.source)  # before anything opens it: a FIFO would block forever
+        if req.source.suffix.lower() == ".shp":  # the checksum reads every sidecar
+            for part in shapefile_parts(req.source):
+                regular_file(part, allow_empty=True)
 
 
 def detect_kind(req: IngestRequest) -> str:
@@ -178,6 +194,7 @@ def ingest(catalog: Catalog, req: IngestRequest) -> IngestResult:
     cid = req.collection_id
     checksum = source_checksum(req)
     with catalog.writing():
+        remove_residues(catalog)
         existing = catalog.index.items_of(cid)
         same = catalog.index.find_checksum(cid, checksum)
         if same is not None:
@@ -197,62 +214,167 @@ def ingest(catalog: Catalog, req: IngestRequest) -> IngestResult:
                 f"version {version} of {cid} exists with other content:"
                 " versions never change; give a new --version",
             )
-        report, asset = _write_asset(catalog, req, kind, version)
-        _fault("after-asset")
         valid_from = parse_when(req.valid_from) if req.valid_from else datetime.now(UTC)
-        item_dir = catalog.paths.item_json(req.department, req.layer, item_id).parent
-        source = {
-            "path": str(req.source.resolve()),
-            "checksum": checksum,
-            "format": report.format if report else req.source.suffix.lstrip(".").upper(),
-            "encoding": report.encoding if report else None,
-            "crs": report.crs if report else asset.item_properties.get("proj:code"),
-        }
-        if report and (report.actions or report.warnings or report.repaired):
-            source["actions"] = report.actions
-            source["warnings"] = report.warnings
-            source["repaired"] = len(report.repaired)
-        item = item_dict(
-            item_id=item_id,
-            collection_id=cid,
-            department=req.department,
-            layer=req.layer,
-            kind=kind,
-            classification=req.classification,
-            version=version,
-            valid_from=valid_from,
-            title=f"{req.title or req.layer} {version}",
-            geometry=asset.footprint,
-            assets={
-                "data": {
-                    "href": rel(asset.path, item_dir),
-                    "type": asset.media_type,
-                    "title": asset.title,
-                    "roles": ["data"],
-                    **asset.asset_fields,
-                }
-            },
-            properties=asset.item_properties,
-            source=source,
-            created=datetime.now(UTC),
-        )
-        if req.derived_from:
-            item["properties"]["shikong:derived_from"] = list(req.derived_from)
-        catalog.commit_version(req, kind, item)
+        frame, report = _read_vector(req, kind)
+        folder = catalog.paths.asset_dir(req.department, req.layer, version)
+        with _pending_asset(catalog, folder, item_id, existing):
+            asset = _write_asset(req, kind, folder, frame)
+            _fault("after-asset")
+            item = _version_item(catalog, req, kind, version, valid_from, checksum, report, asset)
+            catalog.commit_version(req, kind, item)
         return IngestResult(cid, item_id, version, "created", catalog.version, report=report)
 
 
-def _write_asset(catalog: Catalog, req: IngestRequest, kind: str, version: str):
-    folder = catalog.paths.asset_dir(req.department, req.layer, version)
-    if kind == "raster":
-        return None, asset_writers.write_raster(req.source, folder)
-    if kind == "datacube":
-        return None, asset_writers.write_datacube(req.source, folder)
+def _version_item(
+    catalog: Catalog,
+    req: IngestRequest,
+    kind: str,
+    version: str,
+    valid_from: datetime,
+    checksum: str,
+    report: ReadReport | None,
+    asset: asset_writers.AssetInfo,
+) -> dict[str, Any]:
+    """The STAC item of a new version whose asset is written."""
+    item_id = f"{req.collection_id}-v{version}"
+    item_dir = catalog.paths.item_json(req.department, req.layer, item_id).parent
+    source = {
+        "path": str(req.source.resolve()),
+        "checksum": checksum,
+        "format": report.format if report else req.source.suffix.lstrip(".").upper(),
+        "encoding": report.encoding if report else None,
+        "crs": report.crs if report else asset.item_properties.get("proj:code"),
+    }
+    if report and (report.actions or report.warnings or report.repaired):
+        source["actions"] = report.actions
+        source["warnings"] = report.warnings
+        source["repaired"] = len(report.repaired)
+    item = item_dict(
+        item_id=item_id,
+        collection_id=req.collection_id,
+        department=req.department,
+        layer=req.layer,
+        kind=kind,
+        classification=req.classification,
+        version=version,
+        valid_from=valid_from,
+        title=f"{req.title or req.layer} {version}",
+        geometry=asset.footprint,
+        assets={
+            "data": {
+                "href": rel(asset.path, item_dir),
+                "type": asset.media_type,
+                "title": asset.title,
+                "roles": ["data"],
+                **asset.asset_fields,
+            }
+        },
+        properties=asset.item_properties,
+        source=source,
+        created=datetime.now(UTC),
+    )
+    if req.derived_from:
+        item["properties"]["shikong:derived_from"] = list(req.derived_from)
+    return item
+
+
+def _read_vector(req: IngestRequest, kind: str) -> tuple[Any, ReadReport | None]:
+    """A vector source read and checked, before anything is written (rasters and data
+    cubes are checked by their writers, which open the source first)."""
+    if kind in ("raster", "datacube"):
+        return None, None
     frame, report = read(req.source, **req.options)
     if kind == "sensors" and "sensor_id" not in frame.columns:
         raise FormatError(req.source, "a sensors layer needs a sensor_id column")
+    return frame, report
+
+
+def _write_asset(
+    req: IngestRequest, kind: str, folder: Path, frame: Any
+) -> asset_writers.AssetInfo:
+    if kind == "raster":
+        return asset_writers.write_raster(req.source, folder)
+    if kind == "datacube":
+        return asset_writers.write_datacube(req.source, folder)
     id_field = req.id_field or ("sensor_id" if kind == "sensors" else None)
-    return report, asset_writers.write_vector(frame, folder, id_field=id_field)
+    return asset_writers.write_vector(frame, folder, id_field=id_field)
+
+
+# -- residues of ingests that died or failed ------------------------------------------
+def _asset_folders(catalog: Catalog, items: list[dict[str, Any]]) -> set[Path]:
+    """The version folders that committed items' assets live in."""
+    folders = set()
+    for item in items:
+        props = item["properties"]
+        item_dir = catalog.paths.item_json(
+            props["shikong:department"], props["shikong:layer"], item["id"]
+        ).parent
+        for asset in item.get("assets", {}).values():
+            folders.add((item_dir / asset["href"]).resolve().parent)
+    return folders
+
+
+def _remove(catalog: Catalog, folder: Path) -> None:
+    """Remove a version folder, and its layer and department folders if left empty."""
+    shutil.rmtree(folder, ignore_errors=True)
+    assets = catalog.paths.root / "assets"
+    for parent in (folder.parent, folder.parent.parent):
+        if parent == assets or not parent.is_relative_to(assets):
+            break
+        with contextlib.suppress(OSError):  # not empty: other versions live there
+            parent.rmdir()
+
+
+def remove_residues(catalog: Catalog) -> list[Path]:
+    """Remove what ingests that died left (call under the writer lock): the version
+    folder of every journal entry whose item was never committed. Returns them."""
+    journal = catalog.paths.root / PENDING
+    removed = []
+    if not journal.is_dir():
+        return removed
+    for entry in sorted(journal.glob("*.json")):
+        try:
+            pending = json.loads(entry.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # cut short while being written: nothing followed
+            pending = None
+        if pending and catalog.index.item(pending["item"]) is None:
+            folder = catalog.paths.root / pending["folder"]
+            if folder.exists():
+                _remove(catalog, folder)
+                removed.append(folder)
+        entry.unlink(missing_ok=True)
+    return removed
+
+
+@contextlib.contextmanager
+def _pending_asset(
+    catalog: Catalog, folder: Path, item_id: str, existing: list[dict[str, Any]]
+) -> Iterator[None]:
+    """Write an asset into ``folder`` for ``item_id``: journalled first, so that a kill
+    before the commit leaves a residue the next writer removes, and removed at once if
+    the ingest fails. Residues of the same layer that predate the journal go too."""
+    layer_dir = folder.parent
+    if layer_dir.is_dir():
+        keep = _asset_folders(catalog, existing)
+        for child in layer_dir.iterdir():
+            if child.resolve() not in keep:
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+    journal = catalog.paths.root / PENDING
+    journal.mkdir(parents=True, exist_ok=True)
+    entry = journal / f"{uuid.uuid4().hex}.json"
+    relative = folder.relative_to(catalog.paths.root).as_posix()
+    entry.write_text(json.dumps({"folder": relative, "item": item_id}), encoding="utf-8")
+    try:
+        yield
+    except BaseException:
+        if catalog.index.item(item_id) is None:  # failed before its commit
+            _remove(catalog, folder)
+        raise
+    finally:
+        entry.unlink(missing_ok=True)
 
 
 def sensor_specs(frame: pd.DataFrame) -> dict[str, SensorSpec]:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError
 from .coordinate_file import parse_coordinate_text, read_coordinate_file
 from .delivery import opened_delivery
+from .integrity import regular_file
 from .report import ReadReport, ReadResult
 from .tabular import read_csv
 from .vector import read_geoparquet, read_ogr, read_shapefile
@@ -52,6 +53,8 @@ def read(
     among several; the report's first action names the dataset taken).
     """
     path = Path(source)
+    if path.exists() and not path.is_dir():
+        regular_file(path)  # before anything opens it: a FIFO would block forever
     with opened_delivery(path, layer) as chosen:
         if chosen is None:
             return _read_file(path, layer=layer, crs=crs, encoding=encoding, **options)
@@ -66,10 +69,7 @@ def read(
 def _read_file(
     path: Path, *, layer: str | int | None, crs: object | None, encoding: str | None, **options
 ) -> ReadResult:
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a file")
+    regular_file(path)
     suffix = path.suffix.lower()
     if suffix == ".shp":
         return read_shapefile(path, crs=crs, encoding=encoding)

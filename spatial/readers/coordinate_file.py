@@ -41,6 +41,7 @@ from ..errors import CoordinateFileError, CRSError, EncodingError, InputError
 from ..units import m2_to_hectares
 from .encoding import decode_text
 from .finish import to_storage
+from .integrity import regular_file
 from .report import ReadReport, ReadResult
 
 FORMAT = "坐标报盘"
@@ -563,6 +564,8 @@ def read_coordinate_file(path: str | PathLike[str], encoding: str | None = None)
     area stays as declared, because comparing it with the computed area is the point.
     """
     source = str(path)
+    if Path(path).exists():  # a FIFO would block; an empty file is said below, by line
+        regular_file(Path(path), allow_empty=True)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

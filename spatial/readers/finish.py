@@ -8,7 +8,7 @@ import shapely
 from pyproj import CRS
 
 from ..crs import STORAGE_CRS, detect_prefixed_zone, outside_china, zone_of_epsg
-from ..errors import CRSError
+from ..errors import CRSError, FormatError
 from ..validate import geometry_type_counts, orient_rfc7946, repair_geometries
 from .report import ReadReport, ReadResult
 
@@ -75,18 +75,36 @@ def _check_units(gdf: gpd.GeoDataFrame, report: ReadReport) -> None:
         )
 
 
+def check_finite(gdf: gpd.GeoDataFrame, report: ReadReport, stage: str) -> None:
+    """Refuse NaN or infinite coordinates: no geometry operation is defined on them (GEOS
+    raises mid-repair), so they are corrupt input, named by feature, not a crash."""
+    coords, index = shapely.get_coordinates(gdf.geometry.values, return_index=True)
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        at = int(np.argmax(bad))
+        count = np.unique(index[bad]).size
+        raise FormatError(
+            report.source,
+            f"NaN or infinite coordinates {stage}: {count} feature(s), the first is feature "
+            f"{gdf.index[int(index[at])]!r} at ({coords[at, 0]}, {coords[at, 1]})",
+            where="coordinates",
+        )
+
+
 def to_storage(
     gdf: gpd.GeoDataFrame, report: ReadReport, *, allow_outside_china: bool = False
 ) -> ReadResult:
     """Reproject a frame with a known CRS to EPSG:4490, repair it and fill the report."""
     if gdf.crs is None:
         raise CRSError(report.source, "no coordinate reference system: declare one (crs=...)")
+    check_finite(gdf, report, "in the source")
     gdf = settle_gk_prefix(gdf, report)
     _check_units(gdf, report)
     epsg = _epsg(gdf.crs)
     report.crs = f"EPSG:{epsg}" if epsg else gdf.crs.name
     if not gdf.crs.equals(STORAGE_CRS):
         gdf = gdf.to_crs(STORAGE_CRS)
+        check_finite(gdf, report, f"after transform from {report.crs} (outside its area)")
         report.actions.append(f"reprojected from {report.crs} to EPSG:4490")
     geoms, repaired = repair_geometries(gdf.geometry)
     if repaired:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -14,6 +15,7 @@ from ..crs import STORAGE_EPSG, as_crs
 from ..errors import CRSError, FormatError, InputError
 from .encoding import decode_text
 from .finish import to_storage
+from .integrity import regular_file
 from .report import ReadReport, ReadResult
 from .types import type_columns
 
@@ -31,11 +33,14 @@ def _column(df: pd.DataFrame, names: tuple[str, ...]) -> str | None:
 
 def _numeric(df: pd.DataFrame, col: str, source: str) -> pd.Series:
     values = pd.to_numeric(df[col], errors="coerce")
-    bad = values.isna() & df[col].notna()
+    bad = (values.isna() & df[col].notna()) | np.isinf(values)
     if bad.any():
         row = int(bad.idxmax())
+        what = "a finite number" if np.isinf(values[row]) else "a number"
         raise FormatError(
-            source, f"column {col!r} holds {df[col][row]!r}, not a number", where=f"row {row + 2}"
+            source,
+            f"column {col!r} holds {df[col][row]!r}, not {what}",
+            where=f"row {row + 2}",
         )
     return values
 
@@ -74,6 +79,10 @@ def read_csv(
     """
     path = Path(path)
     report = ReadReport(source=str(path), format="CSV")
+    regular_file(path)
+    for sidecar in (path.with_suffix(".csvt"), path.with_suffix(".CSVT")):
+        if sidecar.exists():
+            regular_file(sidecar)  # read by type_columns: a FIFO there would block
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -82,8 +91,10 @@ def read_csv(
     report.encoding = codec
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise FormatError(path, "empty CSV: no header line") from None
     except pd.errors.ParserError as exc:
-        raise FormatError(path, f"not a well-formed CSV: {exc}") from exc
+        raise FormatError(path, f"not a well-formed CSV: {' '.join(str(exc).split())}") from exc
     if df.empty and len(df.columns) == 0:
         raise FormatError(path, "empty CSV")
     mode, (xcol, ycol) = _coordinate_columns(df, x, y)

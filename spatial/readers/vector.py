@@ -11,6 +11,7 @@ import codecs
 import glob
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,11 +22,12 @@ from ..crs import as_crs
 from ..errors import CRSError, EncodingError, FormatError, InputError
 from .encoding import find_sidecar, shapefile_encoding
 from .finish import to_storage
+from .integrity import check_shapefile, regular_file
 from .report import ReadReport, ReadResult
 
 
 def _gdal_error(path: Path, exc: Exception) -> FormatError:
-    text = str(exc).replace(str(path), path.name).strip()
+    text = " ".join(str(exc).replace(str(path), path.name).split())  # one line
     return FormatError(path, f"not a readable {path.suffix or 'vector'} file: {text}")
 
 
@@ -48,7 +50,9 @@ def _declare_crs(gdf: gpd.GeoDataFrame, crs: object | None, report: ReadReport, 
 
 def _read_ogr(path: Path, report: ReadReport, **kwargs) -> gpd.GeoDataFrame:
     try:
-        return pyogrio.read_dataframe(path, **kwargs)
+        with warnings.catch_warnings():  # NaN coordinates: refused by to_storage, by name
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            return pyogrio.read_dataframe(path, **kwargs)
     except (DataSourceError, DataLayerError) as exc:
         raise _gdal_error(path, exc) from exc
     except UnicodeDecodeError as exc:
@@ -90,8 +94,8 @@ def read_shapefile(
 ) -> ReadResult:
     """A shapefile with its .dbf/.shx/.prj/.cpg sidecars."""
     report = ReadReport(source=str(path), format="ESRI Shapefile")
-    if find_sidecar(path, ".shx") is None:
-        raise FormatError(path, "truncated shapefile: the .shx index file is missing")
+    regular_file(path)
+    null_shapes = check_shapefile(path, find_sidecar(path, ".shx"), find_sidecar(path, ".dbf"))
     codec, origin = shapefile_encoding(path, encoding)
     report.encoding = f"{codec} ({origin})"
     prj = find_sidecar(path, ".prj")
@@ -99,6 +103,13 @@ def read_shapefile(
         gdf = _read_ogr(path, report, encoding=codec)
     except EncodingError:
         gdf = _read_truncated_names(path, codec, report)
+    undecoded = int(gdf.geometry.isna().sum()) - null_shapes
+    if undecoded > 0:
+        raise FormatError(
+            path,
+            f"corrupt .shp: {undecoded} shape(s) could not be decoded (only records declared "
+            "null may lack a geometry)",
+        )
     if prj is not None and gdf.crs is None and crs is None:
         raise CRSError(prj, "the .prj holds a coordinate system GDAL cannot interpret")
     if prj is not None:
@@ -116,6 +127,7 @@ def read_ogr(
 ) -> ReadResult:
     """GeoJSON, GeoPackage and any other single-file format GDAL reads."""
     report = ReadReport(source=str(path), format=fmt)
+    regular_file(path)
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except (DataSourceError, DataLayerError) as exc:
@@ -143,6 +155,7 @@ def read_ogr(
 def read_geoparquet(path: Path, *, crs: object | None = None) -> ReadResult:
     """GeoParquet (any version geopandas reads); the CRS comes from its 'geo' metadata."""
     report = ReadReport(source=str(path), format="GeoParquet", encoding="utf-8")
+    regular_file(path)
     try:
         gdf = gpd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
