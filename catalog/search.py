@@ -11,40 +11,22 @@ import geopandas as gpd
 import pystac
 from shapely.geometry import shape
 from shikong.spatial.errors import InputError
-
-from .stac import parse_when
+from shikong.spatial.temporal import TimeWindow, parse_datetime
 
 
 def parse_interval(value: str | date | datetime | tuple) -> tuple[float | None, float | None]:
-    """A STAC datetime (instant, 'a/b', open ends '..' or '') as epoch seconds (start, end).
-
-    A bare date as an instant means that whole day.
-    """
+    """A ``datetime`` (instant, 'a/b', open ends '..' or '') as epoch seconds (start, end),
+    ends inclusive; a bare date is its whole UTC day (:mod:`shikong.spatial.temporal`)."""
     if isinstance(value, tuple):
-        parts = list(value)
-    elif isinstance(value, datetime):
-        t = parse_when(value).timestamp()
-        return t, t
-    elif isinstance(value, date):
-        t = parse_when(value).timestamp()
-        return t, t + 86_400 - 1e-6
-    else:
-        text = str(value).strip()
-        if "/" not in text:
-            t = parse_when(text).timestamp()
-            whole_day = len(text) == 10
-            return t, t + 86_400 - 1e-6 if whole_day else t
-        parts = text.split("/")
-        if len(parts) != 2:
-            raise InputError("datetime", f"{value!r} is not an instant or an interval a/b")
-    start, end = (None if p in (None, "", "..") else p for p in parts)
-    s = parse_when(start).timestamp() if start is not None else None
-    e = parse_when(end).timestamp() if end is not None else None
-    if end is not None and len(str(end)) == 10:
-        e += 86_400 - 1e-6  # an end date includes its whole day
-    if s is not None and e is not None and s > e:
-        raise InputError("datetime", f"{value!r}: the interval starts after it ends")
-    return s, e
+        if len(value) != 2:
+            raise InputError("datetime", f"{value!r} is not a (start, end) pair")
+        first, last = value
+        start = None if first in (None, "", "..") else parse_datetime(first).start
+        end = None if last in (None, "", "..") else parse_datetime(last).end
+        if start is not None and end is not None and start > end:
+            raise InputError("datetime", f"{value!r}: the interval starts after it ends")
+        return TimeWindow(start, end).timestamps()
+    return parse_datetime(value).timestamps()
 
 
 @dataclass

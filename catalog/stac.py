@@ -14,6 +14,8 @@ from typing import Any
 
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
+from shikong.spatial.errors import InputError
+from shikong.spatial.temporal import parse_datetime
 
 from .extension import (
     FILE_URI,
@@ -39,28 +41,12 @@ def iso(value: datetime | None) -> str | None:
 
 
 def parse_when(value: str | date | datetime) -> datetime:
-    """A date or datetime as an aware UTC datetime; a bare date means its UTC midnight."""
-    if isinstance(value, str):
-        try:  # Python 3.11+ reads RFC 3339, "Z" included, and bare dates
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = _parse_loosely(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return parse_when(str(value))
-
-
-def _parse_loosely(value: str) -> datetime:
-    """Surrounding blanks and a lower-case "z" are forgiven; anything else is refused."""
-    try:
-        return datetime.fromisoformat(value.strip().replace("z", "Z"))
-    except ValueError:
-        from shikong.spatial.errors import InputError
-
-        raise InputError("date", f"{value!r} is not an ISO 8601 date or datetime") from None
+    """A date or date-time as an aware UTC datetime; a bare date means its UTC midnight
+    (the start of the day: what a version's validity starts at). The one parser:
+    :func:`shikong.spatial.temporal.parse_datetime`."""
+    if isinstance(value, str) and "/" in value:
+        raise InputError("date", f"{value!r} is one date or date-time, not an interval")
+    return parse_datetime(value if isinstance(value, date) else str(value), name="date").start
 
 
 def rel(target: Path, start_dir: Path) -> str:

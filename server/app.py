@@ -31,6 +31,8 @@ from pygeoapi.plugin import load_plugin
 from shikong.catalog import Catalog
 from shikong.catalog.live import LiveIngest
 from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
+from shikong.spatial.errors import InputError
+from shikong.spatial.temporal import parse_datetime
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -61,19 +63,11 @@ def problem(status: int, code: str, description: str) -> JSONResponse:
 
 
 def _bad_datetime(value: str) -> str | None:
-    """Why a datetime parameter is not an RFC 3339 instant or interval, or None."""
-    from datetime import datetime
-
-    parts = value.split("/")
-    if len(parts) > 2 or not value.strip():
-        return f"datetime {value!r} is not an instant or an interval start/end"
-    for part in parts:
-        if part in ("", ".."):
-            continue
-        try:
-            datetime.fromisoformat(part.replace("Z", "+00:00"))
-        except ValueError:
-            return f"datetime {part!r} is not an RFC 3339 date or date-time"
+    """Why a datetime parameter is not an instant or an interval, or None."""
+    try:
+        parse_datetime(value)
+    except InputError as exc:
+        return str(exc)
     return None
 
 
@@ -448,31 +442,52 @@ class Server:
 
     async def audit(self, r: Request) -> Response:
         """The audit log, for auditors: ?user=&department=&collection=&since=&until=
-        &status=&denied=&limit= (others get 404, as for anything they may not see)."""
+        &status=&denied=&limit= (others get 404, as for anything they may not see).
+        Entries are masked again on the way out (logs written before masking)."""
+        from .audit import BadTime
+        from .audit_mask import Redactor
+
         ctx = context(r)
         if ctx.caller.role != "auditor":
             ctx.denied = True
             return problem(404, "NotFound", f"no resource at {r.url.path}")
         ctx.always_audit = True
         q = r.query_params
+        known = {"user", "department", "collection", "since", "until", "status", "denied"}
+        unknown = sorted(set(q) - known - {"limit", "f"})
+        if unknown:
+            return problem(
+                400, "InvalidParameterValue", f"unknown query parameter {unknown[0]!r} for /audit"
+            )
+        for name in ("status", "limit"):
+            if q.get(name) is not None and not (q[name].isascii() and q[name].isdigit()):
+                return problem(
+                    400, "InvalidParameterValue", f"{name} {q[name]!r} is not a positive integer"
+                )
+        status = int(q["status"]) if q.get("status") else None
+        limit = int(q.get("limit") or 1000)
+        if limit < 1:
+            return problem(400, "InvalidParameterValue", "limit must be a positive integer")
+        denied_text = q.get("denied", "").lower()
+        if denied_text not in ("", "true", "false"):
+            return problem(400, "InvalidParameterValue", "denied must be true or false")
+        denied = {"true": True, "false": False}.get(denied_text)
         try:
-            status = int(q["status"]) if q.get("status") else None
-            limit = int(q.get("limit", 1000))
-        except ValueError:
-            return problem(400, "InvalidParameterValue", "status and limit must be integers")
-        denied = {"true": True, "false": False}.get(q.get("denied", "").lower())
-        rows = await run_in_threadpool(
-            audit_query,
-            self.catalog.paths.root / AUDIT_FILE,
-            user=q.get("user"),
-            department=q.get("department"),
-            collection=q.get("collection"),
-            since=q.get("since"),
-            until=q.get("until"),
-            status=status,
-            denied=denied,
-            limit=limit,
-        )
+            rows = await run_in_threadpool(
+                audit_query,
+                self.catalog.paths.root / AUDIT_FILE,
+                user=q.get("user"),
+                department=q.get("department"),
+                collection=q.get("collection"),
+                since=q.get("since"),
+                until=q.get("until"),
+                status=status,
+                denied=denied,
+                limit=limit,
+                redactor=Redactor(self.policy.personal_data),
+            )
+        except BadTime as exc:
+            return problem(400, "InvalidParameterValue", str(exc))
         return JSONResponse({"entries": rows, "numberReturned": len(rows)})
 
     def routes(self) -> list[Route]:

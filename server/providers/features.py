@@ -7,7 +7,6 @@ the layer valid at that time, so clients time-travel with a standard parameter.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,33 +21,25 @@ from pygeoapi.provider.base import (
 )
 from shikong.catalog.opened import OpenedLayer, open_layer
 from shikong.catalog.policy import mask_value
+from shikong.spatial.errors import InputError
+from shikong.spatial.temporal import parse_datetime
 
 from .. import cql
 from .editing import LayerEditor
 
 
-def _parse_instant(text: str) -> float:
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ProviderInvalidQueryError(user_msg=f"datetime {text!r} is not RFC 3339") from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
 def pick_version(versions: list[dict[str, Any]], datetime_: str | None) -> dict[str, Any]:
-    """The version valid at an instant, or the latest valid in an interval."""
+    """The version valid at an instant, or the latest valid in an interval (a bare date is
+    its whole UTC day: :mod:`shikong.spatial.temporal`)."""
     if not datetime_:
         return versions[-1]
-    parts = datetime_.split("/")
-    if len(parts) == 1:
-        start = end = _parse_instant(parts[0])
-    elif len(parts) == 2:
-        start = -np.inf if parts[0] in ("", "..") else _parse_instant(parts[0])
-        end = np.inf if parts[1] in ("", "..") else _parse_instant(parts[1])
-    else:
-        raise ProviderInvalidQueryError(
-            user_msg=f"datetime {datetime_!r} is not an instant or an interval"
-        )
+    try:
+        window = parse_datetime(datetime_)
+    except InputError as exc:
+        raise ProviderInvalidQueryError(user_msg=str(exc)) from None
+    first, last = window.timestamps()
+    start = -np.inf if first is None else first
+    end = np.inf if last is None else last
     for v in reversed(versions):
         v_to = v["valid_to"] if v["valid_to"] is not None else np.inf
         if v["valid_from"] <= end and v_to > start:
