@@ -612,17 +612,21 @@ def audit() -> None:
 @audit.command("verify")
 @_data_option
 def audit_verify(data_dir: Path) -> None:
-    """Check the hash chain; exit 1 naming the first line that was edited or removed."""
+    """Check the hash chain and the head; exit 1 naming what was edited, moved or cut."""
     from .audit import AUDIT_FILE, verify
 
     verdict = verify(data_dir / AUDIT_FILE)
+    for warning in verdict.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if verdict.ok:
         console.print(f"[green]audit log intact[/]: {verdict.entries} entries")
         return
+    where = f" at line {verdict.line}" if verdict.line else ""
     err_console.print(
-        f"[bold red]audit log broken at line {verdict.line}[/]: {verdict.reason} "
+        f"[bold red]audit log broken{where}[/]: {verdict.reason} "
         f"({verdict.entries} entries before it verify)",
         highlight=False,
+        soft_wrap=True,
     )
     sys.exit(1)
 
@@ -631,11 +635,15 @@ def audit_verify(data_dir: Path) -> None:
 @click.option("--user")
 @click.option("--department")
 @click.option("--collection")
-@click.option("--since", help="ISO time, e.g. 2026-11-25 or 2026-11-25T08:00:00Z.")
-@click.option("--until")
+@click.option(
+    "--since", help="RFC 3339 date-time or date, e.g. 2026-11-25 or 2026-11-25T08:00:00Z."
+)
+@click.option("--until", help="Likewise; a date includes its whole day (UTC).")
 @click.option("--status", type=int)
 @click.option("--denied", is_flag=True, default=None, help="Only refusals.")
-@click.option("--limit", type=int, default=100, show_default=True, help="Newest N.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Newest N."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @_data_option
 def audit_query(
@@ -650,20 +658,28 @@ def audit_query(
     as_json: bool,
     data_dir: Path,
 ) -> None:
-    """Entries matching every filter given."""
-    from .audit import AUDIT_FILE, query
+    """Entries matching every filter given (personal values masked, as in the log)."""
+    from shikong.catalog.policy import Policy
 
-    rows = query(
-        data_dir / AUDIT_FILE,
-        user=user,
-        department=department,
-        collection=collection,
-        since=since,
-        until=until,
-        status=status,
-        denied=denied,
-        limit=limit,
-    )
+    from .audit import AUDIT_FILE, BadTime, query
+    from .audit_mask import Redactor
+
+    try:
+        rows = query(
+            data_dir / AUDIT_FILE,
+            user=user,
+            department=department,
+            collection=collection,
+            since=since,
+            until=until,
+            status=status,
+            denied=denied,
+            limit=limit,
+            redactor=Redactor(Policy.load(data_dir).personal_data),
+        )
+    except BadTime as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -672,12 +688,12 @@ def audit_query(
     for e in rows:
         who = f"{e.get('department') or '-'}/{e.get('user') or 'anonymous'}"
         table.add_row(
-            e["time"],
+            str(e.get("time", "")),
             who,
-            e["method"],
-            e["path"],
+            str(e.get("method") or e.get("event") or ""),
+            str(e.get("path") or e.get("note") or ""),
             ",".join(e.get("collections") or []),
-            str(e["status"]),
+            str(e.get("status", "")),
             "yes" if e.get("denied") else "",
         )
     console.print(table)

@@ -6,7 +6,9 @@ caller from ``X-API-Key``, a bearer token or Basic auth (a bad credential is 401
 applies the per-caller rate limit and the body-size limits, hands the handlers a
 :class:`RequestContext` (``request.state.shikong``) to note what they touched, and after
 the response appends an audit entry when the request touched shared or restricted data
-or was refused.
+or was refused. What is logged holds no personal value: the audit log masks them
+(:mod:`audit_mask`); JSON bodies of searches and process executions are logged (masked)
+when small, like the query string of a GET.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .identity import Authenticator, AuthError
 COLLECTION_PATH = re.compile(r"^/(?:stac/)?collections/([^/]+)(?:/items/([^/]+))?")
 AUDITED_CLASSES = ("shared", "restricted")
 REFUSALS = (401, 403, 413, 429)
+LOGGED_BODIES = re.compile(r"^/(?:stac/search|processes/[^/]+/execution)$")
+MAX_LOGGED_BODY = 4096  # bytes; a larger body is logged by its size (and digest)
 
 
 @dataclass
@@ -148,6 +152,7 @@ class Guard:
                 ),
             )
             return
+        body: bytes | None = None
         match = COLLECTION_PATH.match(path)
         if match:
             ctx.touch(match.group(1))
@@ -185,7 +190,7 @@ class Guard:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            self._record(scope, ctx, status, sent)
+            self._record(scope, ctx, status, sent, body)
 
     async def _refuse(self, scope: dict, send: Callable, ctx: RequestContext, reply) -> None:
         status, headers, body = reply
@@ -193,7 +198,9 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
         self._record(scope, ctx, status, len(body))
 
-    def _record(self, scope: dict, ctx: RequestContext, status: int, sent: int) -> None:
+    def _record(
+        self, scope: dict, ctx: RequestContext, status: int, sent: int, body: bytes | None = None
+    ) -> None:
         sensitive = [c for c in ctx.collections if self.classify(c) in AUDITED_CLASSES]
         if not (sensitive or ctx.denied or ctx.always_audit or status in REFUSALS):
             return
@@ -220,7 +227,19 @@ class Guard:
             entry["denied"] = True
         if ctx.note:
             entry["note"] = ctx.note
-        self.audit.append(entry)
+        if body and LOGGED_BODIES.match(scope["path"]):
+            entry.update(_logged_body(body))
+        self.audit.append(entry)  # masks personal values before hashing
+
+
+def _logged_body(body: bytes) -> dict[str, Any]:
+    """A small JSON body as itself (the log masks it), anything else by its size."""
+    if len(body) <= MAX_LOGGED_BODY:
+        try:
+            return {"body": orjson.loads(body)}
+        except orjson.JSONDecodeError:
+            pass
+    return {"body_bytes": len(body)}
 
 
 async def _read_body(receive: Callable, headers: dict[str, str], limit: int) -> tuple[bytes, bool]:
