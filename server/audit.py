@@ -22,13 +22,12 @@ import fcntl
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -387,29 +386,23 @@ class BadTime(ValueError):
     """A ``since``/``until`` that is not an RFC 3339 date-time or date; names which."""
 
 
-_DATE = r"(\d{4})-(\d{2})-(\d{2})"
-_TIME = re.compile(_DATE + r"[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-
-
 def parse_time(value: str, name: str, *, end: bool = False) -> str:
-    """An RFC 3339 date-time (offset required) or full date as the log writes times
-    (UTC, microseconds, ``Z``), so they compare as text. A date is its first moment, or
-    with ``end`` its last."""
+    """An RFC 3339 date-time (offset required) or a full date, read by the platform's one
+    datetime parser, as the log writes times (UTC, microseconds, ``Z``) so they compare
+    as text. A date is its first moment, or with ``end`` its last."""
+    from shikong.spatial.errors import InputError
+    from shikong.spatial.temporal import DATE, parse_datetime
+
     text = value.strip()
+    if "/" in text:
+        raise BadTime(f"{name}: {value!r} is an interval; give one date-time or date")
     try:
-        if re.fullmatch(_DATE, text):
-            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-            moment = day + timedelta(days=1, microseconds=-1) if end else day
-        elif _TIME.fullmatch(text):
-            moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-        else:
-            raise ValueError
-    except ValueError:
-        raise BadTime(
-            f"{name} {value!r} is not an RFC 3339 date-time or date, "
-            "e.g. 2026-11-25 or 2026-11-25T08:00:00+08:00"
-        ) from None
-    return _format(moment.astimezone(UTC))
+        window = parse_datetime(text, strict=not DATE.fullmatch(text), name=name)
+    except InputError as exc:
+        raise BadTime(f"{exc} (or a date such as 2021-06-30)") from None
+    moment = window.end if end else window.start
+    assert moment is not None  # one instant: both ends are set
+    return _format(moment)
 
 
 def _now() -> str:

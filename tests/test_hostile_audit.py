@@ -444,6 +444,8 @@ def test_cut_mid_line_is_detected(tmp_path):
     result = _verify(data)
     assert result.returncode == 1 and "line 12" in result.stderr
     assert "not an audit entry" in result.stderr
+    listed = shikong("audit", "query", "--json", "--data", str(data))  # still readable
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 11
 
 
 def test_deleted_head_is_named(tmp_path):
@@ -600,13 +602,15 @@ def test_two_worker_processes_append_one_intact_chain(demo_data, tmp_path):
         ("since=2026-11-25%2008:00Z", "since"),
         ("until=%00", "until"),
         ("since=2026-11-25&until=nope", "until"),
+        ("since=2026-11-01/2026-11-30", "since"),  # an interval is not an instant
+        ("since=2026-02-30", "since"),
     ],
 )
 def test_bad_times_are_400_naming_the_parameter(env, query, name):
     with TestClient(create_app(env["data"], "http://testserver", watch=False)) as client:
         reply = client.get(f"/audit?{query}", headers={"X-API-Key": env["auditor"]})
     assert reply.status_code == 400
-    assert reply.json()["description"].startswith(f"{name} ")
+    assert reply.json()["description"].startswith(f"{name}: ")
 
 
 @pytest.mark.parametrize(
@@ -654,5 +658,5 @@ def test_times_with_offsets_and_dates_select_by_the_instant(tmp_path, env):
         assert users("since=" + quote("2026-11-25T08:00:00+08:00")) == ["u1", "u2"]
         assert users("until=2026-11-25T09:00:00%2B08:00") == ["u0", "u1"]
     cli = shikong("audit", "query", "--since", "garbage", "--data", str(data))
-    assert cli.returncode == 2 and "since 'garbage'" in cli.stderr
+    assert cli.returncode == 2 and "since: 'garbage'" in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
