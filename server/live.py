@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-import orjson
 import pandas as pd
-from shikong.catalog.live import LiveIngest, parse_batch, readings_frame
+from shikong.catalog.live import LiveIngest, load_json, parse_batch, readings_frame
 from shikong.catalog.policy import Access
 from shikong.spatial.errors import ShikongError
 from starlette.concurrency import run_in_threadpool
@@ -92,17 +91,16 @@ class LiveApi:
 
         def parse_and_ingest():
             with self.live.one_batch:  # parsing included (see LiveIngest.one_batch)
-                frame = parse_batch(body, content_type)
-                return frame, self.live.ingest(frame, None, None, may_write)
+                return self.live.ingest(parse_batch(body, content_type), None, None, may_write)
 
         try:
-            frame, result = await run_in_threadpool(parse_and_ingest)
+            result = await run_in_threadpool(parse_and_ingest)
         except ShikongError as exc:
             return JSONResponse(
                 {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
             )
-        if frame.attrs.get("not_objects"):
-            result.rejected["not a reading object"] += frame.attrs["not_objects"]
+        if result.rejected:
+            LOGGER.info("POST /readings: %s refused (%s)", dict(result.rejected), result.examples)
         if result.alerts and self.bridge is not None:
             self.bridge.publish_alerts(result.alerts)
         return JSONResponse(result.to_dict())
@@ -253,15 +251,22 @@ class MqttBridge:
         at a time, so any work here caps the rate; the writer thread parses in batches."""
         self.queue.put((message.topic, message.payload))
 
-    def _parse(self, topic: str, payload: bytes) -> tuple[str, str, list[dict]] | None:
+    def _parse(self, topic: str, payload: bytes) -> tuple[str, str, list[Any]] | None:
+        """(department, kind, readings) of a message; None, counted, if the topic or the
+        payload as a whole cannot be read. Readings are checked one by one later
+        (``readings_frame``), so a bad one never costs the others of its message."""
         parts = topic.split("/")
         if len(parts) != 4 or parts[1] == "alerts":
             return None
         _, department, kind, sensor = parts
         self._count("messages")
+        if not all(parts):  # shikong//water_level/X, or a trailing /
+            self._count("rejected: topic has an empty level")
+            LOGGER.warning("MQTT %r: topic has an empty level", topic)
+            return None
         try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            data = load_json(payload)
+        except ValueError:
             self._count("rejected: payload is not JSON")
             LOGGER.warning("MQTT %s: payload is not JSON", topic)
             return None
@@ -269,15 +274,18 @@ class MqttBridge:
         if not isinstance(rows, list):
             self._count("rejected: payload is not a reading or a list")
             return None
-        clean = []
         for row in rows:
-            if not isinstance(row, dict):
-                self._count("rejected: not a reading object")
-                continue
-            if "sensor_id" not in row:
-                row["sensor_id"] = sensor
-            clean.append(row)
-        return department, kind, clean
+            if type(row) is dict and "sensor_id" not in row:
+                row["sensor_id"] = sensor  # the topic names it
+        return department, kind, rows
+
+    def _parse_safely(self, topic: str, payload: bytes) -> tuple[str, str, list[Any]] | None:
+        try:
+            return self._parse(topic, payload)
+        except Exception:  # one message must never stop the subscriber
+            LOGGER.exception("MQTT message on %r could not be read", topic)
+            self._count("rejected: internal error")
+            return None
 
     def _write_loop(self) -> None:
         while True:
@@ -297,7 +305,7 @@ class MqttBridge:
                     break
                 raw.append(item)
             with self.live.one_batch:  # beside HTTP batches, not interleaved with them
-                batch = [parsed for parsed in (self._parse(*m) for m in raw) if parsed]
+                batch = [parsed for parsed in (self._parse_safely(*m) for m in raw) if parsed]
                 if batch:
                     self._commit(batch)
             # counters are written when idle, else at most every COUNTS_EVERY seconds: a
@@ -306,8 +314,8 @@ class MqttBridge:
                 self._flush_counts()
                 self._counts_due = time.monotonic() + COUNTS_EVERY
 
-    def _commit(self, batch: list[tuple[str, str, list[dict]]]) -> None:
-        by_topic: dict[tuple[str, str], list[dict]] = {}
+    def _commit(self, batch: list[tuple[str, str, list[Any]]]) -> None:
+        by_topic: dict[tuple[str, str], list[Any]] = {}
         for department, kind, rows in batch:
             by_topic.setdefault((department, kind), []).extend(rows)
         for (department, kind), rows in by_topic.items():

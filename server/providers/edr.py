@@ -79,10 +79,16 @@ class ShikongEDRProvider(BaseEDRProvider):
 
     def radius(self, **kwargs: Any) -> dict[str, Any]:
         point = kwargs.get("wkt")
+        if point is None or point.geom_type != "Point":
+            raise ProviderInvalidQueryError(user_msg="radius needs coords=POINT(lon lat)")
         try:
             distance = float(kwargs.get("within") or "")
         except ValueError:
             raise ProviderInvalidQueryError(user_msg="radius needs within=<distance>") from None
+        if not (np.isfinite(distance) and distance > 0):  # a negative buffer selects nothing
+            raise ProviderInvalidQueryError(
+                user_msg=f"within={kwargs.get('within')} is not a positive distance"
+            )
         units = (kwargs.get("within_units") or "km").lower()
         if units not in UNITS_TO_METRES:
             raise ProviderInvalidQueryError(
