@@ -424,6 +424,7 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
     specs = sensor_specs(sensors.to_geodataframe())
     cid = req.collection_id
     with catalog.writing():
+        remove_residues(catalog)
         result = catalog.observations.append(sensors_id, frame, specs)
         first, last, count = catalog.observations.extent(sensors_id)
         item_id = f"{cid}-live"

@@ -263,6 +263,13 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
         [],
     ),
     "geojson number overflowing to inf": (_geojson("[1e400, 33.7]"), []),
+    # geometries GDAL reads as null without a word, or cannot build
+    "geojson Point without coordinates": (_geojson("[]", "Point"), []),
+    "geojson geometry of no known type": (_geojson("[113.1, 33.7]", "Blob"), []),
+    "geojson ring that does not close": (
+        _geojson("[[[113.1,33.7],[113.2,33.7],[113.2,33.8]]]", "Polygon"),
+        [],
+    ),
     "csv lon nan": (_csv(LONLAT + "nan,33.8,2\n"), []),
     "csv lon inf": (_csv(LONLAT + "inf,33.8,2\n"), []),
     "csv lat -inf": (_csv(LONLAT + "113.2,-inf,2\n"), []),

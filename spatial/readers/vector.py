@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import glob
+import re
 import shutil
 import tempfile
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
+import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from ..crs import as_crs
@@ -49,14 +51,44 @@ def _declare_crs(gdf: gpd.GeoDataFrame, crs: object | None, report: ReadReport, 
 
 
 def _read_ogr(path: Path, report: ReadReport, **kwargs) -> gpd.GeoDataFrame:
+    """GDAL's read. Its warnings go into the report, not to stderr: a source it could
+    not read whole is refused by the checks that follow (NaN coordinates by to_storage),
+    in one line, by name."""
     try:
-        with warnings.catch_warnings():  # NaN coordinates: refused by to_storage, by name
-            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-            return pyogrio.read_dataframe(path, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gdf = pyogrio.read_dataframe(path, **kwargs)
+        for w in caught:
+            if "invalid value encountered" not in str(w.message):  # numpy on NaN: see above
+                text = " ".join(str(w.message).replace(str(path), path.name).split())
+                report.warnings.append(f"GDAL: {text}")
+        return gdf
     except (DataSourceError, DataLayerError) as exc:
         raise _gdal_error(path, exc) from exc
     except UnicodeDecodeError as exc:
         raise EncodingError(path, f"text is not {kwargs.get('encoding')}: {exc.reason}") from exc
+    except shapely.errors.GEOSException as exc:  # e.g. a ring that does not close
+        problem = " ".join(str(exc).split())
+        raise FormatError(path, f"holds a geometry no GIS can build: {problem}") from exc
+
+
+NULL_GEOMETRY = re.compile(rb'"geometry"\s*:\s*null')
+
+
+def _check_geojson_nulls(path: Path, gdf: gpd.GeoDataFrame) -> None:
+    """GDAL reads a GeoJSON geometry it cannot parse ({"type": "Point"} without
+    coordinates, an unknown type) as null, silently. Only "geometry": null in the file is
+    a feature without geometry; any other null is a malformed geometry, refused."""
+    missing = int(gdf.geometry.isna().sum())
+    if not missing:
+        return
+    declared = len(NULL_GEOMETRY.findall(path.read_bytes()))
+    if missing > declared:
+        raise FormatError(
+            path,
+            f"{missing - declared} feature(s) hold a geometry that is not valid GeoJSON "
+            '(only "geometry": null may lack one)',
+        )
 
 
 def _read_truncated_names(path: Path, codec: str, report: ReadReport) -> gpd.GeoDataFrame:
@@ -146,6 +178,8 @@ def read_ogr(
     report.layer = layers[layer] if isinstance(layer, int) else str(layer)
     report.encoding = "utf-8"
     gdf = _read_ogr(path, report, layer=layer)
+    if fmt == "GeoJSON":
+        _check_geojson_nulls(path, gdf)
     if gdf.crs is not None and crs is None:
         report.crs_origin = "file"
     gdf = _declare_crs(gdf, crs, report, "the layer")
