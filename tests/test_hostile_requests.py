@@ -5,10 +5,13 @@ serving with no traceback in its log. A real `shikong serve`, real HTTP."""
 from __future__ import annotations
 
 import json
+import shutil
+from importlib import resources
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from conftest import RunningServer, free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,9 +19,23 @@ from hypothesis import strategies as st
 PROBLEM_KEYS = {"code", "type", "description"}
 
 
+def unthrottled_copy(demo_data: Path, folder: Path) -> Path:
+    """The demo city in ``folder`` with the per-caller rate limit lifted in its own policy:
+    these tests send hundreds of requests a second and check answers, not the limiter."""
+    data = folder / "data"
+    shutil.copytree(demo_data, data)
+    shipped = resources.files("shikong.config").joinpath("access_policy.yaml")
+    policy = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    policy["limits"].update(rate_per_second=1_000_000, rate_burst=1_000_000)
+    (data / "access_policy.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
+    return data
+
+
 @pytest.fixture(scope="module")
-def served(demo_data):
-    running = RunningServer(demo_data, free_port())
+def served(demo_data, tmp_path_factory):
+    running = RunningServer(
+        unthrottled_copy(demo_data, tmp_path_factory.mktemp("hostile")), free_port()
+    )
     with httpx.Client(base_url=running.url, timeout=30) as client:
         yield running, client
     running.stop()
