@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 from conftest import RunningServer, free_port
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
@@ -135,6 +136,16 @@ def _record_bad_type(d: Path) -> Path:
     return p
 
 
+def _nan_vertex(d: Path) -> Path:
+    """Vertex 2 of shape 2 has X = NaN: a double a .shp can hold, no coordinate."""
+    p = shapefile(d)
+    at = shape_offset(p, 1) + 8 + 4 + 32 + 4 + 4 + 4 + 16  # header, type, bbox, counts, part
+    data = bytearray(p.read_bytes())
+    data[at : at + 8] = struct.pack("<d", float("nan"))
+    p.write_bytes(bytes(data))
+    return p
+
+
 def _prj(text: str) -> Callable[[Path], Path]:
     def build(d: Path) -> Path:
         p = shapefile(d)
@@ -237,6 +248,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "dbf cut": (_dbf_cut, []),
     "shape record with garbage counts": (_record_garbage, []),
     "shape record of no known type": (_record_bad_type, []),
+    "shape with a NaN vertex": (_nan_vertex, []),
     "prj of garbage": (_prj("this is not a coordinate system"), []),
     "prj of half a WKT": (_prj('GEOGCS["China Geodetic Coordinate System 2000",DATUM['), []),
     "prj empty": (_prj(""), []),
@@ -433,7 +445,22 @@ LATE = {
     "GeoTIFF cut short": (lambda d: _cut_raster(d / "r.tif", cog=False), []),
     "COG cut short": (lambda d: _cut_raster(d / "c.tif", cog=True), []),
     "GeoTIFF zero bytes": (lambda d: write(d / "z.tif", ""), []),
+    "NetCDF cut in half": (lambda d: _cut_cube(d / "cube.nc"), []),
 }
+
+
+def _cut_cube(path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    xr.Dataset(
+        {"rain": (("time", "lat", "lon"), rng.random((10, 40, 40), dtype="float32"))},
+        coords={
+            "time": np.arange("2024-01-01", "2024-01-11", dtype="datetime64[D]"),
+            "lat": np.linspace(33.6, 34.0, 40),
+            "lon": np.linspace(113.0, 113.6, 40),
+        },
+    ).to_netcdf(path)
+    cut(path, 0.5)
+    return path
 
 
 def _duplicates(path: Path) -> Path:
@@ -455,7 +482,7 @@ def _cut_raster(path: Path, cog: bool) -> Path:
 def test_a_refused_ingest_leaves_no_file_behind(name, data, tmp_path):
     build, args = LATE[name]
     source = build(tmp_path)
-    layer = "landuse" if source.suffix == ".geojson" else "dem_hostile"
+    layer = {".geojson": "landuse", ".tif": "dem_hostile"}.get(source.suffix, "rain_hostile")
     before = state(data)
     proc = run("ingest", source, "-d", "nrp", "-l", layer, "--data", data, *args)
     assert_refused(proc, name)
