@@ -133,12 +133,15 @@ class LiveIngest:
             result.rejected["unknown sensor"] += int(unknown.sum())
             first = names[codes[np.flatnonzero(unknown)[0]]]
             result.examples.append(f"unknown sensor {_short(first)}")
-        if department or kind:  # MQTT: the topic must agree with the sensor
+        if department is not None or kind is not None:  # MQTT: the topic must agree
+            # with the sensor; a sensor without a kind has an empty kind level (the
+            # benchmark's gauges), every other one its own kind
             mismatch = np.array(
                 [
                     m is not None
-                    and bool(
-                        (department and m.department != department) or (kind and m.kind != kind)
+                    and (
+                        (department is not None and m.department != department)
+                        or (kind is not None and m.kind != kind)
                     )
                     for m in found
                 ],

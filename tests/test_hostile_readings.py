@@ -46,6 +46,8 @@ TIME_BAD, TIME_FUTURE = "unparseable time", "time in the future"
 VALUE_BAD, VALUE_MISSING = "value is not a number", "value missing or null"
 VALUE_RANGE = "value outside the sensor's valid range"
 LINE_NOT_JSON = "line is not JSON"
+EMPTY_LEVEL = "rejected: topic has an empty level"
+MISMATCH = "rejected: topic does not match the sensor"
 
 
 # -- truth: the demo sensors as their layers' attribute tables say --------------------
@@ -650,11 +652,11 @@ def test_mqtt_mixed_messages(mqtt_server, sensors, data):
             elif kind == "empty level":  # a good reading, but on a topic with a hole
                 one = {"time": iso(fresh_time()), "value": 150.0}
                 messages.append((f"shikong//water_level/{topic_sensor}", json.dumps(one).encode()))
-                expected["rejected: topic has an empty level"] += 1
+                expected[EMPTY_LEVEL] += 1
             else:  # a water-level topic, a reading of a sensor of another department
                 one = {"sensor_id": other["sensor_id"], "time": iso(fresh_time()), "value": 1}
                 messages.append((topic, json.dumps(one).encode()))
-                expected["rejected: topic does not match the sensor"] += 1
+                expected[MISMATCH] += 1
     delta = publish_and_count(server, client, messages)
     assert delta["messages"] == len(messages)
     assert delta["accepted"] == len(good)
@@ -663,20 +665,22 @@ def test_mqtt_mixed_messages(mqtt_server, sensors, data):
 
 
 @pytest.mark.parametrize(
-    "topic",
+    ("topic", "reason"),
     [
-        "shikong//water_level/WAT-WL-001",
-        "shikong/wat//WAT-WL-001",
-        "shikong/wat/water_level/",
-        "shikong///",
+        ("shikong//water_level/WAT-WL-001", EMPTY_LEVEL),
+        ("shikong/wat/water_level/", EMPTY_LEVEL),
+        ("shikong///", EMPTY_LEVEL),
+        ("shikong//water_level/", EMPTY_LEVEL),
+        # an empty kind level addresses only sensors without a kind: not this one
+        ("shikong/wat//WAT-WL-001", MISMATCH),
     ],
 )
-def test_mqtt_topic_with_an_empty_level_is_refused_and_counted(mqtt_server, topic):
+def test_mqtt_topic_with_an_empty_level_is_refused_and_counted(mqtt_server, topic, reason):
     server, root, client = mqtt_server
     t = iso(fresh_time())
     payload = json.dumps({"sensor_id": "WAT-WL-001", "time": t, "value": 150.0}).encode()
     delta = publish_and_count(server, client, [(topic, payload)])
-    assert delta["rejected: topic has an empty level"] == 1 and not delta["accepted"]
+    assert delta[reason] == 1 and not delta["accepted"]
     stored = Catalog.open(root).observations.window(
         WAT, ["WAT-WL-001"], pd.Timestamp(t), pd.Timestamp(t)
     )
