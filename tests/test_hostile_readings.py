@@ -552,7 +552,7 @@ def test_http_undecodable_csv_names_the_encoding(http_server):
     assert "GBK" in r.json()["description"] and "UTF-8" in r.json()["description"]
 
 
-@pytest.mark.parametrize("within", ["-5", "0", "-0.001", "nan", "inf", "-inf"])
+@pytest.mark.parametrize("within", ["-5", "0", "-0.001", "nan", "inf", "-inf", "1e308"])
 def test_edr_radius_needs_a_positive_within(http_server, within):
     server, _, key = http_server
     r = httpx.get(

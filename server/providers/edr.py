@@ -85,16 +85,17 @@ class ShikongEDRProvider(BaseEDRProvider):
             distance = float(kwargs.get("within") or "")
         except ValueError:
             raise ProviderInvalidQueryError(user_msg="radius needs within=<distance>") from None
-        if not (np.isfinite(distance) and distance > 0):  # a negative buffer selects nothing
-            raise ProviderInvalidQueryError(
-                user_msg=f"within={kwargs.get('within')} is not a positive distance"
-            )
         units = (kwargs.get("within_units") or "km").lower()
         if units not in UNITS_TO_METRES:
             raise ProviderInvalidQueryError(
                 user_msg=f"within-units {units!r} is not one of {', '.join(UNITS_TO_METRES)}"
             )
-        rows = self._within_distance(point, distance * UNITS_TO_METRES[units])
+        metres = distance * UNITS_TO_METRES[units]
+        if not (np.isfinite(metres) and metres > 0):  # a negative buffer selects nothing
+            raise ProviderInvalidQueryError(
+                user_msg=f"within={kwargs.get('within')} is not a positive, finite distance"
+            )
+        rows = self._within_distance(point, metres)
         return self._answer(rows, **kwargs)
 
     def area(self, **kwargs: Any) -> dict[str, Any]:
