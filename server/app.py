@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import params, public_url, pygeoapi_fixes
+from . import log_masking, params, public_url, pygeoapi_fixes
 from .audit import AUDIT_FILE, AuditLog
 from .audit import query as audit_query
 from .guard import Guard, RequestContext
@@ -568,6 +568,7 @@ def create_app(
     a request names none), see :mod:`public_url`.
     """
     pygeoapi_fixes.apply()
+    log_masking.install()
     public = public_url.PublicUrl(url, local_url, public_url.trusted_from_env())
     url = url or local_url
     catalog = Catalog.open(data_dir)
@@ -599,7 +600,7 @@ def create_app(
     guard = Guard(
         app,
         Authenticator(KeyStore(catalog.paths.root), jwt or JwtSettings.from_env()),
-        AuditLog(catalog.paths.root),
+        AuditLog(catalog.paths.root, personal=server.policy.personal_data),
         server.policy.limits,
         server.classification,
         server.hidden,
