@@ -25,6 +25,7 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import FormatError
+from shikong.spatial.raster import is_cog, open_raster, write_cog
 
 from .storage import copy_atomic, tree_size_and_checksum
 
@@ -145,8 +146,6 @@ def write_vector(frame: gpd.GeoDataFrame, folder: Path, id_field: str | None = N
 
 def write_raster(source: Path, folder: Path) -> AssetInfo:
     """A COG of the source raster: copied if it already is one, else rewritten lazily."""
-    from shikong.spatial.raster import is_cog, open_raster, write_cog  # dask: only here
-
     path = folder / "data.tif"
     da = open_raster(source, masked=False)
     folder.mkdir(parents=True, exist_ok=True)

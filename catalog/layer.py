@@ -15,6 +15,7 @@ import xarray as xr
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
+from shikong.spatial.raster import open_raster
 
 from .opened import open_layer
 from .stac import parse_when
@@ -86,8 +87,6 @@ class LayerVersion:
         """
         kind = self.item["properties"]["shikong:kind"]
         if kind == "raster":
-            from shikong.spatial.raster import open_raster  # dask: only for rasters
-
             return open_raster(self.asset_path, masked=masked)
         if kind == "datacube":
             return xr.open_zarr(self.asset_path, consolidated=False)
