@@ -249,7 +249,16 @@ def main() -> None:
             t0 = time.perf_counter()
             devices = [
                 subprocess.Popen(
-                    [exe, "-p", str(port), "-q", str(qos), "-t", f"shikong/wat//G{i:05d}", "-l"],
+                    [
+                        exe,
+                        "-p",
+                        str(port),
+                        "-q",
+                        str(qos),
+                        "-t",
+                        f"shikong/wat/gauges/G{i:05d}",
+                        "-l",
+                    ],
                     stdin=subprocess.PIPE,
                 )
                 for i in range(sensors)
@@ -278,7 +287,7 @@ def main() -> None:
                         for j in range(per_message)
                     ]
                 }
-                payloads.append((f"shikong/wat//{sid}", json.dumps(payload)))
+                payloads.append((f"shikong/wat/gauges/{sid}", json.dumps(payload)))
             t0 = time.perf_counter()
             info = None
             for topic, payload in payloads:
@@ -303,7 +312,7 @@ def main() -> None:
             t = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=60 + i)).isoformat()
             t0 = time.perf_counter()
             pub.publish(
-                "shikong/wat//G00001", json.dumps({"time": t, "value": 7.5 + i}), qos=1
+                "shikong/wat/gauges/G00001", json.dumps({"time": t, "value": 7.5 + i}), qos=1
             ).wait_for_publish()
             while time.perf_counter() - t0 < 10:
                 r = client.get(

@@ -134,14 +134,14 @@ class LiveIngest:
             first = names[codes[np.flatnonzero(unknown)[0]]]
             result.examples.append(f"unknown sensor {_short(first)}")
         if department is not None or kind is not None:  # MQTT: the topic must agree
-            # with the sensor; a sensor without a kind has an empty kind level (the
-            # benchmark's gauges), every other one its own kind
+            # with the sensor: its department, and its kind where it has one (a sensor
+            # without a kind takes any kind level; an empty level never reaches here)
             mismatch = np.array(
                 [
                     m is not None
                     and (
                         (department is not None and m.department != department)
-                        or (kind is not None and m.kind != kind)
+                        or (kind is not None and bool(m.kind) and m.kind != kind)
                     )
                     for m in found
                 ],

@@ -260,7 +260,7 @@ class MqttBridge:
             return None
         _, department, kind, sensor = parts
         self._count("messages")
-        if not department or not sensor:  # shikong//water_level/X, or a trailing /
+        if not all(parts):  # shikong//water_level/X, shikong/wat//X, or a trailing /
             self._count("rejected: topic has an empty level")
             LOGGER.warning("MQTT %r: topic has an empty level", topic)
             return None

@@ -671,8 +671,7 @@ def test_mqtt_mixed_messages(mqtt_server, sensors, data):
         ("shikong/wat/water_level/", EMPTY_LEVEL),
         ("shikong///", EMPTY_LEVEL),
         ("shikong//water_level/", EMPTY_LEVEL),
-        # an empty kind level addresses only sensors without a kind: not this one
-        ("shikong/wat//WAT-WL-001", MISMATCH),
+        ("shikong/wat//WAT-WL-001", EMPTY_LEVEL),
     ],
 )
 def test_mqtt_topic_with_an_empty_level_is_refused_and_counted(mqtt_server, topic, reason):
