@@ -384,7 +384,9 @@ class StacApi:
             return bad(str(exc))
         cql = query.pop("filter", None)
         limit, offset = query.pop("limit"), query.pop("offset")
-        catalog = CatalogView(self.catalog, self.access_of(request).visible)
+        visible = self.access_of(request).visible
+        catalog = CatalogView(self.catalog, visible)
+        self._note_hidden(request, query.get("collections"), visible)
         if cql is None:
             result = catalog.search(**query, limit=limit, offset=offset)
             items, matched = result.items, result.matched
@@ -450,6 +452,18 @@ class StacApi:
             },
             media_type=GEOJSON,
         )
+
+    def _note_hidden(self, request: Request, named: Any, visible: frozenset[str]) -> None:
+        """A search naming collections the caller may not see answers as if they were
+        absent (no items from them), and is audited as a refusal, as a hidden 404 is."""
+        if not named:
+            return
+        names = [named] if isinstance(named, str) else list(named)
+        hidden = [c for c in names if c not in visible and self.catalog.index.collection(c)]
+        ctx = getattr(request.state, "shikong", None)
+        if hidden and ctx is not None:
+            ctx.denied = True
+            ctx.touch(*hidden)
 
     def _parse(self, p: dict[str, Any], method: str = "GET") -> dict[str, Any]:
         """Search parameters as the catalog takes them. A POST body has passed

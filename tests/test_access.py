@@ -349,3 +349,20 @@ def test_jobs_are_seen_by_their_owner_only(access_env):
         headers={"Prefer": "respond-async"},
     )
     assert anonymous_async.status_code == 403
+
+
+def test_a_search_naming_a_hidden_collection_is_empty_and_audited_as_refused(access_env, demo_data):
+    import json
+
+    client, callers = access_env
+    tra = callers[DEPARTMENTS.index("tra") + 1]
+    log = demo_data / "audit" / "audit.jsonl"
+    before = len(log.read_text().splitlines()) if log.exists() else 0
+    for answer in (
+        client.get("/stac/search?collections=rer-parcels", headers=tra.headers),
+        client.post("/stac/search", json={"collections": ["rer-parcels"]}, headers=tra.headers),
+    ):
+        assert answer.status_code == 200 and answer.json()["features"] == []
+    added = [json.loads(line) for line in log.read_text().splitlines()[before:]]
+    refused = [e for e in added if e.get("denied") and "rer-parcels" in e.get("collections", [])]
+    assert len(refused) == 2, added
