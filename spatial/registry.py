@@ -387,6 +387,10 @@ def property_by_owner(
     matching would hand out other people's property. Given both, a record must match
     both. The ID number's check letter is compared upper-case (x and X are the same ID).
     """
+    for field, given in (("owner_name", owner_name), ("id_number", id_number)):
+        if given is not None and not isinstance(given, str):
+            # a JSON number loses an ID's leading zeros and its X: never guess it back
+            raise InputError(field, f"must be text (a JSON string), not {type(given).__name__}")
     name = owner_name.strip() if isinstance(owner_name, str) else None
     idn = id_number.strip().upper() if isinstance(id_number, str) else None
     if not name and not idn:

@@ -413,6 +413,9 @@ def test_property_by_owner(frame):
     with pytest.raises(InputError, match="is not an ID number") as info:
         property_by_owner(frame, id_number="4104021960011530")
     assert "4104021960011530" not in str(info.value)  # even a wrong number is not echoed
+    with pytest.raises(InputError, match="must be text") as info:
+        property_by_owner(frame, id_number=int(ID_ZHANG[:17]))  # a JSON number, say
+    assert ID_ZHANG[:17] not in str(info.value)
 
 
 # -- through the catalog -----------------------------------------------------------------
