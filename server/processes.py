@@ -69,8 +69,9 @@ class ShikongProcessor(BaseProcessor):
 
     The server binds each processor to the caller's view (``visible``, ``masks``): its
     catalog holds only the collections the caller may read, so an input naming a hidden
-    collection, or a layer the process reads on its own, is absent for it. A processor
-    built without a view sees nothing.
+    collection, or a layer the process reads on its own, is absent for it. It writes only
+    what a view lets through (a layer derived from ``writable`` collections: see
+    :mod:`shikong.catalog.view`). A processor built without a view sees nothing.
     """
 
     METADATA: ClassVar[dict[str, Any]] = {}
@@ -83,7 +84,7 @@ class ShikongProcessor(BaseProcessor):
         self.visible = frozenset(processor_def.get("visible", ()))
         self.writable = frozenset(processor_def.get("writable", ()))
         self.masks: dict[str, dict[str, str]] = processor_def.get("masks", {})
-        self.catalog = CatalogView(catalog_for(self.data_root), self.visible)
+        self.catalog = CatalogView(catalog_for(self.data_root), self.visible, self.writable)
 
     def set_job_id(self, job_id: str) -> None:
         self.job_id = job_id
