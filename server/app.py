@@ -31,7 +31,7 @@ from pygeoapi.plugin import load_plugin
 from shikong.catalog import Catalog
 from shikong.catalog.live import LiveIngest
 from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
-from shikong.spatial.errors import InputError
+from shikong.spatial.errors import InputError, ShikongError
 from shikong.spatial.temporal import parse_datetime
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -47,19 +47,13 @@ from .guard import Guard, RequestContext
 from .identity import Authenticator, JwtSettings, KeyStore
 from .jobs import JOB_OWNER
 from .live import LiveApi, MqttBridge
+from .problems import Problem, from_error, problem, render
 from .processes import ALWAYS_AUDITED, process_reads, wants_async
 from .providers.coverage import SCALING, raster_info
 from .publish import Publisher, View, advertise_storage_crs
 from .stac_api import StacApi
 
 LOGGER = logging.getLogger(__name__)
-
-
-def problem(status: int, code: str, description: str) -> JSONResponse:
-    """An OGC-style exception body."""
-    return JSONResponse(
-        {"code": code, "type": code, "description": description}, status_code=status
-    )
 
 
 def _bad_datetime(value: str) -> str | None:
@@ -545,6 +539,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _problem(request: Request, exc: Exception) -> Response:
+    """A Problem raised anywhere under a handler; a library error as the 400 it is."""
+    if isinstance(exc, Problem):
+        return render(exc)
+    if isinstance(exc, ShikongError) and not isinstance(exc, InputError):
+        LOGGER.exception("unhandled error", exc_info=exc)
+    return render(from_error(exc))
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     LOGGER.exception("unhandled error", exc_info=exc)
     return problem(500, "NoApplicableCode", "internal error (logged)")
@@ -594,7 +597,13 @@ def create_app(
     app = Starlette(
         routes=stac.routes() + LiveApi(live, bridge, access_of).routes() + server.routes(),
         lifespan=lifespan,
-        exception_handlers={404: _not_found, 500: _server_error, HTTPException: _http_error},
+        exception_handlers={
+            404: _not_found,
+            500: _server_error,
+            HTTPException: _http_error,
+            Problem: _problem,
+            ShikongError: _problem,
+        },
     )
     app.state.server = server
     guard = Guard(

@@ -26,6 +26,7 @@ from shikong.catalog.policy import Caller, Limits
 
 from .audit import AuditLog
 from .identity import Authenticator, AuthError
+from .problems import problem_body
 
 COLLECTION_PATH = re.compile(r"^/(?:stac/)?collections/([^/]+)(?:/items/([^/]+))?")
 AUDITED_CLASSES = ("shared", "restricted")
@@ -80,7 +81,8 @@ class RateLimiter:
 
 
 def _json(status: int, code: str, description: str, headers: dict[str, str] | None = None):
-    body = orjson.dumps({"code": code, "type": code, "description": description})
+    """A refusal of the gate, in the one problem shape (problems.problem_body)."""
+    body = problem_body(status, code, description)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     return status, raw, body

@@ -23,13 +23,15 @@ from urllib.parse import urlparse
 import pandas as pd
 from shikong.catalog.live import LiveIngest, load_json, parse_batch, readings_frame
 from shikong.catalog.policy import Access
-from shikong.spatial.errors import ShikongError
+from shikong.spatial.errors import InputError, ShikongError
+from shikong.spatial.temporal import parse_datetime
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .guard import CHALLENGES
+from .problems import problem
 
 LOGGER = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
@@ -57,35 +59,25 @@ class LiveApi:
             if ctx is not None:
                 ctx.touch(layer)
             return None
-        return JSONResponse(
-            {"code": "NotFound", "description": f"no layer {layer!r} in the catalog"},
-            status_code=404,
-        )
+        return problem(404, "NotFound", f"no layer {layer!r} in the catalog")
 
     async def post_readings(self, request: Request) -> Response:
         """A batch of readings; each is kept only if the caller may write its layer (its
         department's sensors, a write grant, or the gateway role)."""
         caller = request.state.shikong.caller if hasattr(request.state, "shikong") else None
         if caller is None or caller.anonymous:
-            refused = JSONResponse(
-                {
-                    "code": "Unauthorized",
-                    "description": "posting readings needs an identity (X-API-Key, Basic "
-                    "or a bearer token) of the sensors' department or a gateway",
-                },
-                status_code=401,
+            return problem(
+                401,
+                "Unauthorized",
+                "posting readings needs an identity (X-API-Key, Basic or a bearer token) "
+                "of the sensors' department or a gateway",
+                [("www-authenticate", c) for c in CHALLENGES],  # HTTP: every 401 challenges
             )
-            for challenge in CHALLENGES:  # HTTP requires a challenge on every 401
-                refused.headers.append("www-authenticate", challenge)
-            return refused
         writable = self.access_of(request).writable
         gateway = caller.role == "gateway"
         body = await request.body()
         if len(body) > MAX_BODY:
-            return JSONResponse(
-                {"code": "PayloadTooLarge", "description": f"batch over {MAX_BODY} bytes"},
-                status_code=413,
-            )
+            return problem(413, "PayloadTooLarge", f"batch over {MAX_BODY} bytes")
         content_type = request.headers.get("content-type", "")
         may_write = None if gateway else writable.__contains__
 
@@ -96,9 +88,7 @@ class LiveApi:
         try:
             result = await run_in_threadpool(parse_and_ingest)
         except ShikongError as exc:
-            return JSONResponse(
-                {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
-            )
+            return problem(400, "InvalidParameterValue", str(exc))
         if result.rejected:
             LOGGER.info("POST /readings: %s refused (%s)", dict(result.rejected), result.examples)
         if result.alerts and self.bridge is not None:
@@ -107,16 +97,10 @@ class LiveApi:
 
     async def get_alerts(self, request: Request) -> Response:
         since = request.query_params.get("since")
-        try:
-            since_ts = pd.Timestamp(since) if since else None
-        except ValueError:
-            return JSONResponse(
-                {
-                    "code": "InvalidParameterValue",
-                    "description": f"since {since!r} is not a date-time",
-                },
-                status_code=400,
-            )
+        try:  # the one datetime parser: a date is its day's start here
+            since_ts = pd.Timestamp(parse_datetime(since, name="since").start) if since else None
+        except InputError as exc:
+            return problem(400, "InvalidParameterValue", str(exc))
         frame = self.live.catalog.observations.alerts(since=since_ts)
         frame = frame[frame["layer"].isin(self.access_of(request).visible)]
         frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -126,13 +110,7 @@ class LiveApi:
         """Newest reading of each sensor of a layer: ?layer=…[&sensors=a,b]."""
         layer = request.query_params.get("layer")
         if not layer:
-            return JSONResponse(
-                {
-                    "code": "MissingParameterValue",
-                    "description": "give layer=<sensors collection id>",
-                },
-                status_code=400,
-            )
+            return problem(400, "MissingParameterValue", "give layer=<sensors collection id>")
         hidden = self._hidden_layer(request, layer)
         if hidden is not None:
             return hidden
@@ -147,13 +125,7 @@ class LiveApi:
         """Aggregates: ?layer=…&sensors=…&freq=1h&how=mean&start=…&end=…"""
         q = request.query_params
         if not q.get("layer"):
-            return JSONResponse(
-                {
-                    "code": "MissingParameterValue",
-                    "description": "give layer=<sensors collection id>",
-                },
-                status_code=400,
-            )
+            return problem(400, "MissingParameterValue", "give layer=<sensors collection id>")
         hidden = self._hidden_layer(request, q["layer"])
         if hidden is not None:
             return hidden
@@ -167,9 +139,7 @@ class LiveApi:
                 q.get("how", "mean"),
             )
         except ValueError as exc:
-            return JSONResponse(
-                {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
-            )
+            return problem(400, "InvalidParameterValue", str(exc))
         frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return JSONResponse({"layer": q["layer"], "rows": frame.to_dict("records")})
 

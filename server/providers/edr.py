@@ -22,8 +22,11 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.base_edr import BaseEDRProvider
 from pyproj import Geod
+from shikong.catalog.extension import Field
 from shikong.catalog.observations import ObservationStore
 from shikong.catalog.opened import open_layer
+from shikong.spatial.errors import InputError
+from shikong.spatial.temporal import parse_datetime
 
 from .nothing import NothingMatched
 
@@ -43,11 +46,17 @@ def store(path: str) -> ObservationStore:
 
 
 def _when(text: str) -> pd.Timestamp:
+    """One instant of a query (the start of a bare date's day), via the one parser."""
+    return _window_of(text)[0]
+
+
+def _window_of(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """A ``datetime`` as UTC timestamps, ends inclusive (a bare date is its whole day)."""
     try:
-        ts = pd.Timestamp(text.strip())
-    except ValueError:
-        raise ProviderInvalidQueryError(user_msg=f"datetime {text!r} is not RFC 3339") from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        window = parse_datetime(text)
+    except InputError as exc:
+        raise ProviderInvalidQueryError(user_msg=str(exc)) from None
+    return tuple(None if t is None else pd.Timestamp(t) for t in (window.start, window.end))
 
 
 class ShikongEDRProvider(BaseEDRProvider):
@@ -145,13 +154,7 @@ class ShikongEDRProvider(BaseEDRProvider):
 
     def _window(self, datetime_: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
         if datetime_:
-            parts = datetime_.split("/")
-            if len(parts) == 1:
-                t = _when(parts[0])
-                return t, t
-            start = None if parts[0] in ("", "..") else _when(parts[0])
-            end = None if parts[1] in ("", "..") else _when(parts[1])
-            return start, end
+            return _window_of(datetime_)
         last = self.store.last_time(self.layer_id)  # not extent(): that counts every row
         last = last or pd.Timestamp(datetime.now(UTC))
         return last - DEFAULT_WINDOW, last
@@ -248,7 +251,7 @@ class ShikongEDRProvider(BaseEDRProvider):
                         },
                     },
                     "ranges": ranges,
-                    "shikong:sensor": str(sensor_id),
+                    Field.SENSOR: str(sensor_id),
                 }
             )
         if not coverages:

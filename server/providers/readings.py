@@ -23,7 +23,7 @@ from pygeoapi.provider.base import (
 )
 from shikong.catalog.opened import open_layer
 
-from .edr import DEFAULT_WINDOW, MAX_VALUES, _when, store
+from .edr import DEFAULT_WINDOW, MAX_VALUES, _when, _window_of, store
 
 FIELDS = {
     "sensor_id": {"type": "string"},
@@ -53,13 +53,7 @@ class ShikongReadingsProvider(BaseProvider):
 
     def _window(self, datetime_: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         if datetime_:
-            parts = datetime_.split("/")
-            if len(parts) == 1:
-                instant = _when(parts[0])
-                return instant, instant
-            start = None if parts[0] in ("", "..") else _when(parts[0])
-            end = None if parts[1] in ("", "..") else _when(parts[1])
-            return start, end
+            return _window_of(datetime_)
         last = self.store.last_time(self.layer_id)
         return (last - DEFAULT_WINDOW, last) if last is not None else (None, None)
 
