@@ -1,0 +1,107 @@
+"""``catalog list | search | validate``: looking into the catalog from a shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from .common import clear_errors, console, data_option
+
+
+@click.group()
+def catalog() -> None:
+    """Look into the catalog: layers, search, validation."""
+
+
+@catalog.command("list")
+@click.option("--department", "-d", help="Only this department's layers.")
+@data_option
+@clear_errors
+def catalog_list(department: str | None, data_dir: Path) -> None:
+    """List layers with their kind, classification and versions."""
+    from shikong.catalog import Catalog
+
+    cat = Catalog.open(data_dir)
+    table = Table(title=f"{data_dir} · catalog version {cat.version}")
+    for column in ("layer", "title", "kind", "classification", "versions"):
+        table.add_column(column, overflow="fold")
+    for layer in cat.collections(department):
+        table.add_row(
+            layer.id,
+            layer.title or "",
+            layer.kind,
+            layer.classification,
+            ", ".join(v.version for v in layer.versions),
+        )
+    console.print(table)
+
+
+@catalog.command("search")
+@click.option("--bbox", help="minlon,minlat,maxlon,maxlat (EPSG:4490).")
+@click.option("--datetime", "when", help="Instant or interval a/b.")
+@click.option("--department", "-d", "departments", multiple=True)
+@click.option("--collection", "collections", multiple=True)
+@click.option("--text", help="Free text, Chinese or English.")
+@click.option("--limit", default=50, show_default=True)
+@data_option
+@clear_errors
+def catalog_search(
+    bbox: str | None,
+    when: str | None,
+    departments: tuple,
+    collections: tuple,
+    text: str | None,
+    limit: int,
+    data_dir: Path,
+) -> None:
+    """Search layer versions by place, time, department and text."""
+    from shikong.catalog import Catalog
+    from shikong.catalog.extension import ShikongExtension
+    from shikong.spatial.errors import InputError
+
+    box = None
+    if bbox:
+        try:
+            box = [float(v) for v in bbox.split(",")]
+        except ValueError:
+            box = []
+        if len(box) != 4:
+            raise InputError("--bbox", f"{bbox!r} is not four numbers minx,miny,maxx,maxy")
+    result = Catalog.open(data_dir).search(
+        bbox=box,
+        datetime=when,
+        departments=list(departments) or None,
+        collections=list(collections) or None,
+        text=text,
+        limit=limit,
+    )
+    for item in result:
+        ext = ShikongExtension.ext(item)
+        console.print(
+            f"{item['id']}  {item['properties'].get('title')}  {ext.valid_from_iso[:10]} → "
+            f"{(ext.valid_to_iso or 'now')[:10]}"
+        )
+    console.print(f"{len(result)} of {result.matched} items")
+
+
+@catalog.command("validate")
+@data_option
+@clear_errors
+def catalog_validate(data_dir: Path) -> None:
+    """Validate every STAC JSON file against STAC 1.1 and the shikong extension."""
+    from shikong.catalog.extension import validation_errors
+
+    files = sorted((data_dir / "stac").rglob("*.json"))
+    bad = 0
+    for path in files:
+        errors = validation_errors(json.loads(path.read_text(encoding="utf-8")))
+        for error in errors:
+            bad += 1
+            console.print(f"[red]{path}[/]: {error}")
+    console.print(f"{len(files)} STAC files, {bad} errors")
+    if bad:
+        sys.exit(1)
