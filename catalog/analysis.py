@@ -93,7 +93,7 @@ def load_proposal(catalog: Catalog, value: Any) -> Proposal:
     if isinstance(value, dict) and "collection" in value and "type" not in value:
         layer = catalog.layer(str(value["collection"]))
         frame = layer.to_geodataframe()
-        id_field = layer.current.item["properties"].get("shikong:id_field", "fid")
+        id_field = layer.current.id_field
         match = frame[frame[id_field].astype(str) == str(value.get("feature"))]
         if match.empty:
             raise ProposalError("proposal", f"no feature {value.get('feature')!r} in {layer.id}")
@@ -295,7 +295,7 @@ def _around(layer, proposal: Proposal, as_of: Any) -> gpd.GeoDataFrame:
 
 
 def _id_field(layer) -> str:
-    return layer.current.item["properties"].get("shikong:id_field", "fid")
+    return layer.current.id_field
 
 
 def _verdict(

@@ -27,6 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import FormatError
 from shikong.spatial.raster import is_cog, open_raster, write_cog
 
+from .extension import DEFAULT_ID_FIELD, Field, ShikongExtension
 from .storage import copy_atomic, tree_size_and_checksum
 
 if TYPE_CHECKING:
@@ -102,9 +103,9 @@ def write_vector(frame: gpd.GeoDataFrame, folder: Path, id_field: str | None = N
     """
     frame = frame.copy()
     if id_field is None:
-        id_field = "fid"
-        if "fid" not in frame.columns:
-            frame.insert(0, "fid", np.arange(len(frame), dtype="int64"))
+        id_field = DEFAULT_ID_FIELD
+        if id_field not in frame.columns:
+            frame.insert(0, id_field, np.arange(len(frame), dtype="int64"))
     elif id_field not in frame.columns:
         raise FormatError("id field", f"the layer has no column {id_field!r} to use as id")
     if frame[id_field].duplicated().any():
@@ -136,7 +137,7 @@ def write_vector(frame: gpd.GeoDataFrame, folder: Path, id_field: str | None = N
             "table:columns": columns,
             "table:row_count": len(frame),
             "table:primary_geometry": frame.geometry.name,
-            "shikong:id_field": id_field,
+            Field.ID_FIELD: id_field,
             "proj:code": "EPSG:4490",
         },
         footprint=footprint_of(frame),
@@ -248,9 +249,11 @@ def write_datacube(source: Path, folder: Path) -> AssetInfo:
         }
         for name, var in ds.data_vars.items()
     }
-    props: dict[str, Any] = {"proj:code": "EPSG:4490", "shikong:variables": variables}
+    props: dict[str, Any] = {"proj:code": "EPSG:4490"}
+    shikong = ShikongExtension.ext(props)
+    shikong.variables = variables
     if "time" in ds.coords:
-        props["shikong:time_range"] = [
+        shikong.time_range = [
             str(ds.time.values.min())[:19] + "Z",
             str(ds.time.values.max())[:19] + "Z",
         ]

@@ -19,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
 
 from .cells import item_key
+from .extension import Field, ShikongExtension
 from .index import (
     CatalogIndex,
     ItemRow,
@@ -117,7 +118,8 @@ class Catalog:
         known = departments()
         counts: dict[str, int] = {}
         for c in self.index.collections():
-            counts[c["shikong:department"]] = counts.get(c["shikong:department"], 0) + 1
+            code = ShikongExtension.ext(c).department
+            counts[code] = counts.get(code, 0) + 1
         return [
             Department(code, d["name"], d["name_en"], counts[code])
             for code, d in known.items()
@@ -129,7 +131,7 @@ class Catalog:
         return [
             Layer(self, c)
             for c in self.index.collections(department)
-            if kind is None or c["shikong:kind"] == kind
+            if kind is None or ShikongExtension.ext(c).kind == kind
         ]
 
     def layer(self, collection_id: str) -> Layer:
@@ -299,7 +301,7 @@ class Catalog:
         for code in changed_depts:
             for collection in self.index.collections(code, changed_since=done):
                 write_json_atomic(
-                    self.paths.collection_json(code, collection["shikong:layer"]),
+                    self.paths.collection_json(code, ShikongExtension.ext(collection).layer),
                     collection,
                     fsync=False,
                 )
@@ -330,20 +332,21 @@ def _relink_layer(
     if replace:
         new_ids = {i["id"] for i in new_items}
         existing = [i for i in existing if i["id"] not in new_ids]
-    classification = req.classification or old.get("shikong:classification") or "shared"
+    was = ShikongExtension.ext(old) if old else None  # the layer's collection, if stored
+    classification = req.classification or (was and was.classification) or "shared"
     # a stored version changes when its validity ends or its links do: a new latest
     # version, or one arriving between two others, relinks versions it does not close
-    before = {i["id"]: (i["properties"]["shikong:valid_to"], i["links"]) for i in existing}
+    before = {i["id"]: (ShikongExtension.ext(i).valid_to_iso, i["links"]) for i in existing}
     items = relink_versions(existing + new_items, cid)
     for item in items:  # policy is per layer: every version follows the layer
-        item["properties"]["shikong:classification"] = classification
-    reclassified = old.get("shikong:classification", classification) != classification
+        ShikongExtension.ext(item).classification = classification
+    reclassified = was is not None and was.classification != classification
     changed = [
         i
         for i in items
         if i["id"] not in before
         or reclassified
-        or before[i["id"]] != (i["properties"]["shikong:valid_to"], i["links"])
+        or before[i["id"]] != (ShikongExtension.ext(i).valid_to_iso, i["links"])
     ]
     collection = collection_dict(
         collection_id=cid,
@@ -353,14 +356,12 @@ def _relink_layer(
         kind=kind,
         classification=classification,
         title=req.title or old.get("title") or req.layer,
-        title_en=req.title_en or old.get("shikong:title_en"),
+        title_en=req.title_en or (was and was.title_en),
         description=req.description or old.get("description", ""),
         keywords=list(req.keywords) or old.get("keywords", []),
         items=items,
         extra={
-            "shikong:editable": bool(
-                req.editable if req.editable is not None else old.get("shikong:editable")
-            )
+            Field.EDITABLE: bool(req.editable if req.editable is not None else was and was.editable)
         },
     )
     return collection, changed
@@ -368,10 +369,11 @@ def _relink_layer(
 
 def _collection_text(collection: dict[str, Any]) -> str:
     """Search tokens of a layer: its items are found by them too."""
-    dept = collection["shikong:department"]
+    shikong = ShikongExtension.ext(collection)
+    dept = shikong.department
     parts = (
         collection.get("title"),
-        collection.get("shikong:title_en"),
+        shikong.title_en,
         collection.get("description"),
         " ".join(collection.get("keywords", [])),
         dept,
@@ -412,23 +414,24 @@ def _epoch(when: str) -> float:
 
 def _row(item: dict[str, Any]) -> ItemRow:
     props = item["properties"]
-    dept = props["shikong:department"]
+    shikong = ShikongExtension(props)
+    dept = shikong.department
     text = index_text(f"{item['id']} {props.get('title') or ''}")
-    to = props.get("shikong:valid_to")
+    to = shikong.valid_to_iso
     bbox = item.get("bbox")
     return ItemRow(
         id=item["id"],
         collection=item["collection"],
         department=dept,
-        kind=props["shikong:kind"],
-        classification=props["shikong:classification"],
+        kind=shikong.kind,
+        classification=shikong.classification,
         version=props["version"],
-        valid_from=_epoch(props["shikong:valid_from"]),
+        valid_from=_epoch(shikong.valid_from_iso),
         valid_to=_epoch(to) if to else None,
         bbox=bbox,
         footprint=_footprint(item),
         text=text,
-        source_checksum=(props.get("shikong:source") or {}).get("checksum"),
+        source_checksum=(shikong.source or {}).get("checksum"),
         json=orjson.dumps(item),
         cell=item_key(bbox) if bbox else None,
     )

@@ -121,12 +121,25 @@ def _plain(key: str, doc: str, default: Any = None) -> property:
     return property(get, put, doc=doc)
 
 
-def _when(key: str, doc: str) -> property:
-    """A time field: an aware UTC datetime (None when absent or null); written from a
-    datetime (or None) as RFC 3339, as STAC wants."""
+def _required(key: str, doc: str) -> property:
+    """A field every stored document of its kind has: absent, it is a KeyError (a broken
+    document, which a commit refuses as a whole)."""
+
+    def get(self: ShikongExtension) -> Any:
+        return self.fields[key]
+
+    def put(self: ShikongExtension, value: Any) -> None:
+        self.fields[key] = value
+
+    return property(get, put, doc=doc)
+
+
+def _when(key: str, doc: str, required: bool = False) -> property:
+    """A time field: an aware UTC datetime (None when null, or absent unless required);
+    written from a datetime (or None) as RFC 3339, as STAC wants."""
 
     def get(self: ShikongExtension) -> datetime | None:
-        text = self.fields.get(key)
+        text = self.fields[key] if required else self.fields.get(key)
         return _parse_when(text) if text else None
 
     def put(self: ShikongExtension, value: datetime | None) -> None:
@@ -155,7 +168,9 @@ class ShikongExtension:
     An item's fields are its ``properties``; a collection's, a catalog's, an asset's or a
     CoverageJSON coverage's are top-level. A dict without ``"type": "Feature"`` is taken
     as the field holder itself, so an item's properties dict works too. Reading an absent
-    field gives None (or the field's default); setters write in place.
+    field gives None (or the field's default), except the fields every layer and version
+    has (department, classification, kind, layer, valid_from): KeyError, as the raw
+    lookups did. Setters write in place.
     """
 
     __slots__ = ("fields",)
@@ -198,16 +213,16 @@ class ShikongExtension:
         obj.stac_extensions.append(SCHEMA_URI)
 
     # -- every layer, version and department catalog
-    department = _plain(Field.DEPARTMENT, "Code of the department that owns the data.")
-    classification = _plain(Field.CLASSIFICATION, f"Who may read the layer: {CLASSIFICATIONS}.")
-    kind = _plain(Field.KIND, f"What the layer holds: {KINDS}.")
-    layer = _plain(Field.LAYER, "The layer's name within its department.")
+    department = _required(Field.DEPARTMENT, "Code of the department that owns the data.")
+    classification = _required(Field.CLASSIFICATION, f"Who may read it: {CLASSIFICATIONS}.")
+    kind = _required(Field.KIND, f"What the layer holds: {KINDS}.")
+    layer = _required(Field.LAYER, "The layer's name within its department.")
     # -- collections
     title_en = _plain(Field.TITLE_EN, "The layer's English title, if given.")
     # -- items (layer versions)
-    valid_from = _when(Field.VALID_FROM, "Start of the version's validity.")
+    valid_from = _when(Field.VALID_FROM, "Start of the version's validity.", required=True)
     valid_to = _when(Field.VALID_TO, "End of validity (the next version's start); None if current.")
-    valid_from_iso = _plain(Field.VALID_FROM, "valid_from as stored (RFC 3339, UTC).")
+    valid_from_iso = _required(Field.VALID_FROM, "valid_from as stored (RFC 3339, UTC).")
     valid_to_iso = _plain(Field.VALID_TO, "valid_to as stored (RFC 3339, UTC, or None).")
     source = _plain(Field.SOURCE, "The delivered source: path, checksum, format, encoding, crs.")
     derived_from = _plain(Field.DERIVED_FROM, "Item ids a computed layer was made from.")

@@ -24,6 +24,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from .cells import item_key, search_ranges
+from .extension import Field, ShikongExtension
 from .storage import SqliteConnections, immediate_transaction, insert_flat, insert_rows
 from .textsearch import match_terms
 
@@ -94,7 +95,7 @@ SORTABLE = {
     "start_datetime": "i.valid_from",
     "end_datetime": "i.valid_to",
     "version": "i.version",
-    "shikong:department": "i.department",
+    Field.DEPARTMENT: "i.department",
 }
 
 
@@ -163,15 +164,16 @@ def prepare_collections(
 ) -> PreparedCollections:
     prepared = PreparedCollections([], [], [])
     for c, tokens in collections:
+        shikong = ShikongExtension.ext(c)
         prepared.ids.append(c["id"])
         prepared.tokens.append(tokens)
         prepared.values.extend(
             (
                 c["id"],
-                c["shikong:department"],
-                c["shikong:layer"],
-                c["shikong:kind"],
-                c["shikong:classification"],
+                shikong.department,
+                shikong.layer,
+                shikong.kind,
+                shikong.classification,
                 c.get("title"),
                 version,
                 orjson.dumps(c).decode(),

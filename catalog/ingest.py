@@ -40,7 +40,7 @@ from shikong.spatial.readers.encoding import decode_text
 from shikong.spatial.readers.integrity import regular_file, shapefile_parts
 
 from . import assets as asset_writers
-from .extension import CLASSIFICATIONS, KINDS
+from .extension import CLASSIFICATIONS, KINDS, Field, ShikongExtension
 from .observations import AppendResult, SensorSpec
 from .stac import iso, item_dict, parse_when, rel
 from .storage import sha256_file
@@ -202,10 +202,9 @@ def ingest(catalog: Catalog, req: IngestRequest) -> IngestResult:
                 cid, same["id"], same["properties"]["version"], "unchanged", catalog.version
             )
         collection = catalog.index.collection(cid)
-        if collection is not None and collection["shikong:kind"] != kind:
-            raise InputError(
-                req.source, f"layer {cid} holds {collection['shikong:kind']} data, not {kind}"
-            )
+        held = ShikongExtension.ext(collection).kind if collection is not None else None
+        if collection is not None and held != kind:
+            raise InputError(req.source, f"layer {cid} holds {held} data, not {kind}")
         version = req.version or _next_version(existing)
         item_id = f"{cid}-v{version}"
         if any(i["id"] == item_id for i in existing):
@@ -274,7 +273,7 @@ def _version_item(
         created=datetime.now(UTC),
     )
     if req.derived_from:
-        item["properties"]["shikong:derived_from"] = list(req.derived_from)
+        ShikongExtension.ext(item).derived_from = list(req.derived_from)
     return item
 
 
@@ -305,10 +304,8 @@ def _asset_folders(catalog: Catalog, items: list[dict[str, Any]]) -> set[Path]:
     """The version folders that committed items' assets live in."""
     folders = set()
     for item in items:
-        props = item["properties"]
-        item_dir = catalog.paths.item_json(
-            props["shikong:department"], props["shikong:layer"], item["id"]
-        ).parent
+        shikong = ShikongExtension.ext(item)
+        item_dir = catalog.paths.item_json(shikong.department, shikong.layer, item["id"]).parent
         for asset in item.get("assets", {}).values():
             folders.add((item_dir / asset["href"]).resolve().parent)
     return folders
@@ -450,7 +447,7 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
                     "type": "application/vnd.sqlite3",
                     "title": "observation store: archive (series, points)",
                     "roles": ["data"],
-                    "shikong:store_layer": sensors_id,
+                    Field.STORE_LAYER: sensors_id,
                 },
                 "live": {
                     "href": rel(catalog.observations.live_path, item_dir),
@@ -461,9 +458,9 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
                 },
             },
             properties={
-                "shikong:sensor_collection": sensors_id,
-                "shikong:reading_count": count,
-                "shikong:last_reading": iso(last.to_pydatetime()) if last is not None else None,
+                Field.SENSOR_COLLECTION: sensors_id,
+                Field.READING_COUNT: count,
+                Field.LAST_READING: iso(last.to_pydatetime()) if last is not None else None,
             },
             source=None,
             created=datetime.now(UTC),

@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
 from shikong.spatial.raster import open_raster
 
+from .extension import ShikongExtension
 from .opened import open_layer
 from .stac import parse_when
 
@@ -41,12 +42,16 @@ class LayerVersion:
 
     @property
     def valid_from(self) -> datetime:
-        return parse_when(self.item["properties"]["shikong:valid_from"])
+        return ShikongExtension.ext(self.item).valid_from
 
     @property
     def valid_to(self) -> datetime | None:
-        to = self.item["properties"]["shikong:valid_to"]
-        return parse_when(to) if to else None
+        return ShikongExtension.ext(self.item).valid_to
+
+    @property
+    def id_field(self) -> str:
+        """The column that identifies the version's features."""
+        return ShikongExtension.ext(self.item).id_field
 
     @property
     def footprint(self) -> BaseGeometry | None:
@@ -54,10 +59,8 @@ class LayerVersion:
 
     @property
     def asset_path(self) -> Path:
-        props = self.item["properties"]
-        item_json = self.catalog.paths.item_json(
-            props["shikong:department"], props["shikong:layer"], self.id
-        )
+        shikong = ShikongExtension.ext(self.item)
+        item_json = self.catalog.paths.item_json(shikong.department, shikong.layer, self.id)
         return (item_json.parent / self.item["assets"]["data"]["href"]).resolve()
 
     def to_geodataframe(
@@ -75,8 +78,7 @@ class LayerVersion:
         For repeated questions on the same layer (analyses, servers): the first call opens
         the layer and builds its index; later calls answer from memory.
         """
-        id_field = self.item["properties"].get("shikong:id_field", "fid")
-        opened = open_layer(self.asset_path, id_field)
+        opened = open_layer(self.asset_path, self.id_field)
         return opened.frame(opened.bbox_rows(tuple(bbox)))
 
     def to_xarray(self, masked: bool = True) -> xr.DataArray | xr.Dataset:
@@ -85,7 +87,7 @@ class LayerVersion:
         ``masked=False`` reads a raster's integer values raw, its nodata in ``rio.nodata``
         (what ``ndvi`` reads fastest).
         """
-        kind = self.item["properties"]["shikong:kind"]
+        kind = ShikongExtension.ext(self.item).kind
         if kind == "raster":
             return open_raster(self.asset_path, masked=masked)
         if kind == "datacube":
@@ -105,10 +107,10 @@ class Layer:
         self.collection = collection
 
     id = property(lambda self: self.collection["id"])
-    department = property(lambda self: self.collection["shikong:department"])
-    name = property(lambda self: self.collection["shikong:layer"])
-    kind = property(lambda self: self.collection["shikong:kind"])
-    classification = property(lambda self: self.collection["shikong:classification"])
+    department = property(lambda self: ShikongExtension.ext(self.collection).department)
+    name = property(lambda self: ShikongExtension.ext(self.collection).layer)
+    kind = property(lambda self: ShikongExtension.ext(self.collection).kind)
+    classification = property(lambda self: ShikongExtension.ext(self.collection).classification)
     title = property(lambda self: self.collection.get("title"))
 
     @cached_property
@@ -190,7 +192,7 @@ class Layer:
         if self.kind == "sensors":
             return self.id
         if self.kind == "readings":
-            return self.current.item["properties"]["shikong:sensor_collection"]
+            return ShikongExtension.ext(self.current.item).sensor_collection
         raise InputError(self.id, f"a {self.kind} layer has no readings")
 
     def readings(

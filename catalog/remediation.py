@@ -64,7 +64,7 @@ def mine_remediation_assessment(
     n2 = n2.rio.reproject_match(n1) if n2.shape != n1.shape else n2
     delta = change(n1, n2).rio.write_crs(n1.rio.crs).rio.write_transform(n1.rio.transform())
     polygons = catalog.layer(mines).to_geodataframe()
-    id_field = catalog.layer(mines).current.item["properties"].get("shikong:id_field", "fid")
+    id_field = catalog.layer(mines).current.id_field
     stats = ("count", "mean", "min", "max")
     run = {"id_field": id_field, "client": client}
     before_stats = zonal_stats(

@@ -13,6 +13,8 @@ from shapely.geometry import shape
 from shikong.spatial.errors import InputError
 from shikong.spatial.temporal import TimeWindow, parse_datetime
 
+from .extension import ShikongExtension
+
 
 def parse_interval(value: str | date | datetime | tuple) -> tuple[float | None, float | None]:
     """A ``datetime`` (instant, 'a/b', open ends '..' or '') as epoch seconds (start, end),
@@ -68,8 +70,8 @@ class SearchResult:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{escape(i['id'])}</td><td>{escape(str(i['properties'].get('title')))}"
-            f"</td><td>{i['properties'].get('shikong:valid_from')}</td>"
-            f"<td>{i['properties'].get('shikong:valid_to') or '—'}</td></tr>"
+            f"</td><td>{ShikongExtension.ext(i).valid_from_iso}</td>"
+            f"<td>{ShikongExtension.ext(i).valid_to_iso or '—'}</td></tr>"
             for i in self.items[:50]
         )
         return (

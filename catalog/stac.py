@@ -24,6 +24,8 @@ from .extension import (
     STAC_VERSION,
     TABLE_URI,
     VERSION_URI,
+    Field,
+    ShikongExtension,
 )
 
 RASTER_PROJ_FIELDS = ("proj:code", "proj:shape", "proj:transform", "proj:bbox", "proj:wkt2")
@@ -83,16 +85,16 @@ def item_dict(
         "updated": iso(created),
         "version": version,
         "deprecated": False,
-        "shikong:department": department,
-        "shikong:classification": classification,
-        "shikong:kind": kind,
-        "shikong:layer": layer,
-        "shikong:valid_from": iso(valid_from),
-        "shikong:valid_to": None,
+        Field.DEPARTMENT: department,
+        Field.CLASSIFICATION: classification,
+        Field.KIND: kind,
+        Field.LAYER: layer,
+        Field.VALID_FROM: iso(valid_from),
+        Field.VALID_TO: None,
         **{k: v for k, v in properties.items() if v is not None},
     }
     if source is not None:
-        props["shikong:source"] = source
+        ShikongExtension.ext(props).source = source
     assets = {name: _with_projection(asset, props) for name, asset in assets.items()}
     item: dict[str, Any] = {
         "type": "Feature",
@@ -130,14 +132,16 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
     not by ingest order); the last stays open. STAC wants start/end for a closed interval
     and a single datetime for an open one, so both forms are written accordingly.
     """
-    items = sorted(items, key=lambda i: (i["properties"]["shikong:valid_from"], i["id"]))
+    shikong = [ShikongExtension.ext(i) for i in items]
+    order = sorted(range(len(items)), key=lambda n: (shikong[n].valid_from_iso, items[n]["id"]))
+    items, shikong = [items[n] for n in order], [shikong[n] for n in order]
     latest = items[-1]["id"] if items else None
     for pos, item in enumerate(items):
-        props = item["properties"]
-        start = props["shikong:valid_from"]
+        props, ext = item["properties"], shikong[pos]
+        start = ext.valid_from_iso
         nxt = items[pos + 1] if pos + 1 < len(items) else None
-        end = nxt["properties"]["shikong:valid_from"] if nxt else None
-        props["shikong:valid_to"] = end
+        end = shikong[pos + 1].valid_from_iso if nxt else None
+        ext.valid_to_iso = end
         props["deprecated"] = nxt is not None
         for key in ("start_datetime", "end_datetime"):
             props.pop(key, None)
@@ -167,7 +171,7 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
                     "type": "application/geo+json",
                 }
             )
-        for parent in props.get("shikong:derived_from", []):  # lineage of computed layers
+        for parent in ext.derived_from or []:  # lineage of computed layers
             dept, layer_name = parent.split("-", 1)[0], parent.rsplit("-v", 1)[0].split("-", 1)[1]
             links.append(
                 {
@@ -176,7 +180,7 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
                     "href": f"../../../{dept}/{layer_name}/items/{parent}.json",
                 }
             )
-        source = props.get("shikong:source")
+        source = ext.source
         if source:
             links.append(
                 {
@@ -217,8 +221,8 @@ def collection_dict(
         if boxes
         else [-180.0, -90.0, 180.0, 90.0]
     )
-    starts = [i["properties"]["shikong:valid_from"] for i in items]
-    ends = [i["properties"]["shikong:valid_to"] for i in items]
+    starts = [ShikongExtension.ext(i).valid_from_iso for i in items]
+    ends = [ShikongExtension.ext(i).valid_to_iso for i in items]
     interval = [min(starts) if starts else None, None if (not ends or None in ends) else max(ends)]
     links = [
         {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
@@ -244,15 +248,15 @@ def collection_dict(
         "providers": [{"name": department_name, "roles": ["producer", "licensor", "host"]}],
         "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [interval]}},
         "links": links,
-        "shikong:department": department,
-        "shikong:classification": classification,
-        "shikong:kind": kind,
-        "shikong:layer": layer,
+        Field.DEPARTMENT: department,
+        Field.CLASSIFICATION: classification,
+        Field.KIND: kind,
+        Field.LAYER: layer,
         "summaries": {"version": [i["properties"]["version"] for i in items]},
         **(extra or {}),
     }
     if title_en:
-        collection["shikong:title_en"] = title_en
+        ShikongExtension.ext(collection).title_en = title_en
     return collection
 
 
@@ -265,7 +269,7 @@ def department_catalog(code: str, name: str, name_en: str, layers: list[str]) ->
         "id": code,
         "title": name,
         "description": f"{name} ({name_en})",
-        "shikong:department": code,
+        Field.DEPARTMENT: code,
         "links": [
             {"rel": "root", "href": "../catalog.json", "type": "application/json"},
             {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
@@ -286,7 +290,7 @@ def root_catalog(departments: list[tuple[str, str]], version: int) -> dict[str, 
         "id": "shikong",
         "title": PLATFORM_TITLE,
         "description": "各部门共享的时空数据目录 / the departments' shared spatio-temporal catalog",
-        "shikong:catalog_version": version,
+        Field.CATALOG_VERSION: version,
         "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
         + [
             {

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from pygeoapi.formatter.base import BaseFormatter
+from shikong.catalog.extension import ShikongExtension
 
 
 def coveragejson_to_geojson(data: dict[str, Any]) -> dict[str, Any]:
@@ -19,8 +20,9 @@ def coveragejson_to_geojson(data: dict[str, Any]) -> dict[str, Any]:
         x, y = axes["x"]["values"][0], axes["y"]["values"][0]
         for i, t in enumerate(axes["t"]["values"]):
             props: dict[str, Any] = {"time": t}
-            if "shikong:sensor" in cov:
-                props["sensor_id"] = cov["shikong:sensor"]
+            sensor = ShikongExtension.ext(cov).sensor
+            if sensor is not None:
+                props["sensor_id"] = sensor
             for name, rng in cov["ranges"].items():
                 props[name] = rng["values"][i]
             features.append(

@@ -456,7 +456,7 @@ class ZonalStatisticsProcessor(ShikongProcessor):
             raise ProcessorExecuteError(f"band {band} does not exist")
         zones_layer = self.catalog.layer(str(self.required(data, "zones")))
         zones = zones_layer.to_geodataframe()
-        id_field = zones_layer.current.item["properties"].get("shikong:id_field", "fid")
+        id_field = zones_layer.current.id_field
         table = zonal_stats(
             raster.isel(band=[band - 1]),
             zones,

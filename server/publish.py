@@ -21,6 +21,7 @@ from pygeoapi import l10n
 from pygeoapi.api import API
 from pygeoapi.openapi import get_oas
 from shikong.catalog import Catalog, Layer
+from shikong.catalog.extension import ShikongExtension
 from shikong.catalog.policy import Access, CollectionMeta
 from shikong.catalog.stac import parse_when
 
@@ -116,8 +117,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
     start, end = c["extent"]["temporal"]["interval"][0]
     resource: dict[str, Any] = {
         "type": "collection",
-        "title": _text(c.get("title"), c.get("shikong:title_en")),
-        "description": _text(c.get("description"), c.get("shikong:title_en")),
+        "title": _text(c.get("title"), ShikongExtension.ext(c).title_en),
+        "description": _text(c.get("description"), ShikongExtension.ext(c).title_en),
         "keywords": c.get("keywords") or [layer.name],
         "links": [
             {
@@ -149,10 +150,10 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "name": f"{PROVIDERS}.features.ShikongFeatureProvider",
                 "data": versions[-1]["path"],
                 "versions": versions,
-                "id_field": layer.current.item["properties"].get("shikong:id_field", "fid"),
+                "id_field": layer.current.id_field,
                 "crs": list(SERVED_CRS),
                 "storage_crs": CRS84,
-                "editable": bool(c.get("shikong:editable")),
+                "editable": ShikongExtension.ext(c).editable,
                 "options": {"data_root": str(layer.catalog.paths.root), "collection": layer.id},
             }
         )

@@ -33,7 +33,7 @@ from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from shapely.geometry import shape
 from shikong.catalog import Catalog
-from shikong.catalog.extension import CLASSIFICATIONS, KINDS
+from shikong.catalog.extension import CLASSIFICATIONS, KINDS, Field, ShikongExtension
 from shikong.catalog.policy import Access
 from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import InputError
@@ -85,8 +85,8 @@ DATE_PROPS = (
     "end_datetime",
     "created",
     "updated",
-    "shikong:valid_from",
-    "shikong:valid_to",
+    Field.VALID_FROM,
+    Field.VALID_TO,
 )
 
 
@@ -136,10 +136,8 @@ class StacApi:
     def _asset_url(self, item: dict[str, Any], href: str) -> str:
         """``/assets/{dept}/{layer}/{version}/{file}``: the file's place under the data
         directory's ``assets/`` folder, served by :meth:`asset`."""
-        props = item["properties"]
-        folder = self.catalog.paths.item_json(
-            props["shikong:department"], props["shikong:layer"], item["id"]
-        ).parent
+        shikong = ShikongExtension.ext(item)
+        folder = self.catalog.paths.item_json(shikong.department, shikong.layer, item["id"]).parent
         path = (folder / href).resolve()
         try:
             return f"{self.url}/assets/{path.relative_to(self._assets_root()).as_posix()}"
@@ -614,24 +612,24 @@ QUERYABLES: dict[str, Any] = {
     "title": {"description": "Title of the layer version", "type": "string"},
     "version": {"description": "Version name", "type": "string"},
     "deprecated": {"description": "True once a newer version replaced it", "type": "boolean"},
-    "shikong:department": {"description": "Owning department code", "type": "string"},
-    "shikong:layer": {"description": "Layer name within its department", "type": "string"},
-    "shikong:kind": {
+    Field.DEPARTMENT: {"description": "Owning department code", "type": "string"},
+    Field.LAYER: {"description": "Layer name within its department", "type": "string"},
+    Field.KIND: {
         "description": "What the layer holds",
         "type": "string",
         "enum": list(KINDS),
     },
-    "shikong:classification": {
+    Field.CLASSIFICATION: {
         "description": "Who may read the layer",
         "type": "string",
         "enum": list(CLASSIFICATIONS),
     },
-    "shikong:valid_from": {
+    Field.VALID_FROM: {
         "description": "Start of validity",
         "type": "string",
         "format": "date-time",
     },
-    "shikong:valid_to": {
+    Field.VALID_TO: {
         "description": "End of validity (null while current)",
         "type": ["string", "null"],
         "format": "date-time",
