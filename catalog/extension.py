@@ -217,6 +217,7 @@ class ShikongExtension:
     classification = _required(Field.CLASSIFICATION, f"Who may read it: {CLASSIFICATIONS}.")
     kind = _required(Field.KIND, f"What the layer holds: {KINDS}.")
     layer = _required(Field.LAYER, "The layer's name within its department.")
+    id_field = _plain(Field.ID_FIELD, "The column naming a layer's features.", DEFAULT_ID_FIELD)
     # -- collections
     title_en = _plain(Field.TITLE_EN, "The layer's English title, if given.")
     # -- items (layer versions)
@@ -236,15 +237,6 @@ class ShikongExtension:
     sensor = _plain(Field.SENSOR, "The sensor id of an EDR coverage.")
     # -- the root catalog
     catalog_version = _plain(Field.CATALOG_VERSION, "The catalog version exported.")
-
-    @property
-    def id_field(self) -> str:
-        """The column that identifies a vector layer's features."""
-        return self.fields.get(Field.ID_FIELD, DEFAULT_ID_FIELD)
-
-    @id_field.setter
-    def id_field(self, value: str) -> None:
-        self.fields[Field.ID_FIELD] = value
 
     @property
     def editable(self) -> bool:
