@@ -336,17 +336,18 @@ def _relink_layer(
     classification = req.classification or (was and was.classification) or "shared"
     # a stored version changes when its validity ends or its links do: a new latest
     # version, or one arriving between two others, relinks versions it does not close
-    before = {i["id"]: (ShikongExtension.ext(i).valid_to_iso, i["links"]) for i in existing}
+    # per-item loops of a bulk commit: fields by name on the dict (see relink_versions)
+    before = {i["id"]: (i["properties"][Field.VALID_TO], i["links"]) for i in existing}
     items = relink_versions(existing + new_items, cid)
     for item in items:  # policy is per layer: every version follows the layer
-        ShikongExtension.ext(item).classification = classification
+        item["properties"][Field.CLASSIFICATION] = classification
     reclassified = was is not None and was.classification != classification
     changed = [
         i
         for i in items
         if i["id"] not in before
         or reclassified
-        or before[i["id"]] != (ShikongExtension.ext(i).valid_to_iso, i["links"])
+        or before[i["id"]] != (i["properties"][Field.VALID_TO], i["links"])
     ]
     collection = collection_dict(
         collection_id=cid,
@@ -413,25 +414,24 @@ def _epoch(when: str) -> float:
 
 
 def _row(item: dict[str, Any]) -> ItemRow:
-    props = item["properties"]
-    shikong = ShikongExtension(props)
-    dept = shikong.department
+    props = item["properties"]  # once per item of a bulk commit: fields by name (Field)
+    dept = props[Field.DEPARTMENT]
     text = index_text(f"{item['id']} {props.get('title') or ''}")
-    to = shikong.valid_to_iso
+    to = props.get(Field.VALID_TO)
     bbox = item.get("bbox")
     return ItemRow(
         id=item["id"],
         collection=item["collection"],
         department=dept,
-        kind=shikong.kind,
-        classification=shikong.classification,
+        kind=props[Field.KIND],
+        classification=props[Field.CLASSIFICATION],
         version=props["version"],
-        valid_from=_epoch(shikong.valid_from_iso),
+        valid_from=_epoch(props[Field.VALID_FROM]),
         valid_to=_epoch(to) if to else None,
         bbox=bbox,
         footprint=_footprint(item),
         text=text,
-        source_checksum=(shikong.source or {}).get("checksum"),
+        source_checksum=(props.get(Field.SOURCE) or {}).get("checksum"),
         json=orjson.dumps(item),
         cell=item_key(bbox) if bbox else None,
     )

@@ -132,16 +132,16 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
     not by ingest order); the last stays open. STAC wants start/end for a closed interval
     and a single datetime for an open one, so both forms are written accordingly.
     """
-    shikong = [ShikongExtension.ext(i) for i in items]
-    order = sorted(range(len(items)), key=lambda n: (shikong[n].valid_from_iso, items[n]["id"]))
-    items, shikong = [items[n] for n in order], [shikong[n] for n in order]
+    # a bulk commit's per-item loop: fields by name (Field) on the dict, as the accessor
+    # object would cost a bulk commit ~1.5 us an item (see ShikongExtension)
+    items = sorted(items, key=lambda i: (i["properties"][Field.VALID_FROM], i["id"]))
     latest = items[-1]["id"] if items else None
     for pos, item in enumerate(items):
-        props, ext = item["properties"], shikong[pos]
-        start = ext.valid_from_iso
+        props = item["properties"]
+        start = props[Field.VALID_FROM]
         nxt = items[pos + 1] if pos + 1 < len(items) else None
-        end = shikong[pos + 1].valid_from_iso if nxt else None
-        ext.valid_to_iso = end
+        end = nxt["properties"][Field.VALID_FROM] if nxt else None
+        props[Field.VALID_TO] = end
         props["deprecated"] = nxt is not None
         for key in ("start_datetime", "end_datetime"):
             props.pop(key, None)
@@ -171,7 +171,7 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
                     "type": "application/geo+json",
                 }
             )
-        for parent in ext.derived_from or []:  # lineage of computed layers
+        for parent in props.get(Field.DERIVED_FROM, []):  # lineage of computed layers
             dept, layer_name = parent.split("-", 1)[0], parent.rsplit("-v", 1)[0].split("-", 1)[1]
             links.append(
                 {
@@ -180,7 +180,7 @@ def relink_versions(items: list[dict[str, Any]], collection_id: str) -> list[dic
                     "href": f"../../../{dept}/{layer_name}/items/{parent}.json",
                 }
             )
-        source = ext.source
+        source = props.get(Field.SOURCE)
         if source:
             links.append(
                 {
@@ -221,8 +221,8 @@ def collection_dict(
         if boxes
         else [-180.0, -90.0, 180.0, 90.0]
     )
-    starts = [ShikongExtension.ext(i).valid_from_iso for i in items]
-    ends = [ShikongExtension.ext(i).valid_to_iso for i in items]
+    starts = [i["properties"][Field.VALID_FROM] for i in items]  # per item: by name
+    ends = [i["properties"][Field.VALID_TO] for i in items]
     interval = [min(starts) if starts else None, None if (not ends or None in ends) else max(ends)]
     links = [
         {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
