@@ -42,6 +42,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import cql_text
+from .problems import problem
 from .public_url import current as current_base_url
 from .stac_search import (
     FILTER_LANGS,
@@ -90,15 +91,13 @@ DATE_PROPS = (
 )
 
 
-def bad(message: str) -> JSONResponse:
-    code = "InvalidParameterValue"
-    return JSONResponse({"code": code, "type": code, "description": message}, status_code=400)
+def bad(message: str) -> Response:
+    """A search parameter that cannot be used (the one problem shape: problems.py)."""
+    return problem(400, "InvalidParameterValue", message)
 
 
-def not_found(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"code": "NotFound", "type": "NotFound", "description": message}, status_code=404
-    )
+def not_found(message: str) -> Response:
+    return problem(404, "NotFound", message)
 
 
 class StacApi:
@@ -354,15 +353,13 @@ class StacApi:
         if access.masked_fields(cid):
             if ctx is not None:
                 ctx.denied = True
-            return JSONResponse(
-                {
-                    "code": "Forbidden",
-                    "description": f"the raw file of {cid} holds personal data "
-                    f"({', '.join(access.masked_fields(cid))}); downloading it needs the "
-                    "personal-data grant. Its features are served masked at "
-                    f"{self.url}/collections/{cid}/items",
-                },
-                status_code=403,
+            return problem(
+                403,
+                "Forbidden",
+                f"the raw file of {cid} holds personal data "
+                f"({', '.join(access.masked_fields(cid))}); downloading it needs the "
+                "personal-data grant. Its features are served masked at "
+                f"{self.url}/collections/{cid}/items",
             )
         return FileResponse(path)
 
