@@ -203,7 +203,7 @@ def datacube_providers(path: str) -> list[dict[str, Any]]:
     return [
         {
             "type": "coverage",
-            "name": "xarray",
+            "name": f"{PROVIDERS}.datacube.ShikongDatacubeCoverageProvider",
             "format": {"name": "zarr", "mimetype": "application/zip"},
             **common,
         },

@@ -271,3 +271,8 @@ def test_a_readings_collection_pages_its_readings_as_features(server, demo_data)
     assert default["features"] and default["numberReturned"] == len(default["features"])
     refused = httpx.get(f"{base}/items", params={"f": "json", "filter": "value > 3"})
     assert refused.status_code == 400 and "not supported" in refused.json()["description"]
+
+
+def test_the_datacube_coverage_answers_formats_it_cannot_serve_with_a_400(server):
+    reply = httpx.get(f"{server.url}/collections/met-rainfall_grid/coverage?f=jsonld")
+    assert reply.status_code == 400 and "f=json" in reply.json()["description"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from pygeoapi.provider.base import ProviderInvalidQueryError
+from pygeoapi.provider.xarray_ import XarrayProvider
 from pygeoapi.provider.xarray_edr import XarrayEDRProvider
 
 from .nothing import NothingMatched
@@ -57,3 +58,19 @@ class ShikongDatacubeEDRProvider(XarrayEDRProvider):
                 f"{self._outside()}"
             )
         return super().cube(**kwargs)
+
+
+class ShikongDatacubeCoverageProvider(XarrayProvider):
+    """Coverages of a Zarr grid: CoverageJSON or the Zarr itself, nothing else.
+
+    pygeoapi's xarray provider answers any other format by reading ``data`` as one file,
+    which a Zarr store (a folder) is not: a 500. Other formats are a 400 saying which work.
+    """
+
+    def query(self, *args: Any, format_: str = "json", **kwargs: Any) -> Any:
+        if format_ not in ("json", "zarr"):
+            raise ProviderInvalidQueryError(
+                user_msg=f"f={format_} is not served for a grid: use f=json (CoverageJSON) "
+                "or f=zarr"
+            )
+        return super().query(*args, format_=format_, **kwargs)
