@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 import shapely
 from pygeofilter import ast
 from pygeofilter.backends.native.evaluate import NativeEvaluator
@@ -487,6 +488,8 @@ class StacApi:
                 shp = shape(geom)
             except Exception:
                 raise BadRequest("intersects is not a GeoJSON geometry") from None
+            if shp.is_empty or not np.isfinite(shp.bounds).all():
+                raise BadRequest("intersects is an empty geometry or has non-finite coordinates")
             if not shp.is_valid:
                 raise BadRequest(f"intersects geometry is invalid: {shapely.is_valid_reason(shp)}")
             out["intersects"] = shp

@@ -55,3 +55,18 @@ def test_a_library_input_error_is_a_400_and_anything_else_a_500():
     other = from_error(ShikongError("boom"))
     assert other.status == 500 and "boom" not in other.description
     assert Problem(413, "too big").code == "PayloadTooLarge"
+
+
+@pytest.mark.parametrize(
+    "intersects",
+    [
+        {"type": "GeometryCollection", "geometries": []},
+        {"type": "GeometryCollection"},
+        {"type": "Polygon", "coordinates": []},
+        {"type": "MultiPoint", "coordinates": []},
+    ],
+)
+def test_an_empty_intersects_geometry_is_a_400(client, intersects):
+    reply = client.post("/stac/search", json={"intersects": intersects})
+    assert reply.status_code == 400, reply.text
+    assert "intersects" in reply.json()["description"]
