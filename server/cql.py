@@ -30,7 +30,15 @@ def _walk(node: object) -> Iterator[object]:
 
 
 def attributes(node: ast.Node) -> set[str]:
-    return {n.name for n in _walk(node) if isinstance(n, ast.Attribute)}
+    """The property names a filter uses (a name that is not text is a 400, e.g. CQL2 JSON
+    ``{"property": {...}}``, which pygeofilter passes through as it is)."""
+    names = [n.name for n in _walk(node) if isinstance(n, ast.Attribute)]
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise ProviderInvalidQueryError(
+            user_msg=f"a filter property name must be text, not {type(odd[0]).__name__}"
+        )
+    return set(names)
 
 
 def check(node: ast.Node, layer: OpenedLayer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from shikong.server.app import create_app
 from shikong.server.identity import KeyStore
@@ -70,3 +72,14 @@ def test_an_empty_intersects_geometry_is_a_400(client, intersects):
     reply = client.post("/stac/search", json={"intersects": intersects})
     assert reply.status_code == 400, reply.text
     assert "intersects" in reply.json()["description"]
+
+
+def test_a_cql2_json_property_that_is_not_text_is_a_400(client):
+    body = {"op": "=", "args": [{"property": {"x": 1}}, 1]}
+    reply = client.post(
+        "/collections/wat-reservoirs/items",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/query-cql-json"},
+    )
+    assert reply.status_code == 400, reply.text
+    assert "property name must be text" in reply.json()["description"]
