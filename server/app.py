@@ -47,11 +47,14 @@ from .guard import Guard, RequestContext
 from .identity import Authenticator, JwtSettings, KeyStore
 from .jobs import JOB_OWNER
 from .live import LiveApi, MqttBridge
+from .maps import api as maps_routes
+from .ows import api as ows_routes
 from .problems import Problem, from_error, problem, render
 from .processes import ALWAYS_AUDITED, process_reads, wants_async
 from .providers.coverage import SCALING, raster_info
 from .publish import Publisher, View, advertise_storage_crs
 from .stac_api import StacApi
+from .tiles import api as tiles_routes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -595,7 +598,12 @@ def create_app(
 
     stac = StacApi(server.catalog, url, access_of, server.policy.limits.max_page_size)
     app = Starlette(
-        routes=stac.routes() + LiveApi(live, bridge, access_of).routes() + server.routes(),
+        routes=stac.routes()
+        + LiveApi(live, bridge, access_of).routes()
+        + tiles_routes.routes(server)
+        + maps_routes.routes(server)
+        + ows_routes.routes(server)
+        + server.routes(),
         lifespan=lifespan,
         exception_handlers={
             404: _not_found,

@@ -1,0 +1,1 @@
+"""OGC API Tiles: tile matrix sets, vector (MVT) and raster tiles, the tile cache (issue 19)."""
