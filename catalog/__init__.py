@@ -1,12 +1,15 @@
 """shikong.catalog: the departments' STAC catalog, its assets, search and versions."""
 
-from .catalog import Catalog, Department, LayerNotFound
+from .catalog import Catalog
+from .departments import Department
 from .ingest import IngestRequest, IngestResult
-from .layer import Layer, LayerVersion
+from .layer import Layer, LayerNotFound, LayerVersion
 from .search import SearchResult
+from .store import CatalogStore
 
 __all__ = [
     "Catalog",
+    "CatalogStore",
     "Department",
     "IngestRequest",
     "IngestResult",

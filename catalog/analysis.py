@@ -25,7 +25,8 @@ from shikong.spatial.errors import InputError
 from shikong.spatial.overlay import Overlay, overlay, overlay_geometries, polygonal
 from shikong.spatial.readers import parse_coordinate_text
 
-from .catalog import Catalog, LayerNotFound
+from .catalog import Catalog
+from .layer import LayerNotFound
 from .opened import open_layer
 
 HA_DECIMALS, MU_DECIMALS = 4, 2

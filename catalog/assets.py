@@ -31,7 +31,7 @@ from .extension import DEFAULT_ID_FIELD, Field, ShikongExtension
 from .storage import copy_atomic, tree_size_and_checksum
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from .store import CatalogStore
 
 GEOPARQUET = "application/vnd.apache.parquet"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -51,7 +51,7 @@ class AssetInfo:
     footprint: BaseGeometry | None = None
 
 
-def committed_asset(catalog: Catalog, relative: str) -> Path | None:
+def committed_asset(store: CatalogStore, relative: str) -> Path | None:
     """The file at ``assets/<relative>`` if a committed version names it: the asset file
     itself, or a file inside the Zarr folder it names. Anything else under ``assets/``
     (what a killed or refused ingest left, temporary names) is None: it is not served.
@@ -62,12 +62,12 @@ def committed_asset(catalog: Catalog, relative: str) -> Path | None:
     if len(parts) < 4 or any(p in ("", ".", "..") or "\x00" in p for p in parts):
         return None
     department, layer, version = parts[:3]
-    item = catalog.index.item(f"{department}-{layer}-v{version}")
+    item = store.item(f"{department}-{layer}-v{version}")
     if item is None or item.get("collection") != f"{department}-{layer}":
         return None
-    root = (catalog.paths.root / "assets").resolve()
+    root = (store.paths.root / "assets").resolve()
     wanted = (root / relative).resolve()
-    item_dir = catalog.paths.item_json(department, layer, item["id"]).parent
+    item_dir = store.paths.item_json(department, layer, item["id"]).parent
     for asset in item.get("assets", {}).values():
         named = (item_dir / str(asset.get("href", ""))).resolve()
         if named.is_relative_to(root) and wanted.is_relative_to(named) and wanted.is_file():

@@ -22,6 +22,7 @@ import pystac
 from jsonschema import Draft7Validator
 from pystac.validation.local_validator import get_local_schema_cache
 from referencing import Registry, Resource
+from shikong.spatial.temporal import parse_instant, rfc3339
 
 SCHEMA_URI = "https://shikong.dev/stac/shikong/v1.0.0/schema.json"
 # Projection v1.2: it has both ``proj:code`` (GDAL >= 3.10, odc-stac) and ``proj:epsg``, the
@@ -140,24 +141,12 @@ def _when(key: str, doc: str, required: bool = False) -> property:
 
     def get(self: ShikongExtension) -> datetime | None:
         text = self.fields[key] if required else self.fields.get(key)
-        return _parse_when(text) if text else None
+        return parse_instant(text) if text else None
 
     def put(self: ShikongExtension, value: datetime | None) -> None:
-        self.fields[key] = _iso(value)
+        self.fields[key] = rfc3339(value)
 
     return property(get, put, doc=doc)
-
-
-def _iso(value: datetime | None) -> str | None:
-    from .stac import iso  # stac.py builds on this module; its formatter is the one
-
-    return iso(value)
-
-
-def _parse_when(text: str) -> datetime:
-    from .stac import parse_when
-
-    return parse_when(text)
 
 
 class ShikongExtension:

@@ -3,8 +3,8 @@
 SQLite gives us what a catalog of a city needs on one machine: transactions (an ingest
 commits or it does not), B-tree keys of quadtree cells for bbox search (see
 :mod:`.cells`), FTS5 over character bigrams for Chinese free text, and many readers
-alongside one writer (WAL). The same queries map to
-PostgreSQL/pgSTAC when a city outgrows it; this class is the seam.
+alongside one writer (WAL). Its tables and queries belong to
+:class:`~shikong.catalog.sqlite_store.SqliteCatalogStore`; nothing else uses them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from .cells import item_key, search_ranges
 from .extension import Field, ShikongExtension
 from .storage import SqliteConnections, immediate_transaction, insert_flat, insert_rows
+from .store import Query
 from .textsearch import match_terms
 
 _SCHEMA = """
@@ -189,26 +190,6 @@ def prepare_items(rows: Iterable[ItemRow], version: int) -> PreparedItems:
         ids.append(row.id)
         values += row.values(version)
     return PreparedItems(ids, values)
-
-
-@dataclass
-class Query:
-    """A search over items; every field narrows the result (None = no constraint)."""
-
-    bbox: Sequence[float] | None = None
-    intersects: BaseGeometry | None = None
-    start: float | None = None  # epoch seconds of the query interval; None = open
-    end: float | None = None
-    collections: Sequence[str] | None = None
-    ids: Sequence[str] | None = None
-    departments: Sequence[str] | None = None
-    kinds: Sequence[str] | None = None
-    classifications: Sequence[str] | None = None
-    text: str | None = None
-    current_only: bool = False
-    sortby: Sequence[tuple[str, bool]] = field(default_factory=list)  # (field, ascending)
-    limit: int | None = None
-    offset: int = 0
 
 
 class CatalogIndex:
@@ -383,6 +364,16 @@ class CatalogIndex:
             (collection_id,),
         )
         return [orjson.loads(r[0]) for r in rows]
+
+    def item_at(self, collection_id: str, when: float) -> dict[str, Any] | None:
+        """The version valid at epoch ``when``: the last by validity with
+        valid_from <= when < valid_to."""
+        row = self.db.execute(
+            "SELECT json FROM items WHERE collection=? AND valid_from<=? "
+            "AND (valid_to IS NULL OR valid_to>?) ORDER BY valid_from DESC, id DESC LIMIT 1",
+            (collection_id, when, when),
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
 
     def item(self, item_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT json FROM items WHERE id=?", (item_id,)).fetchone()

@@ -20,33 +20,34 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
-import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from shikong.config import load as load_config
 from shikong.spatial.errors import FormatError, InputError
 from shikong.spatial.readers import ReadReport, read
 from shikong.spatial.readers.encoding import decode_text
 from shikong.spatial.readers.integrity import regular_file, shapefile_parts
+from shikong.spatial.temporal import parse_instant, rfc3339
 
 from . import assets as asset_writers
+from .departments import departments
 from .extension import CLASSIFICATIONS, KINDS, Field, ShikongExtension
+from .faults import fault
+from .layer import find_layer
 from .observations import AppendResult, SensorSpec
-from .stac import iso, item_dict, parse_when, rel
-from .storage import sha256_file
+from .stac import item_dict, rel
+from .storage import DataDir, sha256_file
+from .store import CatalogStore, LayerBatch, LayerTarget
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from .observations import ObservationStore
 
 LAYER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 VERSION_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -81,6 +82,20 @@ class IngestRequest:
     def collection_id(self) -> str:
         return f"{self.department}-{self.layer}"
 
+    @property
+    def target(self) -> LayerTarget:
+        """Where the request's version goes, and what its collection document says."""
+        return LayerTarget(
+            self.department,
+            self.layer,
+            self.classification,
+            self.title,
+            self.title_en,
+            self.description,
+            tuple(self.keywords),
+            self.editable,
+        )
+
 
 @dataclass
 class IngestResult:
@@ -93,12 +108,6 @@ class IngestResult:
     catalog_version: int
     report: ReadReport | None = None
     readings: AppendResult | None = None
-
-
-@cache
-def departments() -> dict[str, dict[str, str]]:
-    """The departments of config/departments.yaml by code."""
-    return {d["code"]: d for d in load_config("departments")["departments"]}
 
 
 def _check_request(req: IngestRequest) -> None:
@@ -173,35 +182,30 @@ def source_checksum(req: IngestRequest) -> str:
     return "1220" + h.hexdigest()
 
 
-def _fault(point: str) -> None:
-    """Test hook: die here with SIGKILL, as a crash or an OOM kill would."""
-    if os.environ.get("SHIKONG_FAULT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _next_version(existing: list[dict[str, Any]]) -> str:
     numbers = [int(v) for v in (i["properties"]["version"] for i in existing) if v.isdigit()]
     return str(max(numbers, default=0) + 1)
 
 
-def ingest(catalog: Catalog, req: IngestRequest) -> IngestResult:
-    """Ingest one source; see the module docstring for the order that makes it crash-safe."""
+def ingest(store: CatalogStore, observations: ObservationStore, req: IngestRequest) -> IngestResult:
+    """Ingest one source; see the module docstring for the order that makes it crash-safe.
+    (``observations`` receives a readings source's readings.)"""
     req.source = Path(req.source)
     _check_request(req)
     kind = detect_kind(req)
     if kind == "readings":
-        return ingest_readings(catalog, req)
+        return ingest_readings(store, observations, req)
     cid = req.collection_id
     checksum = source_checksum(req)
-    with catalog.writing():
-        remove_residues(catalog)
-        existing = catalog.index.items_of(cid)
-        same = catalog.index.find_checksum(cid, checksum)
+    with store.writing():
+        remove_residues(store)
+        existing = store.items_of(cid)
+        same = store.find_checksum(cid, checksum)
         if same is not None:
             return IngestResult(
-                cid, same["id"], same["properties"]["version"], "unchanged", catalog.version
+                cid, same["id"], same["properties"]["version"], "unchanged", store.version()
             )
-        collection = catalog.index.collection(cid)
+        collection = store.collection(cid)
         held = ShikongExtension.ext(collection).kind if collection is not None else None
         if collection is not None and held != kind:
             raise InputError(req.source, f"layer {cid} holds {held} data, not {kind}")
@@ -213,19 +217,21 @@ def ingest(catalog: Catalog, req: IngestRequest) -> IngestResult:
                 f"version {version} of {cid} exists with other content:"
                 " versions never change; give a new --version",
             )
-        valid_from = parse_when(req.valid_from) if req.valid_from else datetime.now(UTC)
+        valid_from = parse_instant(req.valid_from) if req.valid_from else datetime.now(UTC)
         frame, report = _read_vector(req, kind)
-        folder = catalog.paths.asset_dir(req.department, req.layer, version)
-        with _pending_asset(catalog, folder, item_id, existing):
+        folder = store.paths.asset_dir(req.department, req.layer, version)
+        with _pending_asset(store, folder, item_id, existing):
             asset = _write_asset(req, kind, folder, frame)
-            _fault("after-asset")
-            item = _version_item(catalog, req, kind, version, valid_from, checksum, report, asset)
-            catalog.commit_version(req, kind, item)
-        return IngestResult(cid, item_id, version, "created", catalog.version, report=report)
+            fault("after-asset")
+            item = _version_item(
+                store.paths, req, kind, version, valid_from, checksum, report, asset
+            )
+            store.commit([LayerBatch(req.target, kind, [item])])
+        return IngestResult(cid, item_id, version, "created", store.version(), report=report)
 
 
 def _version_item(
-    catalog: Catalog,
+    paths: DataDir,
     req: IngestRequest,
     kind: str,
     version: str,
@@ -236,7 +242,7 @@ def _version_item(
 ) -> dict[str, Any]:
     """The STAC item of a new version whose asset is written."""
     item_id = f"{req.collection_id}-v{version}"
-    item_dir = catalog.paths.item_json(req.department, req.layer, item_id).parent
+    item_dir = paths.item_json(req.department, req.layer, item_id).parent
     source = {
         "path": str(req.source.resolve()),
         "checksum": checksum,
@@ -300,21 +306,21 @@ def _write_asset(
 
 
 # -- residues of ingests that died or failed ------------------------------------------
-def _asset_folders(catalog: Catalog, items: list[dict[str, Any]]) -> set[Path]:
+def _asset_folders(paths: DataDir, items: list[dict[str, Any]]) -> set[Path]:
     """The version folders that committed items' assets live in."""
     folders = set()
     for item in items:
         shikong = ShikongExtension.ext(item)
-        item_dir = catalog.paths.item_json(shikong.department, shikong.layer, item["id"]).parent
+        item_dir = paths.item_json(shikong.department, shikong.layer, item["id"]).parent
         for asset in item.get("assets", {}).values():
             folders.add((item_dir / asset["href"]).resolve().parent)
     return folders
 
 
-def _remove(catalog: Catalog, folder: Path) -> None:
+def _remove(paths: DataDir, folder: Path) -> None:
     """Remove a version folder, and its layer and department folders if left empty."""
     shutil.rmtree(folder, ignore_errors=True)
-    assets = catalog.paths.root / "assets"
+    assets = paths.root / "assets"
     for parent in (folder.parent, folder.parent.parent):
         if parent == assets or not parent.is_relative_to(assets):
             break
@@ -322,10 +328,10 @@ def _remove(catalog: Catalog, folder: Path) -> None:
             parent.rmdir()
 
 
-def remove_residues(catalog: Catalog) -> list[Path]:
+def remove_residues(store: CatalogStore) -> list[Path]:
     """Remove what ingests that died left (call under the writer lock): the version
     folder of every journal entry whose item was never committed. Returns them."""
-    journal = catalog.paths.root / PENDING
+    journal = store.paths.root / PENDING
     removed = []
     if not journal.is_dir():
         return removed
@@ -334,10 +340,10 @@ def remove_residues(catalog: Catalog) -> list[Path]:
             pending = json.loads(entry.read_text(encoding="utf-8"))
         except (OSError, ValueError):  # cut short while being written: nothing followed
             pending = None
-        if pending and catalog.index.item(pending["item"]) is None:
-            folder = catalog.paths.root / pending["folder"]
+        if pending and store.item(pending["item"]) is None:
+            folder = store.paths.root / pending["folder"]
             if folder.exists():
-                _remove(catalog, folder)
+                _remove(store.paths, folder)
                 removed.append(folder)
         entry.unlink(missing_ok=True)
     return removed
@@ -345,30 +351,30 @@ def remove_residues(catalog: Catalog) -> list[Path]:
 
 @contextlib.contextmanager
 def _pending_asset(
-    catalog: Catalog, folder: Path, item_id: str, existing: list[dict[str, Any]]
+    store: CatalogStore, folder: Path, item_id: str, existing: list[dict[str, Any]]
 ) -> Iterator[None]:
     """Write an asset into ``folder`` for ``item_id``: journalled first, so that a kill
     before the commit leaves a residue the next writer removes, and removed at once if
     the ingest fails. Residues of the same layer that predate the journal go too."""
     layer_dir = folder.parent
     if layer_dir.is_dir():
-        keep = _asset_folders(catalog, existing)
+        keep = _asset_folders(store.paths, existing)
         for child in layer_dir.iterdir():
             if child.resolve() not in keep:
                 if child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)
                 else:
                     child.unlink(missing_ok=True)
-    journal = catalog.paths.root / PENDING
+    journal = store.paths.root / PENDING
     journal.mkdir(parents=True, exist_ok=True)
     entry = journal / f"{uuid.uuid4().hex}.json"
-    relative = folder.relative_to(catalog.paths.root).as_posix()
+    relative = folder.relative_to(store.paths.root).as_posix()
     entry.write_text(json.dumps({"folder": relative, "item": item_id}), encoding="utf-8")
     try:
         yield
     except BaseException:
-        if catalog.index.item(item_id) is None:  # failed before its commit
-            _remove(catalog, folder)
+        if store.item(item_id) is None:  # failed before its commit
+            _remove(store.paths, folder)
         raise
     finally:
         entry.unlink(missing_ok=True)
@@ -405,7 +411,9 @@ def read_readings(source: Path) -> pd.DataFrame:
     return frame
 
 
-def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
+def ingest_readings(
+    store: CatalogStore, observations: ObservationStore, req: IngestRequest
+) -> IngestResult:
     """Append readings to the observation store under their sensors layer."""
     if not req.sensor_layer:
         raise InputError(
@@ -414,21 +422,21 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
     sensors_id = (
         req.sensor_layer if "-" in req.sensor_layer else f"{req.department}-{req.sensor_layer}"
     )
-    sensors = catalog.layer(sensors_id)
+    sensors = find_layer(store, sensors_id, lambda: observations)
     if sensors.kind != "sensors":
         raise InputError("sensor layer", f"{sensors_id} is a {sensors.kind} layer, not sensors")
     frame = read_readings(req.source)
     specs = sensor_specs(sensors.to_geodataframe())
     cid = req.collection_id
-    with catalog.writing():
-        remove_residues(catalog)
-        result = catalog.observations.append(sensors_id, frame, specs)
-        first, last, count = catalog.observations.extent(sensors_id)
+    with store.writing():
+        remove_residues(store)
+        result = observations.append(sensors_id, frame, specs)
+        first, last, count = observations.extent(sensors_id)
         item_id = f"{cid}-live"
-        if result.accepted == 0 and catalog.index.item(item_id) is not None:
-            return IngestResult(cid, item_id, "live", "unchanged", catalog.version, readings=result)
-        item_dir = catalog.paths.item_json(req.department, req.layer, item_id).parent
-        store = catalog.paths.root / "observations.sqlite"
+        if result.accepted == 0 and store.item(item_id) is not None:
+            return IngestResult(cid, item_id, "live", "unchanged", store.version(), readings=result)
+        item_dir = store.paths.item_json(req.department, req.layer, item_id).parent
+        archive = store.paths.root / "observations.sqlite"
         geometry = sensors.current.footprint
         item = item_dict(
             item_id=item_id,
@@ -443,14 +451,14 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
             geometry=geometry,
             assets={
                 "data": {
-                    "href": rel(store, item_dir),
+                    "href": rel(archive, item_dir),
                     "type": "application/vnd.sqlite3",
                     "title": "observation store: archive (series, points)",
                     "roles": ["data"],
                     Field.STORE_LAYER: sensors_id,
                 },
                 "live": {
-                    "href": rel(catalog.observations.live_path, item_dir),
+                    "href": rel(observations.live_path, item_dir),
                     "type": "application/vnd.sqlite3",
                     "title": "observation store: live file (recent runs, newest values, "
                     "alerts); attaches the archive as 'archive'",
@@ -460,13 +468,13 @@ def ingest_readings(catalog: Catalog, req: IngestRequest) -> IngestResult:
             properties={
                 Field.SENSOR_COLLECTION: sensors_id,
                 Field.READING_COUNT: count,
-                Field.LAST_READING: iso(last.to_pydatetime()) if last is not None else None,
+                Field.LAST_READING: rfc3339(last.to_pydatetime()) if last is not None else None,
             },
             source=None,
             created=datetime.now(UTC),
         )
-        previous = catalog.index.item(item_id)
+        previous = store.item(item_id)
         if previous is not None:
             item["properties"]["created"] = previous["properties"]["created"]
-        catalog.commit_version(req, "readings", item, replace=True)
-        return IngestResult(cid, item_id, "live", "appended", catalog.version, readings=result)
+        store.commit([LayerBatch(req.target, "readings", [item], replace=True)])
+        return IngestResult(cid, item_id, "live", "appended", store.version(), readings=result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -16,20 +17,25 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import InputError
 from shikong.spatial.raster import open_raster
+from shikong.spatial.temporal import parse_instant
 
 from .extension import ShikongExtension
 from .opened import open_layer
-from .stac import parse_when
+from .store import CatalogStore
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from .observations import ObservationStore
+
+
+class LayerNotFound(InputError):
+    """No collection with that id: the server answers 404."""
 
 
 @dataclass
 class LayerVersion:
     """One version of a layer: a STAC item and its asset."""
 
-    catalog: Catalog
+    store: CatalogStore
     item: dict[str, Any]
 
     @property
@@ -60,7 +66,7 @@ class LayerVersion:
     @property
     def asset_path(self) -> Path:
         shikong = ShikongExtension.ext(self.item)
-        item_json = self.catalog.paths.item_json(shikong.department, shikong.layer, self.id)
+        item_json = self.store.paths.item_json(shikong.department, shikong.layer, self.id)
         return (item_json.parent / self.item["assets"]["data"]["href"]).resolve()
 
     def to_geodataframe(
@@ -102,9 +108,15 @@ class LayerVersion:
 class Layer:
     """A department's layer: every version, the current one and time travel."""
 
-    def __init__(self, catalog: Catalog, collection: dict[str, Any]) -> None:
-        self.catalog = catalog
+    def __init__(
+        self,
+        store: CatalogStore,
+        collection: dict[str, Any],
+        observations: Callable[[], ObservationStore],
+    ) -> None:
+        self.store = store
         self.collection = collection
+        self._observations = observations  # opened on first use: most layers have none
 
     id = property(lambda self: self.collection["id"])
     department = property(lambda self: ShikongExtension.ext(self.collection).department)
@@ -116,7 +128,7 @@ class Layer:
     @cached_property
     def versions(self) -> list[LayerVersion]:
         """Versions in order of validity."""
-        return [LayerVersion(self.catalog, i) for i in self.catalog.index.items_of(self.id)]
+        return [LayerVersion(self.store, i) for i in self.store.items_of(self.id)]
 
     @property
     def current(self) -> LayerVersion:
@@ -127,10 +139,10 @@ class Layer:
 
     def as_of(self, when: str | date | datetime) -> LayerVersion:
         """The version valid at an instant: valid_from <= when < valid_to."""
-        t = parse_when(when)
-        for v in reversed(self.versions):
-            if v.valid_from <= t and (v.valid_to is None or t < v.valid_to):
-                return v
+        t = parse_instant(when)
+        found = self.store.item_at(self.id, t)
+        if found is not None:
+            return LayerVersion(self.store, found)
         first = self.versions[0].valid_from.date() if self.versions else "never"
         raise InputError(self.id, f"no version was valid on {t.date()} (first valid {first})")
 
@@ -188,6 +200,15 @@ class Layer:
         return xr.concat(arrays, dim="time")
 
     @property
+    def observations(self) -> ObservationStore:
+        """The readings of the catalog this layer belongs to."""
+        return self._observations()
+
+    def sensors(self) -> Layer:
+        """The sensors layer whose readings this layer shows (itself for a sensors layer)."""
+        return find_layer(self.store, self.sensors_layer, self._observations)
+
+    @property
     def sensors_layer(self) -> str:
         if self.kind == "sensors":
             return self.id
@@ -203,7 +224,7 @@ class Layer:
         parameters: list[str] | None = None,
     ) -> pd.DataFrame:
         """Readings of this sensor layer (or of the sensors a readings layer belongs to)."""
-        return self.catalog.observations.window(
+        return self.observations.window(
             self.sensors_layer,
             sensors,
             pd.Timestamp(start) if start else None,
@@ -221,7 +242,7 @@ class Layer:
         parameters: list[str] | None = None,
     ) -> pd.DataFrame:
         """Aggregated readings: ``resample("1h")`` hourly means, ``("1D", "max")`` daily max."""
-        return self.catalog.observations.resample(
+        return self.observations.resample(
             self.sensors_layer,
             sensors,
             pd.Timestamp(start) if start else None,
@@ -232,7 +253,7 @@ class Layer:
         )
 
     def latest(self, sensors: list[str] | None = None) -> pd.DataFrame:
-        return self.catalog.observations.latest(self.sensors_layer, sensors)
+        return self.observations.latest(self.sensors_layer, sensors)
 
     def __repr__(self) -> str:
         return (
@@ -251,3 +272,13 @@ class Layer:
             f"{self.classification}<table><tr><th>version</th><th>valid from</th>"
             f"<th>valid to</th></tr>{rows}</table>"
         )
+
+
+def find_layer(
+    store: CatalogStore, collection_id: str, observations: Callable[[], ObservationStore]
+) -> Layer:
+    """A layer by collection id; :class:`LayerNotFound` if the store has none."""
+    collection = store.collection(collection_id)
+    if collection is None:
+        raise LayerNotFound("collection", f"no layer {collection_id!r} in the catalog")
+    return Layer(store, collection, observations)

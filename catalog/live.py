@@ -25,9 +25,11 @@ from pandas.api.types import infer_dtype
 from shikong.spatial.errors import EncodingError, FormatError
 from shikong.spatial.readers.encoding import codec_name, decode_text
 
-from .catalog import Catalog
+from .extension import ShikongExtension
 from .ingest import sensor_specs
-from .observations import AppendResult, SensorSpec, factorize_names
+from .layer import Layer
+from .observations import AppendResult, ObservationStore, SensorSpec, factorize_names
+from .store import CatalogStore
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ class LiveResult:
 class LiveIngest:
     """Routes readings to their sensors layer and commits them (with alerts) durably."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, store: CatalogStore, observations: ObservationStore) -> None:
+        self.store = store
+        self.observations = observations
         self._lock = threading.Lock()
         # held by a server around parsing and ingesting one batch: threads of a process
         # gain nothing by validating at once (the GIL), and interleaved they stretch the
@@ -83,7 +86,7 @@ class LiveIngest:
         self._sensors: dict[str, Sensor] = {}
 
     def sensors(self) -> dict[str, Sensor]:
-        version = self.catalog.version
+        version = self.store.version()
         if version != self._version:
             with self._lock:
                 if version != self._version:
@@ -91,9 +94,16 @@ class LiveIngest:
                     self._version = version
         return self._sensors
 
+    def _sensor_layers(self) -> list[Layer]:
+        return [
+            Layer(self.store, c, lambda: self.observations)
+            for c in self.store.collections()
+            if ShikongExtension.ext(c).kind == "sensors"
+        ]
+
     def _load(self) -> dict[str, Sensor]:
         out: dict[str, Sensor] = {}
-        for layer in self.catalog.collections(kind="sensors"):
+        for layer in self._sensor_layers():
             frame = layer.to_geodataframe()
             specs = sensor_specs(frame)
             records = frame.drop(columns=frame.geometry.name).to_dict("records")
@@ -161,7 +171,7 @@ class LiveIngest:
                 continue
             members = {n: m for n, m, here in zip(names, found, in_layer, strict=True) if here}
             result.add(
-                self.catalog.observations.append(
+                self.observations.append(
                     layer,
                     frame if rows.all() else frame[rows],
                     {n: m.spec for n, m in members.items()},

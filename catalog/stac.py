@@ -8,14 +8,13 @@ shikong extension (see :mod:`shikong.catalog.extension`).
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-from shikong.spatial.errors import InputError
-from shikong.spatial.temporal import parse_datetime
+from shikong.spatial.temporal import rfc3339
 
 from .extension import (
     FILE_URI,
@@ -31,24 +30,6 @@ from .extension import (
 RASTER_PROJ_FIELDS = ("proj:code", "proj:shape", "proj:transform", "proj:bbox", "proj:wkt2")
 
 PLATFORM_TITLE = "时空信息云平台 shikong"
-
-
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a Z, as STAC requires."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_when(value: str | date | datetime) -> datetime:
-    """A date or date-time as an aware UTC datetime; a bare date means its UTC midnight
-    (the start of the day: what a version's validity starts at). The one parser:
-    :func:`shikong.spatial.temporal.parse_datetime`."""
-    if isinstance(value, str) and "/" in value:
-        raise InputError("date", f"{value!r} is one date or date-time, not an interval")
-    return parse_datetime(value if isinstance(value, date) else str(value), name="date").start
 
 
 def rel(target: Path, start_dir: Path) -> str:
@@ -80,16 +61,16 @@ def item_dict(
         extensions.append(TABLE_URI)
     props = {
         "title": title,
-        "datetime": iso(valid_from),
-        "created": iso(created),
-        "updated": iso(created),
+        "datetime": rfc3339(valid_from),
+        "created": rfc3339(created),
+        "updated": rfc3339(created),
         "version": version,
         "deprecated": False,
         Field.DEPARTMENT: department,
         Field.CLASSIFICATION: classification,
         Field.KIND: kind,
         Field.LAYER: layer,
-        Field.VALID_FROM: iso(valid_from),
+        Field.VALID_FROM: rfc3339(valid_from),
         Field.VALID_TO: None,
         **{k: v for k, v in properties.items() if v is not None},
     }

@@ -13,7 +13,7 @@ What a view may write: one thing, a *derived* layer through :meth:`CatalogView.i
 version must name the versions it was computed from (``derived_from``), each of them
 in a collection the view may write and of the department it is written into, and the
 target collection must be new or writable too. Every other write operation of
-:class:`Catalog` (``writing``, ``commit_*``, ``export``) and its raw ``index`` are
+:class:`Catalog` (``writing``, ``commit_many``, ``export``) and its raw ``store`` are
 refused with :class:`WriteRefused`: through them a caller would see or change
 collections outside the view.
 """
@@ -26,9 +26,10 @@ from typing import Any
 
 from shikong.spatial.errors import InputError
 
-from .catalog import Catalog, Department, LayerNotFound
+from .catalog import Catalog
+from .departments import Department
 from .ingest import IngestResult
-from .layer import Layer
+from .layer import Layer, LayerNotFound
 from .observations import ObservationStore
 from .search import SearchResult
 from .storage import DataDir
@@ -36,11 +37,9 @@ from .storage import DataDir
 # Catalog attributes a view refuses, and why (the error names the reason).
 _REFUSED = {
     "writing": "the writer lock",
-    "commit_version": "a raw commit",
-    "commit_items": "a raw commit",
     "commit_many": "a raw commit",
     "export": "the STAC export",
-    "index": "the raw index (it holds hidden collections)",
+    "store": "the raw store (it holds hidden collections)",
 }
 
 

@@ -579,7 +579,7 @@ def create_app(
     url = url or local_url
     catalog = Catalog.open(data_dir)
     server = Server(catalog, url, policy)
-    live = LiveIngest(server.catalog)
+    live = LiveIngest(catalog.store, catalog.observations)
     bridge = MqttBridge(live, mqtt) if mqtt else None
 
     @contextlib.asynccontextmanager

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from shikong.catalog.ingest import departments
+from shikong.catalog.departments import departments
 from shikong.catalog.policy import RIGHTS, ROLES, Caller
 
 KEY_HEADER = "x-api-key"

@@ -101,7 +101,7 @@ class LiveApi:
             since_ts = pd.Timestamp(parse_datetime(since, name="since").start) if since else None
         except InputError as exc:
             return problem(400, "InvalidParameterValue", str(exc))
-        frame = self.live.catalog.observations.alerts(since=since_ts)
+        frame = self.live.observations.alerts(since=since_ts)
         frame = frame[frame["layer"].isin(self.access_of(request).visible)]
         frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return JSONResponse({"alerts": frame.to_dict("records")})
@@ -115,9 +115,7 @@ class LiveApi:
         if hidden is not None:
             return hidden
         sensors = request.query_params.get("sensors")
-        frame = self.live.catalog.observations.latest(
-            layer, sensors.split(",") if sensors else None
-        )
+        frame = self.live.observations.latest(layer, sensors.split(",") if sensors else None)
         frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return JSONResponse({"layer": layer, "readings": frame.to_dict("records")})
 
@@ -130,7 +128,7 @@ class LiveApi:
         if hidden is not None:
             return hidden
         try:
-            frame = self.live.catalog.observations.resample(
+            frame = self.live.observations.resample(
                 q["layer"],
                 q["sensors"].split(",") if q.get("sensors") else None,
                 pd.Timestamp(q["start"]) if q.get("start") else None,
@@ -180,7 +178,7 @@ class MqttBridge:
         )
         # one shared subscription per data directory: the broker hands each message to
         # one of the server's worker processes (``serve --workers``), not to all of them
-        root = str(live.catalog.paths.root.resolve())
+        root = str(live.store.paths.root.resolve())
         self.group = "shikong-" + hashlib.sha256(root.encode()).hexdigest()[:12]
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -210,7 +208,7 @@ class MqttBridge:
             now = Counter(self.counts)
         new = {k: v - self._flushed[k] for k, v in now.items() if v != self._flushed[k]}
         try:
-            self.live.catalog.observations.add_counts("mqtt", new)
+            self.live.observations.add_counts("mqtt", new)
         except Exception:  # the counters must never stop the subscriber
             LOGGER.exception("MQTT counters not written; kept for the next attempt")
             return
@@ -315,4 +313,4 @@ class MqttBridge:
 
     def stats(self) -> dict[str, Any]:
         """Messages, accepted readings and refusals by reason, of every worker process."""
-        return self.live.catalog.observations.counts("mqtt")
+        return self.live.observations.counts("mqtt")

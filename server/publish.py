@@ -23,7 +23,7 @@ from pygeoapi.openapi import get_oas
 from shikong.catalog import Catalog, Layer
 from shikong.catalog.extension import ShikongExtension
 from shikong.catalog.policy import Access, CollectionMeta
-from shikong.catalog.stac import parse_when
+from shikong.spatial.temporal import parse_instant
 
 from .i18n import locale_dir
 from .processes import bind_process, process_allowed, process_resources
@@ -131,8 +131,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
         "extents": {
             "spatial": {"bbox": bbox, "crs": CRS84},
             "temporal": {
-                "begin": parse_when(start) if start else None,
-                "end": parse_when(end) if end else None,
+                "begin": parse_instant(start) if start else None,
+                "end": parse_instant(end) if end else None,
             },
         },
         "providers": [],
@@ -154,7 +154,7 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "crs": list(SERVED_CRS),
                 "storage_crs": CRS84,
                 "editable": ShikongExtension.ext(c).editable,
-                "options": {"data_root": str(layer.catalog.paths.root), "collection": layer.id},
+                "options": {"data_root": str(layer.store.paths.root), "collection": layer.id},
             }
         )
     if layer.kind in ("sensors", "readings"):
@@ -226,15 +226,14 @@ def advertise_storage_crs(body: dict[str, Any]) -> None:
 
 def edr_provider(layer: Layer) -> dict[str, Any]:
     """EDR over the observation store for a sensors layer (or a readings layer's sensors)."""
-    catalog = layer.catalog
-    sensors = catalog.layer(layer.sensors_layer)
+    sensors = layer.sensors()
     frame = sensors.to_geodataframe()
     unit = str(frame["unit"].iloc[0]) if "unit" in frame and len(frame) else ""
-    parameters = catalog.observations.parameters(sensors.id) or ["value"]
+    parameters = layer.observations.parameters(sensors.id) or ["value"]
     return {
         "type": "edr",
         "name": f"{PROVIDERS}.edr.ShikongEDRProvider",
-        "data": str(catalog.paths.root / "observations.sqlite"),
+        "data": str(layer.store.paths.root / "observations.sqlite"),
         "store_layer": sensors.id,
         "sensors_path": str(sensors.current.asset_path),
         "parameters": {p: unit if p == "value" else "" for p in parameters},

@@ -60,7 +60,7 @@ class Simulator:
                 self.state[(row.sensor_id, row.parameter)] = float(row.value)
 
     def readings(self) -> list[dict]:
-        sensors = LiveIngest(self.catalog).sensors()
+        sensors = LiveIngest(self.catalog.store, self.catalog.observations).sensors()
         now = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         out = []
         for sid, sensor in sorted(sensors.items()):

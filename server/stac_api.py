@@ -127,7 +127,7 @@ class StacApi:
 
     def _visible_collections(self, request: Request) -> list[dict[str, Any]]:
         visible = self.access_of(request).visible
-        return [c for c in self.catalog.index.collections() if c["id"] in visible]
+        return [c for c in self.catalog.store.collections() if c["id"] in visible]
 
     def _visible(self, request: Request, cid: str) -> bool:
         return cid in self.access_of(request).visible
@@ -274,14 +274,14 @@ class StacApi:
 
     async def collection(self, request: Request) -> Response:
         cid = request.path_params["collection_id"]
-        found = self.catalog.index.collection(cid) if self._visible(request, cid) else None
+        found = self.catalog.store.collection(cid) if self._visible(request, cid) else None
         if found is None:
             return not_found(f"no collection {cid!r}")
         return JSONResponse(self.collection_out(found))
 
     async def collection_items(self, request: Request) -> Response:
         cid = request.path_params["collection_id"]
-        if not self._visible(request, cid) or self.catalog.index.collection(cid) is None:
+        if not self._visible(request, cid) or self.catalog.store.collection(cid) is None:
             return not_found(f"no collection {cid!r}")
         try:
             params = single_params(request)
@@ -297,7 +297,7 @@ class StacApi:
         cid = request.path_params.get("collection_id")
         if cid is None:
             url = f"{self.root}/queryables"
-        elif self._visible(request, cid) and self.catalog.index.collection(cid) is not None:
+        elif self._visible(request, cid) and self.catalog.store.collection(cid) is not None:
             url = f"{self.root}/collections/{cid}/queryables"
         else:
             return not_found(f"no collection {cid!r}")
@@ -315,7 +315,7 @@ class StacApi:
 
     async def item(self, request: Request) -> Response:
         cid, iid = request.path_params["collection_id"], request.path_params["item_id"]
-        found = self.catalog.index.item(iid) if self._visible(request, cid) else None
+        found = self.catalog.store.item(iid) if self._visible(request, cid) else None
         if found is None or found["collection"] != cid:
             return not_found(f"no item {iid!r} in collection {cid!r}")
         return JSONResponse(self.item_out(found), media_type=GEOJSON)
@@ -338,7 +338,7 @@ class StacApi:
         from shikong.catalog.assets import committed_asset
 
         relative = request.path_params["path"]
-        path = committed_asset(self.catalog, relative)
+        path = committed_asset(self.catalog.store, relative)
         if path is None:
             return not_found("no such asset")
         parts = relative.split("/")
@@ -455,7 +455,7 @@ class StacApi:
         if not named:
             return
         names = [named] if isinstance(named, str) else list(named)
-        hidden = [c for c in names if c not in visible and self.catalog.index.collection(c)]
+        hidden = [c for c in names if c not in visible and self.catalog.store.collection(c)]
         ctx = getattr(request.state, "shikong", None)
         if hidden and ctx is not None:
             ctx.denied = True

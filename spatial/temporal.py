@@ -129,3 +129,22 @@ def parse_datetime(value: object, *, strict: bool = False, name: str = "datetime
     if start is not None and end is not None and start > end:
         raise InputError(name, f"{value!r}: the interval starts after it ends")
     return TimeWindow(start, end)
+
+
+def parse_instant(value: str | date | datetime, name: str = "date") -> datetime:
+    """One date or date-time as an aware UTC datetime; a bare date means its UTC midnight,
+    the start of its day (what a layer version's validity starts at)."""
+    if isinstance(value, str) and "/" in value:
+        raise InputError(name, f"{value!r} is one date or date-time, not an interval")
+    window = parse_datetime(value if isinstance(value, date) else str(value), name=name)
+    assert window.start is not None  # an instant always has its start
+    return window.start
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z (STAC's form); a naive datetime is read as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -36,21 +36,21 @@ def test_a_bad_item_late_in_a_bulk_commit_leaves_the_catalog_as_it_was(tmp_path)
     cat = Catalog.open(tmp_path / "data")
     req, items = layer_items("kept", 10)
     cat.commit_many([(req, "vector", items, False)], export=False)
-    before = cat.index.version()
+    before = cat.store.version()
     batches = [layer_items(f"layer_{n}", 100) for n in range(40)]  # 4,000 items: prefetched
     del batches[-1][1][-1]["properties"]["shikong:valid_from"]  # the very last item
     interval = sys.getswitchinterval()
     with pytest.raises(KeyError):
         cat.commit_many([(req, "vector", items, False) for req, items in batches], export=False)
-    assert cat.index.version() == before
-    assert cat.index.db.execute("SELECT count(*) FROM items").fetchone()[0] == 10
-    assert cat.index.db.execute("SELECT count(*) FROM item_cells").fetchone()[0] == 10
-    assert [c["id"] for c in cat.index.collections()] == ["nrp-kept"]
+    assert cat.store.version() == before
+    assert cat.store.index.db.execute("SELECT count(*) FROM items").fetchone()[0] == 10
+    assert cat.store.index.db.execute("SELECT count(*) FROM item_cells").fetchone()[0] == 10
+    assert [c["id"] for c in cat.store.collections()] == ["nrp-kept"]
     assert sys.getswitchinterval() == interval
     assert not [t for t in threading.enumerate() if t.name == "shikong-prefetch"]
     del batches[-1][1][-1]  # without the bad item the same commit goes through
     cat.commit_many([(req, "vector", items, False) for req, items in batches], export=False)
-    assert cat.index.db.execute("SELECT count(*) FROM items").fetchone()[0] == 10 + 3999
+    assert cat.store.index.db.execute("SELECT count(*) FROM items").fetchone()[0] == 10 + 3999
 
 
 def test_prefetched_hands_over_every_chunk_in_order_and_stops_when_the_reader_does():
@@ -78,7 +78,7 @@ def test_a_large_commit_is_checkpointed_into_the_file_after_it_returns(tmp_path)
     wal = cat.paths.index.with_name("index.sqlite-wal")
     assert wal.stat().st_size >= 16 << 20  # SQLite did not copy it back before returning
     deadline = time.monotonic() + 60
-    while cat.index._checkpointing.locked() and time.monotonic() < deadline:
+    while cat.store.index._checkpointing.locked() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert cat.paths.index.stat().st_size > 10 << 20  # the helper copied the rows in
 
@@ -103,7 +103,7 @@ def test_every_stored_version_links_the_current_chain(tmp_path):
             if link["rel"].endswith("-version")
         }
 
-    stored = {i["id"]: i for i in cat.index.items_of(req.collection_id)}
+    stored = {i["id"]: i for i in cat.store.items_of(req.collection_id)}
     exported = {
         p.stem: json.loads(p.read_text())
         for p in (cat.paths.stac / "nrp" / "chain" / "items").glob("*.json")

@@ -507,7 +507,7 @@ def test_resampled_aggregates_match_pandas(cat, tmp_path):
 )
 def test_only_a_footprint_that_is_its_bbox_is_left_to_the_bbox(ring, is_box):
     """A footprint equal to its bbox rectangle is not stored twice; any other is kept."""
-    from shikong.catalog.catalog import _footprint
+    from shikong.catalog.sqlite_store import _footprint
 
     item = {"geometry": {"type": "Polygon", "coordinates": [ring]}, "bbox": [0, 0, 2, 1]}
     assert (_footprint(item) is None) == is_box

@@ -11,7 +11,7 @@ import pytest
 from conftest import version_item
 from shapely.geometry import box
 from shikong.catalog import Catalog, IngestRequest
-from shikong.catalog.index import Query
+from shikong.catalog.store import Query
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -52,7 +52,7 @@ def commit_boxes(cat: Catalog, boxes: list[tuple[float, ...]], layer: str = "box
 
 
 def search_ids(cat: Catalog, q) -> list[str]:
-    found, _ = cat.index.search(Query(bbox=q))
+    found, _ = cat.store.search(Query(bbox=q))
     return sorted(i["id"] for i in found)
 
 
@@ -77,7 +77,7 @@ def test_bbox_search_finds_exactly_the_overlapping_items(cat):
 def test_a_replaced_item_is_found_only_where_it_now_is(cat):
     before = commit_boxes(cat, [(113.0, 33.6, 113.01, 33.61), (10, 10, 11, 11)])
     moved, stays = sorted(before)
-    item = cat.index.item(moved)
+    item = cat.store.item(moved)
     item["bbox"] = [113.5, 33.9, 113.51, 33.91]
     item["geometry"] = box(*item["bbox"]).__geo_interface__
     req = IngestRequest(Path("/dev/null"), "nrp", "boxes")
@@ -98,7 +98,7 @@ def test_an_index_with_an_rtree_is_moved_to_cells_on_open(tmp_path):
         db.execute("CREATE VIRTUAL TABLE items_rtree USING rtree(rowid, minx, maxx, miny, maxy)")
         db.execute("INSERT INTO items_rtree SELECT rowid, minx, maxx, miny, maxy FROM items")
     reopened = Catalog.open(data)
-    names = {r[0] for r in reopened.index.db.execute("SELECT name FROM sqlite_master")}
+    names = {r[0] for r in reopened.store.index.db.execute("SELECT name FROM sqlite_master")}
     assert "items_rtree" not in names and "item_cells" in names
     truth |= commit_boxes(reopened, boxes_of_every_size(np.random.default_rng(7), 100), "more")
     for q in boxes_of_every_size(np.random.default_rng(6), 60):

@@ -93,7 +93,7 @@ def test_ingest_through_a_view_is_refused_unless_derived_from_writable_sources(c
 
 
 @pytest.mark.parametrize(
-    "name", ["writing", "commit_version", "commit_items", "commit_many", "export", "index"]
+    "name", ["writing", "commit_many", "export", "store"]
 )
 def test_the_catalogs_other_write_operations_are_refused(catalog, name):
     view = CatalogView(catalog, LAYERS, writable=LAYERS)

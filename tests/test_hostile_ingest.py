@@ -331,7 +331,7 @@ def state(data: Path) -> tuple:
     """What a refused ingest must leave as it was: the assets and STAC trees, the catalog
     version and every item."""
     cat = Catalog.open(data)
-    items = sorted(i["id"] for c in cat.index.collections() for i in cat.index.items_of(c["id"]))
+    items = sorted(i["id"] for c in cat.store.collections() for i in cat.store.items_of(c["id"]))
     return tree_digest(data / "assets"), tree_digest(data / "stac"), cat.version, items
 
 
@@ -590,7 +590,7 @@ def test_asset_paths_that_name_no_committed_file(data):
     cat = Catalog.open(data)
     v1 = cat.layer("nrp-landuse").versions[0].asset_path
     relative = v1.relative_to(data / "assets").as_posix()
-    assert committed_asset(cat, relative) == v1
+    assert committed_asset(cat.store, relative) == v1
     for odd in (
         relative + "\x00",
         relative.replace("/1/", "/../"),
@@ -600,7 +600,7 @@ def test_asset_paths_that_name_no_committed_file(data):
         "",
         "/etc/passwd",
     ):
-        assert committed_asset(cat, odd) is None, odd
+        assert committed_asset(cat.store, odd) is None, odd
 
 
 def test_only_committed_files_are_served(data, served):

@@ -300,7 +300,8 @@ def no_traceback(server: RunningServer) -> None:
 def library(demo_data, tmp_path_factory):
     data = tmp_path_factory.mktemp("hostile-lib") / "data"
     shutil.copytree(demo_data, data)
-    return LiveIngest(Catalog.open(data)), data
+    cat = Catalog.open(data)
+    return LiveIngest(cat.store, cat.observations), data
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,8 @@ FIELDS = {
 @lru_cache(maxsize=8)
 def live_for(data_root: str) -> LiveIngest:
     """The sensor directory of a data directory (it reloads when the catalog moves)."""
-    return LiveIngest(Catalog(Path(data_root)))
+    catalog = Catalog(Path(data_root))
+    return LiveIngest(catalog.store, catalog.observations)
 
 
 class ShikongAlertsProvider(BaseProvider):
@@ -45,7 +46,7 @@ class ShikongAlertsProvider(BaseProvider):
         self.visible = set(provider_def.get("visible_layers", ()))
 
     def _alerts(self) -> pd.DataFrame:
-        frame = self.live.catalog.observations.alerts(limit=1_000_000)
+        frame = self.live.observations.alerts(limit=1_000_000)
         return frame[frame["layer"].isin(self.visible)]
 
     def get_fields(self) -> dict[str, Any]:

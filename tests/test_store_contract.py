@@ -1,0 +1,221 @@
+"""The CatalogStore contract (catalog/store.py), for every implementation in ``STORES``.
+
+A second backend (PostgreSQL, issue 21) is added to ``STORES`` and must pass these
+unchanged. Expected values are written out by hand from the versions committed here,
+not read back from the store's own helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import version_item
+from shikong.catalog import IngestRequest
+from shikong.catalog.extension import Field
+from shikong.catalog.sqlite_store import SqliteCatalogStore
+from shikong.catalog.storage import DataDir
+from shikong.catalog.store import CatalogStore, LayerBatch, LayerTarget, Query
+
+STORES: dict[str, Callable[[Path], CatalogStore]] = {
+    "sqlite": lambda root: SqliteCatalogStore(DataDir(root)),
+}
+
+JAN = datetime(2020, 1, 1, tzinfo=UTC)
+JUL = datetime(2020, 7, 1, tzinfo=UTC)
+NEXT_JAN = datetime(2021, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=sorted(STORES))
+def open_store(request, tmp_path) -> Callable[[], CatalogStore]:
+    """Opens the store of one data directory (again: a second handle, as another process)."""
+    make = STORES[request.param]
+    opened: list[CatalogStore] = []
+
+    def open_() -> CatalogStore:
+        opened.append(make(tmp_path / "data"))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+def versions(layer: str, starts: list[datetime], dept: str = "nrp", x0: float = 113.0):
+    req = IngestRequest(Path("/dev/null"), dept, layer)
+    items = [
+        version_item(req, k + 1, (x0 + k, 33.0, x0 + k + 0.5, 33.5), start, f"{layer} {k + 1}")
+        for k, start in enumerate(starts)
+    ]
+    return LayerTarget(dept, layer, title=f"{layer} title"), items
+
+
+def test_a_commit_bumps_the_version_once_and_is_seen_whole(open_store):
+    store = open_store()
+    assert store.version() == 0 and store.collections() == []
+    roads, road_items = versions("roads", [JAN, JUL])
+    rivers, river_items = versions("rivers", [JAN], x0=120.0)
+    version = store.commit(
+        [LayerBatch(roads, "vector", road_items), LayerBatch(rivers, "vector", river_items)]
+    )
+    assert version == store.version() == 1
+    other = open_store()  # another handle sees all of it
+    assert [c["id"] for c in other.collections()] == ["nrp-rivers", "nrp-roads"]
+    assert other.departments() == ["nrp"] and other.layer_names("nrp") == ["rivers", "roads"]
+    assert [i["id"] for i in other.items_of("nrp-roads")] == ["nrp-roads-v1", "nrp-roads-v2"]
+    assert other.collection("nrp-roads")["title"] == "roads title"
+    assert set(other.collections_by_id(["nrp-roads", "nope"])) == {"nrp-roads"}
+    assert other.item("nrp-rivers-v1")["collection"] == "nrp-rivers"
+    assert other.item("nope") is None and other.collection("nope") is None
+
+
+def test_versions_are_relinked_when_one_arrives_in_between(open_store):
+    store = open_store()
+    target, items = versions("parcels", [JAN, NEXT_JAN])
+    store.commit([LayerBatch(target, "vector", items)])
+    _, middle = versions("parcels", [JUL])
+    middle[0]["id"] = "nrp-parcels-v9"
+    middle[0]["properties"]["version"] = "9"
+    store.commit([LayerBatch(target, "vector", middle)])
+    stored = store.items_of("nrp-parcels")
+    assert [i["id"] for i in stored] == ["nrp-parcels-v1", "nrp-parcels-v9", "nrp-parcels-v2"]
+    ends = [i["properties"][Field.VALID_TO] for i in stored]
+    assert ends == ["2020-07-01T00:00:00Z", "2021-01-01T00:00:00Z", None]
+
+    def link(item, rel):
+        return [link["href"] for link in item["links"] if link["rel"] == rel]
+
+    assert link(stored[0], "successor-version") and "v9" in link(stored[0], "successor-version")[0]
+    assert "v9" in link(stored[2], "predecessor-version")[0]
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (JAN - timedelta(seconds=1), None),
+        (JAN, "nrp-zones-v1"),
+        (JUL - timedelta(microseconds=1), "nrp-zones-v1"),
+        (JUL, "nrp-zones-v2"),  # validity is [from, to): the end belongs to the next
+        (datetime(2030, 1, 1, tzinfo=UTC), "nrp-zones-v2"),
+    ],
+)
+def test_item_at_is_the_version_valid_then(open_store, when, expected):
+    store = open_store()
+    target, items = versions("zones", [JAN, JUL])
+    store.commit([LayerBatch(target, "vector", items)])
+    found = store.item_at("nrp-zones", when)
+    assert (found["id"] if found else None) == expected
+
+
+def test_replace_swaps_an_item_in_place(open_store):
+    store = open_store()
+    target, items = versions("gauges_live", [JAN])
+    store.commit([LayerBatch(target, "readings", items)])
+    again = json.loads(json.dumps(items))
+    again[0]["properties"]["title"] = "renewed"
+    store.commit([LayerBatch(target, "readings", again, replace=True)])
+    stored = store.items_of("nrp-gauges_live")
+    assert [i["properties"]["title"] for i in stored] == ["renewed"]
+
+
+def test_find_checksum_names_the_version_of_that_source(open_store):
+    store = open_store()
+    target, items = versions("roads", [JAN, JUL])
+    items[1]["properties"][Field.SOURCE] = {"path": "/data/roads.shp", "checksum": "1220abc"}
+    store.commit([LayerBatch(target, "vector", items)])
+    assert store.find_checksum("nrp-roads", "1220abc")["id"] == "nrp-roads-v2"
+    assert store.find_checksum("nrp-roads", "1220zzz") is None
+
+
+def test_search_by_bbox_time_text_and_paging(open_store):
+    store = open_store()
+    roads, road_items = versions("roads", [JAN, JUL])  # boxes at x 113 and 114
+    rivers, river_items = versions("rivers", [JAN], dept="wat", x0=120.0)
+    store.commit(
+        [LayerBatch(roads, "vector", road_items), LayerBatch(rivers, "vector", river_items)]
+    )
+    hits, matched = store.search(Query(bbox=(114.1, 33.1, 114.2, 33.2)))
+    assert [i["id"] for i in hits] == ["nrp-roads-v2"] and matched == 1
+    later = JUL.timestamp() + 1
+    hits, _ = store.search(Query(start=later, end=later))
+    assert sorted(i["id"] for i in hits) == ["nrp-roads-v2", "wat-rivers-v1"]
+    hits, _ = store.search(Query(departments=["wat"]))
+    assert [i["id"] for i in hits] == ["wat-rivers-v1"]
+    hits, _ = store.search(Query(text="rivers"))
+    assert [i["id"] for i in hits] == ["wat-rivers-v1"]
+    hits, matched = store.search(Query(limit=1, offset=1))
+    assert matched == 3 and len(hits) == 1
+    hits, _ = store.search(Query(current_only=True))
+    assert sorted(i["id"] for i in hits) == ["nrp-roads-v2", "wat-rivers-v1"]
+
+
+def test_export_writes_the_stac_mirror_of_what_changed(open_store):
+    store = open_store()
+    target, items = versions("roads", [JAN])
+    store.commit([LayerBatch(target, "vector", items)])  # exports on the way out
+    paths = store.paths
+    assert store.exported_version() == store.version() == 1
+    item = json.loads(paths.item_json("nrp", "roads", "nrp-roads-v1").read_text())
+    assert item["id"] == "nrp-roads-v1"
+    collection = json.loads(paths.collection_json("nrp", "roads").read_text())
+    assert collection["id"] == "nrp-roads"
+    root = json.loads(paths.root_catalog.read_text())
+    assert any("nrp" in link["href"] for link in root["links"] if link["rel"] == "child")
+    _, more = versions("roads", [JUL])
+    more[0]["id"], more[0]["properties"]["version"] = "nrp-roads-v7", "7"
+    store.commit([LayerBatch(target, "vector", more)], export=False)
+    assert (
+        store.exported_version() == 1
+        and not paths.item_json("nrp", "roads", more[0]["id"]).exists()
+    )
+    open_store().finish_interrupted_export()  # what Catalog.open does
+    assert paths.item_json("nrp", "roads", "nrp-roads-v7").exists()
+    assert store.exported_version() == 2
+
+
+def _hold_writer_lock(root: str, held, release) -> None:
+    store = SqliteCatalogStore(DataDir(Path(root)))
+    with store.writing(export=False):
+        held.set()
+        release.wait(30)
+
+
+def test_one_writer_at_a_time_across_processes(open_store, tmp_path):
+    store = open_store()
+    if not isinstance(store, SqliteCatalogStore):
+        pytest.skip("the cross-process holder below opens the SQLite store")
+    ctx = multiprocessing.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_writer_lock, args=(str(store.paths.root), held, release))
+    holder.start()
+    try:
+        assert held.wait(60)
+        target, items = versions("roads", [JAN])
+        done = []
+        writer = threading.Thread(
+            target=lambda: done.append(store.commit([LayerBatch(target, "vector", items)]))
+        )
+        writer.start()
+        writer.join(1.0)
+        assert done == [] and store.version() == 0  # waiting for the other process
+        release.set()
+        writer.join(60)
+        assert done == [1]
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def test_writing_is_reentrant_in_a_process(open_store):
+    store = open_store()
+    target, items = versions("roads", [JAN])
+    with store.writing(), store.writing():
+        store.commit([LayerBatch(target, "vector", items)])
+    with store.writing():  # taken again after the nested holds let go
+        pass
+    assert store.version() == 1
