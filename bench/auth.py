@@ -27,8 +27,8 @@ import httpx
 from benchutil import lift_rate_limit
 from shikong.catalog import Catalog
 from shikong.catalog.bulk import ingest_entries, read_manifest
-from shikong.catalog.demo import MANIFEST, generate
 from shikong.catalog.policy import Access
+from shikong.demo import MANIFEST, generate
 from shikong.server.app import create_app
 from shikong.server.identity import KeyStore
 

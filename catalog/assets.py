@@ -65,7 +65,7 @@ def committed_asset(store: CatalogStore, relative: str) -> Path | None:
     item = store.item(f"{department}-{layer}-v{version}")
     if item is None or item.get("collection") != f"{department}-{layer}":
         return None
-    root = (store.paths.root / "assets").resolve()
+    root = store.paths.assets.resolve()
     wanted = (root / relative).resolve()
     item_dir = store.paths.item_json(department, layer, item["id"]).parent
     for asset in item.get("assets", {}).values():

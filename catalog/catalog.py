@@ -78,7 +78,7 @@ class Catalog:
     @property
     def observations(self) -> ObservationStore:
         if self._observations is None:
-            self._observations = ObservationStore(self.paths.root / "observations.sqlite")
+            self._observations = ObservationStore(self.paths.observations_archive)
         return self._observations
 
     def _observation_store(self) -> ObservationStore:

@@ -54,7 +54,6 @@ VERSION_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 RASTER_SUFFIXES = {".tif", ".tiff"}
 CUBE_SUFFIXES = {".nc", ".nc4", ".zarr"}
 READING_COLUMNS = {"sensor_id", "time", "value"}
-PENDING = ".pending-assets"  # under the data directory: one entry per asset being written
 
 
 @dataclass
@@ -320,7 +319,7 @@ def _asset_folders(paths: DataDir, items: list[dict[str, Any]]) -> set[Path]:
 def _remove(paths: DataDir, folder: Path) -> None:
     """Remove a version folder, and its layer and department folders if left empty."""
     shutil.rmtree(folder, ignore_errors=True)
-    assets = paths.root / "assets"
+    assets = paths.assets
     for parent in (folder.parent, folder.parent.parent):
         if parent == assets or not parent.is_relative_to(assets):
             break
@@ -331,7 +330,7 @@ def _remove(paths: DataDir, folder: Path) -> None:
 def remove_residues(store: CatalogStore) -> list[Path]:
     """Remove what ingests that died left (call under the writer lock): the version
     folder of every journal entry whose item was never committed. Returns them."""
-    journal = store.paths.root / PENDING
+    journal = store.paths.pending_assets
     removed = []
     if not journal.is_dir():
         return removed
@@ -365,7 +364,7 @@ def _pending_asset(
                     shutil.rmtree(child, ignore_errors=True)
                 else:
                     child.unlink(missing_ok=True)
-    journal = store.paths.root / PENDING
+    journal = store.paths.pending_assets
     journal.mkdir(parents=True, exist_ok=True)
     entry = journal / f"{uuid.uuid4().hex}.json"
     relative = folder.relative_to(store.paths.root).as_posix()
@@ -436,7 +435,7 @@ def ingest_readings(
         if result.accepted == 0 and store.item(item_id) is not None:
             return IngestResult(cid, item_id, "live", "unchanged", store.version(), readings=result)
         item_dir = store.paths.item_json(req.department, req.layer, item_id).parent
-        archive = store.paths.root / "observations.sqlite"
+        archive = store.paths.observations_archive
         geometry = sensors.current.footprint
         item = item_dict(
             item_id=item_id,

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from shikong.config import load as load_config
 from shikong.spatial.errors import InputError
-from shikong.spatial.registry import mask_id_number, mask_name
+
+from .masking import mask_id_number, mask_name
 
 RIGHTS = ("read", "write", "personal-data")
 ROLES = ("user", "auditor", "gateway")

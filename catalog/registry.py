@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 from shikong.spatial import registry as reg
 
+from .masking import mask_id_number, mask_name, mask_records
+
 if TYPE_CHECKING:
     from .catalog import Catalog
 
@@ -54,7 +56,7 @@ class PropertyRegistry:
         grants_personal_data: bool,
         **query: Any,
     ) -> dict[str, Any]:
-        rows = reg.mask_records(reg.records_to_dicts(records), grants_personal_data)
+        rows = mask_records(reg.records_to_dicts(records), grants_personal_data)
         return {
             "query": {k: _json_value(v) for k, v in query.items()},
             "layer": self.layer_id,
@@ -84,7 +86,7 @@ class PropertyRegistry:
         """The parcel's lineage: change events by date and every record they involve."""
         item_id, frame = self.frame()
         lineage = reg.parcel_history(frame, code)
-        lineage["records"] = reg.mask_records(lineage["records"], grants_personal_data)
+        lineage["records"] = mask_records(lineage["records"], grants_personal_data)
         return {
             **lineage,
             "layer": self.layer_id,
@@ -107,7 +109,7 @@ class PropertyRegistry:
         item_id, frame = self.frame()
         found = reg.property_by_owner(frame, owner_name, id_number, as_of)
         if not grants_personal_data:
-            owner_name, id_number = reg.mask_name(owner_name), reg.mask_id_number(id_number)
+            owner_name, id_number = mask_name(owner_name), mask_id_number(id_number)
         return self._answer(
             item_id,
             found,

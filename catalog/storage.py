@@ -57,11 +57,42 @@ class DataDir:
     def item_json(self, department: str, layer: str, item_id: str) -> Path:
         return self.stac / department / layer / "items" / f"{item_id}.json"
 
-    def asset_dir(self, department: str, layer: str, version: str) -> Path:
-        return self.root / "assets" / department / layer / version
+    @property
+    def assets(self) -> Path:
+        """Every layer version's asset: ``assets/{department}/{layer}/{version}/``."""
+        return self.root / "assets"
 
-    def observations(self, department: str, layer: str) -> Path:
-        return self.root / "observations" / department / layer
+    def asset_dir(self, department: str, layer: str, version: str) -> Path:
+        return self.assets / department / layer / version
+
+    @property
+    def pending_assets(self) -> Path:
+        """The journal of assets being written (see ``ingest``): one entry per asset."""
+        return self.root / ".pending-assets"
+
+    @property
+    def observations_archive(self) -> Path:
+        """The observation store's archive; its live file sits beside it."""
+        return self.root / "observations.sqlite"
+
+    def edits(self, collection_id: str) -> Path:
+        """Where edits of an editable layer are staged before they become a version."""
+        return self.root / "edits" / collection_id
+
+    @property
+    def jobs(self) -> Path:
+        """Process jobs and their results."""
+        return self.root / "jobs"
+
+    @property
+    def keys(self) -> Path:
+        """API keys (hashes only)."""
+        return self.root / "access" / "keys.sqlite"
+
+    @property
+    def audit_log(self) -> Path:
+        """The chained audit log; its head record sits beside it."""
+        return self.root / "audit" / "audit.jsonl"
 
     @property
     def lock(self) -> Path:

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+from shikong.catalog.storage import DataDir
 
 from .audit_mask import Redactor
 
-AUDIT_FILE = Path("audit") / "audit.jsonl"
+AUDIT_FILE = DataDir(Path(".")).audit_log  # relative to a data directory
 HEAD_NAME = "head.json"
 HEAD_SIZE = 256  # bytes: the head is rewritten in place, always whole
 KEY_NAME = "digest.key"

@@ -46,8 +46,8 @@ LOGGED_FIELDS = ("path", "query", "items", "note", "body")
 def _rules() -> tuple[dict[str, Rule], dict[str, Rule]]:
     """The policy's mask rules and the registry's personal fields, imported on first use
     (``audit verify`` needs neither, and they pull in the catalog and geopandas)."""
+    from shikong.catalog.masking import PERSONAL_FIELDS
     from shikong.catalog.policy import MASK_RULES
-    from shikong.spatial.registry import PERSONAL_FIELDS
 
     return MASK_RULES, PERSONAL_FIELDS
 

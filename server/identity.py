@@ -37,10 +37,11 @@ from typing import Any
 import jwt
 from shikong.catalog.departments import departments
 from shikong.catalog.policy import RIGHTS, ROLES, Caller
+from shikong.catalog.storage import DataDir
 
 KEY_HEADER = "x-api-key"
 USER_NAME = re.compile(r"[\w.-]+")
-KEYS_FILE = Path("access") / "keys.sqlite"
+KEYS_FILE = DataDir(Path(".")).keys  # relative to a data directory
 
 
 class AuthError(Exception):

@@ -233,7 +233,7 @@ def edr_provider(layer: Layer) -> dict[str, Any]:
     return {
         "type": "edr",
         "name": f"{PROVIDERS}.edr.ShikongEDRProvider",
-        "data": str(layer.store.paths.root / "observations.sqlite"),
+        "data": str(layer.store.paths.observations_archive),
         "store_layer": sensors.id,
         "sensors_path": str(sensors.current.asset_path),
         "parameters": {p: unit if p == "value" else "" for p in parameters},
@@ -441,7 +441,7 @@ class Publisher:
                 resources[layer.id] = resource
         resources.update(self.extra_resources())
         config = base_config(self.url, self.max_items)
-        jobs = self.catalog.paths.root / "jobs"
+        jobs = self.catalog.paths.jobs
         jobs.mkdir(parents=True, exist_ok=True)
         config["server"]["manager"] = {
             "name": "shikong.server.jobs.ShikongJobManager",

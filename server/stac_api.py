@@ -145,7 +145,7 @@ class StacApi:
             return href
 
     def _assets_root(self) -> Path:
-        return (self.catalog.paths.root / "assets").resolve()
+        return self.catalog.paths.assets.resolve()
 
     def item_out(self, item: dict[str, Any]) -> dict[str, Any]:
         item = copy.deepcopy(item)

@@ -91,7 +91,7 @@ def demo_data(tmp_path_factory):
     """The small demo city, built once per test session."""
     from shikong.catalog import Catalog
     from shikong.catalog.bulk import ingest_entries, read_manifest
-    from shikong.catalog.demo import MANIFEST, generate
+    from shikong.demo import MANIFEST, generate
 
     root = tmp_path_factory.mktemp("demo")
     generate(root / "sources", scale="small")

@@ -92,9 +92,7 @@ def test_ingest_through_a_view_is_refused_unless_derived_from_writable_sources(c
     assert item["properties"]["shikong:derived_from"] == ["nrp-a-v1"]
 
 
-@pytest.mark.parametrize(
-    "name", ["writing", "commit_many", "export", "store"]
-)
+@pytest.mark.parametrize("name", ["writing", "commit_many", "export", "store"])
 def test_the_catalogs_other_write_operations_are_refused(catalog, name):
     view = CatalogView(catalog, LAYERS, writable=LAYERS)
     with pytest.raises(WriteRefused, match=f"{name}: a view does not give"):

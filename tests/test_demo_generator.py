@@ -18,8 +18,8 @@ import rasterio.features
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
 import xarray as xr
-from shikong.catalog.demo import MANIFEST, SourceFile, generate
 from shikong.config import load
+from shikong.demo import MANIFEST, SourceFile, generate
 from shikong.spatial.readers import read
 from shikong.spatial.unit_code import is_valid_unit_code
 

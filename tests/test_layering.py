@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOORS = {"spatial": 0, "catalog": 1, "server": 2}
+FLOORS = {"spatial": 0, "catalog": 1, "demo": 1, "server": 2}
 
 
 def imported_floors(path: Path) -> set[tuple[str, int]]:

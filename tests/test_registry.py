@@ -16,14 +16,11 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import box
 from shikong.catalog import Catalog
+from shikong.catalog.masking import PERSONAL_FIELDS, mask_id_number, mask_name, mask_records
 from shikong.catalog.registry import PropertyRegistry
 from shikong.spatial.errors import InputError
 from shikong.spatial.registry import (
-    PERSONAL_FIELDS,
     UnknownUnitCode,
-    mask_id_number,
-    mask_name,
-    mask_records,
     parcel_by_code,
     parcel_history,
     parcels_at_point,
@@ -472,7 +469,7 @@ def test_property_registry_on_a_hand_built_layer(tmp_path, frame):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Catalog:
     from shikong.catalog.bulk import ingest_entries, read_manifest
-    from shikong.catalog.demo import MANIFEST, generate
+    from shikong.demo import MANIFEST, generate
 
     tmp = tmp_path_factory.mktemp("registry-demo")
     generate(tmp / "sources", scale="small")

@@ -39,7 +39,7 @@ def demo_build(scale: str, seed: int, sources: Path | None, data_dir: Path) -> N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from shikong.catalog import Catalog
     from shikong.catalog.bulk import ingest_entries, read_manifest
-    from shikong.catalog.demo import MANIFEST, generate
+    from shikong.demo import MANIFEST, generate
 
     sources = sources or data_dir / "sources"
     started = time.perf_counter()

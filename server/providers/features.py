@@ -7,6 +7,8 @@ the layer valid at that time, so clients time-travel with a standard parameter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,13 +21,14 @@ from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
+from shikong.catalog import Catalog
+from shikong.catalog.editing import FeatureNotFound, LayerEditor
 from shikong.catalog.opened import OpenedLayer, open_layer
 from shikong.catalog.policy import mask_value
 from shikong.spatial.errors import InputError
 from shikong.spatial.temporal import parse_datetime
 
 from .. import cql
-from .editing import LayerEditor
 
 
 def pick_version(versions: list[dict[str, Any]], datetime_: str | None) -> dict[str, Any]:
@@ -76,16 +79,17 @@ class ShikongFeatureProvider(BaseProvider):
 
     # -- transactions (layers marked editable) ---------------------------------------
     def _editor(self) -> LayerEditor:
-        return LayerEditor(self.options["data_root"], self.options["collection"], self.id_field)
+        catalog = Catalog(Path(self.options["data_root"]))
+        return LayerEditor(catalog, self.options["collection"], self.id_field)
 
     def create(self, item: bytes) -> Any:
-        return self._editor().create(item)
+        return _translated(self._editor().create, item)
 
     def update(self, identifier: Any, item: bytes) -> bool:
-        return self._editor().update(identifier, item)
+        return _translated(self._editor().update, identifier, item)
 
     def delete(self, identifier: Any) -> bool:
-        return self._editor().delete(identifier)
+        return _translated(self._editor().delete, identifier)
 
     def _layer_at(self, datetime_: str | None) -> OpenedLayer:
         version = pick_version(self.versions, datetime_)
@@ -243,3 +247,13 @@ class ShikongFeatureProvider(BaseProvider):
                 }
             )
         return features
+
+
+def _translated(edit: Callable[..., Any], *args: Any) -> Any:
+    """An edit, its errors as pygeoapi's (which answer 404 and 400 with the message)."""
+    try:
+        return edit(*args)
+    except FeatureNotFound as exc:
+        raise ProviderItemNotFoundError(user_msg=exc.problem) from None
+    except InputError as exc:
+        raise ProviderInvalidQueryError(user_msg=exc.problem) from None
