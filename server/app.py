@@ -126,11 +126,6 @@ def context(request: Request) -> RequestContext:
     return ctx
 
 
-def _wants_geojson(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/geo+json" in accept and "text/html" not in accept
-
-
 def _with_query(request: Request, query: list[tuple[str, str]]) -> Request:
     """The same request with another query string (pygeoapi reads it from the scope)."""
     request.scope["query_string"] = urlencode(query).encode()
@@ -272,9 +267,7 @@ class Server:
             wrong = await run_in_threadpool(self._unknown_parameters, r, cid, item)
             if wrong:
                 return problem(400, "InvalidParameterValue", wrong)
-        if r.method == "GET" and "f" not in r.query_params and _wants_geojson(r):
-            # the EDR formatter registers geo+json for sensor collections; items are
-            # pygeoapi's own GeoJSON (with its self link), as for every other collection
+        if r.method == "GET" and "f" not in r.query_params and pygeoapi_fixes.wants_geojson(r):
             r = _with_query(r, [*r.query_params.multi_items(), ("f", "json")])
         if item is None:
             if r.method == "GET":

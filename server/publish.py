@@ -25,6 +25,7 @@ from shikong.catalog.extension import ShikongExtension
 from shikong.catalog.policy import Access, CollectionMeta
 from shikong.spatial.temporal import parse_instant
 
+from . import pygeoapi_fixes
 from .i18n import locale_dir
 from .processes import bind_process, process_allowed, process_resources
 
@@ -348,7 +349,8 @@ class View:
             if not self.api.openapi:
                 document = get_oas(copy.deepcopy(self.config), fail_on_invalid_collection=False)
                 self.api.openapi = orjson.dumps(
-                    anchored_refs(unique_operation_ids(document)), default=_json_default
+                    pygeoapi_fixes.anchored_refs(pygeoapi_fixes.unique_operation_ids(document)),
+                    default=_json_default,
                 ).decode()
 
 
@@ -484,40 +486,6 @@ class Publisher:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def unique_operation_ids(document: dict[str, Any]) -> dict[str, Any]:
-    """pygeoapi gives every collection's map the same operationId; OAS wants them unique."""
-    seen: set[str] = set()
-    for path, operations in document.get("paths", {}).items():
-        for operation in operations.values():
-            if not isinstance(operation, dict) or "operationId" not in operation:
-                continue
-            op_id = operation["operationId"]
-            if op_id in seen:
-                suffix = "".join(ch if ch.isalnum() else "_" for ch in path.strip("/"))
-                op_id = f"{op_id}_{suffix}"
-                operation["operationId"] = op_id
-            seen.add(op_id)
-    return document
-
-
-def anchored_refs(node: Any) -> Any:
-    """Give every remote ``$ref`` without a fragment an empty one (``…/sortby.yaml#``).
-
-    Both forms name the whole document (RFC 3986, JSON Reference); clients that split
-    a reference at its ``#`` (ogctests 0.1.15 among them) misread the bare form.
-    """
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(("http://", "https://")) and "#" not in ref:
-            node["$ref"] = f"{ref}#"
-        for value in node.values():
-            anchored_refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            anchored_refs(value)
-    return node
 
 
 def _json_default(value: object) -> object:

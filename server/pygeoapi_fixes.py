@@ -1,13 +1,36 @@
-"""Fixes to pygeoapi 0.24 applied when the server starts, each for a measured reason.
+"""Every workaround of pygeoapi (0.24.0) behaviour, in one place, each with the upstream
+code it works around. Patches are applied when the server starts (:func:`apply`);
+document fixes and request rules are functions the server calls.
 
-- ``transform_bbox`` builds a pyproj Transformer and calls ``CRS.to_epsg()`` (a database
-  search, ~17 ms) on every request with a bbox, even when bbox-crs equals the storage
-  CRS. We skip identical CRSs and cache transformers and EPSG codes.
-- pygeofilter's CQL2-text grammar refuses property names that are not ASCII (``类别``)
-  or are one character long; Features filters use :mod:`cql_text` instead.
-- ``API.get_exception`` logs every answer it builds at ERROR with the traceback of the
-  exception being handled, so a refused bbox printed a screenful. A 4xx is the caller's
-  mistake, answered with a body that names it: one INFO line. 5xx keep their traceback.
+Patched at start (:func:`apply`):
+
+- ``pygeoapi/crs.py`` ``transform_bbox`` (line 373) builds a pyproj Transformer and calls
+  ``CRS.to_epsg()`` (a database search, ~17 ms) on every request with a bbox, even when
+  bbox-crs equals the storage CRS. We skip identical CRSs and cache transformers and
+  EPSG codes.
+- ``pygeoapi/api/__init__.py`` ``API.get_exception`` (line 562) logs every answer it
+  builds at ERROR with the traceback of the exception being handled, so a refused bbox
+  printed a screenful. A 4xx is the caller's mistake, answered with a body that names
+  it: one INFO line. 5xx keep their traceback.
+- ``pygeoapi/api/itemtypes.py`` parses CQL2 text with pygeofilter's grammar, which
+  refuses property names that are not ASCII (``类别``) or are one character long;
+  Features filters use :mod:`cql_text` instead.
+
+Called by the server:
+
+- :func:`unique_operation_ids`: ``pygeoapi/api/maps.py`` (line 372) gives every
+  collection's map the same ``operationId: getMap``; OpenAPI wants them unique.
+- :func:`anchored_refs`: ``pygeoapi/api/itemtypes.py`` (line 1133) and others write
+  remote ``$ref`` without a fragment (``…/sortby.yaml``); clients that split a
+  reference at its ``#`` (ogctests 0.1.15) misread it.
+- :func:`wants_geojson`: content negotiation of items requests (see its docstring).
+
+Subclassed providers (our plugins, each module names what it guards):
+
+- ``providers/datacube.py``: ``pygeoapi/provider/xarray_edr.py`` ``position``/``cube``
+  (lines 60, 172) answer a place outside the grid with an IndexError (500) or an empty
+  selection; ``pygeoapi/provider/xarray_.py`` ``query`` (line 143) reads a Zarr folder as
+  a file for formats it does not serve (500). Ours answer 404/400 saying why.
 """
 
 from __future__ import annotations
@@ -16,11 +39,13 @@ import logging
 import threading
 from functools import lru_cache
 from http import HTTPStatus
+from typing import Any
 
 import pyproj
 from pygeoapi import api as pygeoapi_api
 from pygeoapi import crs as pygeoapi_crs
 from pygeoapi.api import itemtypes
+from starlette.requests import Request
 
 from . import cql_text
 
@@ -85,3 +110,46 @@ def apply() -> None:
     itemtypes.parse_cql2_text = cql_text.parse
     itemtypes.transform_bbox = transform_bbox
     pygeoapi_crs.transform_bbox = transform_bbox
+
+
+def unique_operation_ids(document: dict[str, Any]) -> dict[str, Any]:
+    """pygeoapi gives every collection's map the same operationId; OAS wants them unique."""
+    seen: set[str] = set()
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            op_id = operation["operationId"]
+            if op_id in seen:
+                suffix = "".join(ch if ch.isalnum() else "_" for ch in path.strip("/"))
+                op_id = f"{op_id}_{suffix}"
+                operation["operationId"] = op_id
+            seen.add(op_id)
+    return document
+
+
+def anchored_refs(node: Any) -> Any:
+    """Give every remote ``$ref`` without a fragment an empty one (``…/sortby.yaml#``).
+
+    Both forms name the whole document (RFC 3986, JSON Reference); clients that split
+    a reference at its ``#`` (ogctests 0.1.15 among them) misread the bare form.
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("http://", "https://")) and "#" not in ref:
+            node["$ref"] = f"{ref}#"
+        for value in node.values():
+            anchored_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            anchored_refs(value)
+    return node
+
+
+def wants_geojson(request: Request) -> bool:
+    """An items request that accepts GeoJSON (and not HTML) without ``f``: answered with
+    ``f=json``. Our EDR formatter registers ``application/geo+json`` for sensor
+    collections, so pygeoapi's content negotiation would pick it for items too; items are
+    pygeoapi's own GeoJSON (with its self link), as for every other collection."""
+    accept = request.headers.get("accept", "")
+    return "application/geo+json" in accept and "text/html" not in accept

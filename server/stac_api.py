@@ -20,9 +20,8 @@ Choices a client may want to know:
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +37,7 @@ from shikong.catalog.extension import CLASSIFICATIONS, KINDS, Field, ShikongExte
 from shikong.catalog.policy import Access
 from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import InputError
+from shikong.spatial.temporal import parse_datetime
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -494,7 +494,13 @@ class StacApi:
                 raise BadRequest(f"intersects geometry is invalid: {shapely.is_valid_reason(shp)}")
             out["intersects"] = shp
         if p.get("datetime") is not None:
-            out["datetime"] = parse_rfc3339_interval(p["datetime"])
+            if not isinstance(p["datetime"], str):
+                raise BadRequest(f"datetime {p['datetime']!r} must be a string")
+            try:
+                window = parse_datetime(p["datetime"], strict=True)
+            except InputError as exc:
+                raise BadRequest(str(exc)) from None
+            out["datetime"] = (window.start, window.end)
         limit = _whole(p.get("limit", DEFAULT_LIMIT), "limit")
         offset = _whole(p.get("token", p.get("offset", 0)), "token")
         if limit < 1:
@@ -542,49 +548,6 @@ def asset_path_problem(path: str) -> str | None:
     if any(len(part) > MAX_NAME_BYTES for part in encoded):
         return f"asset path has a name longer than {MAX_NAME_BYTES} bytes"
     return None
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
-)
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """One RFC 3339 date-time (section 5.6), as an aware UTC datetime; anything else is a
-    BadRequest naming it (no bare dates, no missing offsets, no ``,`` decimals)."""
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise BadRequest(
-            f"datetime {text!r} is not an RFC 3339 date-time such as 2021-06-30T00:00:00Z"
-        )
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    fraction = (fraction or "")[:6].ljust(6, "0")  # Python keeps microseconds
-    try:
-        return datetime.fromisoformat(
-            f"{year}-{month}-{day}T{hour}:{minute}:{second}.{fraction}"
-            f"{'+00:00' if offset in 'Zz' else offset}"
-        ).astimezone(UTC)
-    except ValueError as exc:
-        raise BadRequest(f"datetime {text!r} is not a valid date-time: {exc}") from None
-
-
-def parse_rfc3339_interval(value: Any) -> tuple[datetime | None, datetime | None]:
-    """A STAC search ``datetime``: an instant, or ``start/end`` with one end open at most
-    (``..`` or empty). Returns (start, end), equal for an instant, None where open."""
-    if not isinstance(value, str):
-        raise BadRequest(f"datetime {value!r} must be a string")
-    parts = value.split("/")
-    if len(parts) == 1:
-        instant = parse_rfc3339(value)
-        return instant, instant
-    if len(parts) != 2:
-        raise BadRequest(f"datetime {value!r} is not an instant or an interval start/end")
-    start, end = (None if part in ("", "..") else parse_rfc3339(part) for part in parts)
-    if start is None and end is None:
-        raise BadRequest(f"datetime {value!r} is open at both ends: give at least one")
-    if start is not None and end is not None and start > end:
-        raise BadRequest(f"datetime {value!r}: the interval starts after it ends")
-    return start, end
 
 
 QUERYABLES: dict[str, Any] = {

@@ -191,8 +191,8 @@ def probed(env):
                      "audited": audited, "status": reply.status_code, "body": body}
                 )  # fmt: skip
         # a Basic user name that is someone's ID number: a 401 whose note quotes it
-        basic = httpx.BasicAuth(env["ids"][0], env["rer"])
-        refused = client.get("/collections/rer-parcels/items", auth=basic)
+        # (a tuple: the TestClient may be httpx's or httpx2's, each with its own BasicAuth)
+        refused = client.get("/collections/rer-parcels/items", auth=(env["ids"][0], env["rer"]))
         assert refused.status_code == 401
         audit = client.get("/audit?limit=100000", headers={"X-API-Key": env["auditor"]})
     assert audit.status_code == 200
