@@ -95,6 +95,11 @@ class DataDir:
         return self.root / "audit" / "audit.jsonl"
 
     @property
+    def tile_cache(self) -> Path:
+        """Rendered map tiles, keyed by layer version (safe to delete: redrawn on demand)."""
+        return self.root / "cache" / "tiles"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".ingest.lock"
 
