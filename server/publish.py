@@ -27,6 +27,7 @@ from shikong.catalog.stac import parse_when
 
 from .i18n import locale_dir
 from .processes import bind_process, process_allowed, process_resources
+from .tiles.links import tile_links
 
 LOGGER = logging.getLogger(__name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -126,7 +127,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "rel": "describedby",
                 "title": "STAC collection",
                 "href": f"stac/collections/{layer.id}",
-            }
+            },
+            *tile_links(layer.id, layer.kind),
         ],
         "extents": {
             "spatial": {"bbox": bbox, "crs": CRS84},
