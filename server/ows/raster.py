@@ -33,23 +33,23 @@ def _styled_renderer():
         from shikong.server.maps import styles as maps_styles
     except ImportError:
         return None
-    if not hasattr(maps_raster, "render_bbox") or not hasattr(maps_styles, "style_for"):
-        return None
-    return maps_raster.render_bbox, maps_styles.style_for
+    return maps_raster.render_bbox, maps_styles.raster_spec
 
 
-def draw(image: Image.Image, layer: ServedLayer, view: MapView) -> None:
+def draw(image: Image.Image, layer: ServedLayer, view: MapView, style_id: str = "default") -> None:
     """Draw a raster layer's view onto an RGBA image (nodata stays transparent)."""
     styled = _styled_renderer()
     if styled is not None:
-        render_bbox, style_for = styled
+        from .style import facts
+
+        render_bbox, raster_spec = styled
         png = render_bbox(
             layer.raster_path,
             view.bbox,
-            ows_crs.served(view.crs).crs,
+            ows_crs.served(view.crs).crs.to_wkt(),
             view.width,
             view.height,
-            style=style_for(layer.id),
+            style=raster_spec(facts(layer.id, layer.resource), style_id),
             fmt="png",
         )
         image.alpha_composite(Image.open(io.BytesIO(png)).convert("RGBA"))

@@ -236,8 +236,10 @@ def _draw_shapes(
         xy = shapely.get_coordinates(geoms)
         which = shapely.get_coordinates(geoms, return_index=True)[1]
         r = paint.point_radius
+        rims = None if paint.outline is None else [tuple(c) for c in paint.outline[rows].tolist()]
         for (x, y), i in zip(xy.tolist(), which.tolist(), strict=True):
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=fills[i])
+            rim = rims[i] if rims else None
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=fills[i], outline=rim)
         return
     parts, owner = shapely.get_parts(geoms, return_index=True)
     if kind == LINE:

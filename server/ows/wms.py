@@ -38,7 +38,6 @@ MAX_SIZE = 4096
 MAX_LAYERS = 16
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
 INFO_FORMATS = ("application/json", "application/geo+json", "text/html", "text/plain")
-STYLES = ("", "default")
 
 
 def version_of(kvp: Kvp) -> str:
@@ -145,9 +144,10 @@ def capabilities(server: Server, request: Request, kvp: Kvp, base: str) -> Respo
                 else:
                     el(node, "Dimension", name="time", units="ISO8601")
                     el(node, "Extent", ",".join(times), name="time", default=times[-1])
-        st = el(node, "Style")
-        el(st, "Name", "default")
-        el(st, "Title", "default")
+        for style_id in style.style_ids(layer.id, layer.resource):
+            st = el(node, "Style")
+            el(st, "Name", style_id)
+            el(st, "Title", style_id)
     body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     media = "text/xml" if v13 else "application/vnd.ogc.wms_xml"
     return Response(body, media_type=media)
@@ -196,10 +196,7 @@ class MapRequest:
                 "InvalidParameterValue", f"at most {MAX_LAYERS} layers per request", layer_param
             )
         self.layers = pick(server, request, served_layers(server, request), names, layer_param)
-        styles = [s.strip() for s in (kvp.get("STYLES") or "").split(",")]
-        for s in styles:
-            if s not in STYLES:
-                raise OwsError("StyleNotDefined", f"no style {s!r}; styles: default", "STYLES")
+        self.styles = _styles(self.layers, kvp.get("STYLES") or "")
         crs_name = "CRS" if self.version == "1.3.0" else "SRS"
         served = ows_crs.served(kvp.required(crs_name))
         if self.version == "1.1.1" and kvp.get("SRS") is None:
@@ -209,6 +206,26 @@ class MapRequest:
         height = kvp.positive_int("HEIGHT", MAX_SIZE)
         self.view = render.MapView(box, served.name, width, height)
         self.time = kvp.get("TIME") or None
+
+
+def _styles(layers: list[ServedLayer], text: str) -> list[str]:
+    """One style per layer: STYLES= (or empty entries) is each layer's default."""
+    asked = [s.strip() for s in text.split(",")] if text.strip() else [""] * len(layers)
+    if len(asked) != len(layers):
+        raise OwsError(
+            "StyleNotDefined", "STYLES must name one style per layer (or be empty)", "STYLES"
+        )
+    out = []
+    for layer, name in zip(layers, asked, strict=True):
+        offered = style.style_ids(layer.id, layer.resource)
+        if name and name not in offered:
+            raise OwsError(
+                "StyleNotDefined",
+                f"layer {layer.id} has no style {name!r}; styles: {', '.join(offered)}",
+                "STYLES",
+            )
+        out.append(name or "default")
+    return out
 
 
 def _background(kvp: Kvp) -> tuple[tuple[int, int, int, int], bool]:
@@ -226,17 +243,20 @@ def _background(kvp: Kvp) -> tuple[tuple[int, int, int, int], bool]:
     return (*colour, 0 if transparent == "TRUE" else 255), transparent == "TRUE"
 
 
-def draw(layers: list[ServedLayer], view: render.MapView, time: str | None) -> Image.Image:
+def draw(
+    layers: list[ServedLayer], styles: list[str], view: render.MapView, time: str | None
+) -> Image.Image:
     """The layers over a transparent canvas, first layer at the bottom."""
     canvas = Image.new("RGBA", (view.width, view.height), (0, 0, 0, 0))
-    for layer in layers:
+    for layer, style_id in zip(layers, styles, strict=True):
         sheet = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         if layer.vector:
             opened = layer.opened(time)
             kind = render.geometry_kind(opened)
-            render.draw_layer(sheet, opened, style.paint(layer.id, opened, kind), view)
+            colours = style.paint(layer.id, layer.resource, opened, kind, style_id)
+            render.draw_layer(sheet, opened, colours, view)
         else:
-            raster.draw(sheet, layer, view)
+            raster.draw(sheet, layer, view, style_id)
         canvas.alpha_composite(sheet)
     return canvas
 
@@ -259,7 +279,7 @@ def get_map(server: Server, request: Request, kvp: Kvp) -> Response:
     background, _ = _background(kvp)
     wanted = MapRequest(server, request, kvp)
     image = Image.new("RGBA", (wanted.view.width, wanted.view.height), background)
-    image.alpha_composite(draw(wanted.layers, wanted.view, wanted.time))
+    image.alpha_composite(draw(wanted.layers, wanted.styles, wanted.view, wanted.time))
     return Response(encode(image, media), media_type=media)
 
 
@@ -317,7 +337,7 @@ def features_at(
         return raster.values_at(layer, *_storage_point(view, i + 0.5, j + 0.5))
     opened = layer.opened(time)
     kind = render.geometry_kind(opened)
-    paint = style.paint(layer.id, opened, kind)
+    paint = style.paint(layer.id, layer.resource, opened, kind)
     reach = 0.5 if kind == render.POLYGON else max(paint.point_radius, paint.line_width) + 1
     if kind == render.POLYGON:
         probe = shapely.Point(_storage_point(view, i + 0.5, j + 0.5))
