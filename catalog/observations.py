@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 from collections import Counter
@@ -45,13 +44,21 @@ import numpy as np
 import pandas as pd
 
 from . import alerts
+from . import observation_compaction as compaction
 from . import observation_queries as queries
+from .observation_compaction import (
+    NO_HORIZON,
+    Compaction,
+    close_run,
+    horizons_from_points,
+    meta,
+    set_meta,
+)
 from .observation_files import (
     connection_setup,
     live_path,
     migrate_legacy_layouts,
     move_tables_to_live,
-    moved_through,
 )
 from .storage import SqliteConnections, exclusive_lock, insert_rows, transaction
 
@@ -62,8 +69,6 @@ COMPACT_ROWS = 1_000_000  # readings waiting in closed runs before they move to 
 # readings waiting beyond which an append compacts in its own thread: ingest may outrun
 # the (lower-priority) background compaction in a burst, not for ever
 MAX_WAITING = 4 * COMPACT_ROWS
-COMPACTION_NICENESS = 10  # of the background thread: ingest first, compaction in the gaps
-_NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
 _UNKNOWN = (np.nan, np.nan)  # the valid range of a sensor the layer does not have
 
@@ -117,12 +122,17 @@ class ObservationStore:
             live_path(self.path), setup=connection_setup(self.path)
         )
         self._appending = threading.Lock()
-        self._compactor: threading.Thread | None = None
-        self._compactor_guard = threading.Lock()
+        # the live transaction looked up on each call: the store's own, or a stand-in
+        self._compaction = Compaction(
+            self.path,
+            self._compact_lock,
+            self._connections.get,
+            lambda: self._transaction(),
+        )
         # committed series ids: layer -> (sensor, parameter) -> id
         self._series_of: dict[str, dict[tuple[str, str], int]] = {}
         # cached per series id (see _horizons), valid while the store's generation holds
-        self._settled = self._newest = np.full(0, _NO_HORIZON)
+        self._settled = self._newest = np.full(0, NO_HORIZON)
         self._last_run = 0
         self._generation: int | None = None
         with exclusive_lock(self._writer_lock):
@@ -183,23 +193,8 @@ class ObservationStore:
         if db.execute("SELECT 1 FROM recent_run_ids").fetchone() is not None:
             return
         db.execute("INSERT INTO recent_run_ids (run) VALUES (1)")
-        self._set_meta(db, run=1, run_rows=0)
-        self._horizons_from_points(db)
-
-    @staticmethod
-    def _horizons_from_points(db: sqlite3.Connection) -> None:
-        """Raise both horizons of every series to its last time in ``points`` (one seek per
-        series) and bump the generation, so that every process reloads them."""
-        db.execute(
-            "INSERT INTO horizons SELECT h.id, t, t FROM (SELECT id, (SELECT max(time) FROM "
-            "archive.points p WHERE p.series = s.id) AS t FROM archive.series s) h "
-            "WHERE t IS NOT NULL ON CONFLICT DO UPDATE SET "
-            "settled = max(settled, excluded.settled), newest = max(newest, excluded.newest)"
-        )
-        db.execute(
-            "INSERT INTO store_meta VALUES ('generation', 1) "
-            "ON CONFLICT DO UPDATE SET value = value + 1"
-        )
+        set_meta(db, run=1, run_rows=0)
+        horizons_from_points(db)
 
     def append(
         self,
@@ -301,7 +296,7 @@ class ObservationStore:
         sid, t_ms, vals, first = keyed
         result.duplicates += len(pair_of) - len(first)  # repeated within the batch
         with self._transaction() as db:
-            run, run_rows = self._meta(db, "run", "run_rows")
+            run, run_rows = meta(db, "run", "run_rows")
             settled, newest, last_run = self._horizons(db, int(sid.max()))
             old = t_ms <= settled[sid]  # may repeat a reading of any run or of points
             near = ~old & (t_ms <= newest[sid])  # of the last closed run (or points)
@@ -327,8 +322,8 @@ class ObservationStore:
                     }
                 )
                 result.alerts = alerts.evaluate(db, layer, good, attributes)
-            self._set_meta(db, run_rows=run_rows + inserted)
-            waiting = self._close_run(db, run) if run_rows + inserted >= RUN_ROWS else 0
+            set_meta(db, run_rows=run_rows + inserted)
+            waiting = close_run(db, run) if run_rows + inserted >= RUN_ROWS else 0
         result.accepted = inserted
         result.duplicates += len(keyed[0]) - inserted  # already stored before this batch
         if waiting >= MAX_WAITING:
@@ -354,17 +349,6 @@ class ObservationStore:
             "SELECT reason, n FROM channel_counts WHERE channel=? ORDER BY reason", (channel,)
         )
         return dict(rows.fetchall())
-
-    @staticmethod
-    def _meta(db: sqlite3.Connection, *keys: str) -> list[int]:
-        """Counters of ``store_meta`` (0 when never set), read inside a transaction."""
-        marks = ",".join("?" * len(keys))
-        found = dict(db.execute(f"SELECT key, value FROM store_meta WHERE key IN ({marks})", keys))
-        return [int(found.get(k, 0)) for k in keys]
-
-    @staticmethod
-    def _set_meta(db: sqlite3.Connection, **values: int) -> None:
-        db.executemany("INSERT OR REPLACE INTO store_meta VALUES (?,?)", values.items())
 
     @staticmethod
     def _insert_unless_stored(
@@ -421,128 +405,41 @@ class ObservationStore:
         """Per series id the settled and newest horizons (see the module's docstring), and
         the last closed run (call inside a transaction); reloaded when a run closed or a
         compaction raised them in another process."""
-        run, generation = self._meta(db, "run", "generation")
+        run, generation = meta(db, "run", "generation")
         if generation != self._generation:
             rows = db.execute("SELECT series, settled, newest FROM horizons").fetchall()
             size = max((r[0] for r in rows), default=-1) + 1
-            self._settled = np.full(size, _NO_HORIZON)
-            self._newest = np.full(size, _NO_HORIZON)
+            self._settled = np.full(size, NO_HORIZON)
+            self._newest = np.full(size, NO_HORIZON)
             if rows:
                 sids, settled, newest = (np.array(c, np.int64) for c in zip(*rows, strict=True))
                 self._settled[sids], self._newest[sids] = settled, newest
             self._last_run, self._generation = run - 1, generation
         if max_series >= len(self._settled):  # series newer than the cache: none closed
-            grow = np.full(max_series + 1 - len(self._settled), _NO_HORIZON)
+            grow = np.full(max_series + 1 - len(self._settled), NO_HORIZON)
             self._settled, self._newest = np.r_[self._settled, grow], np.r_[self._newest, grow]
         return self._settled, self._newest, self._last_run
-
-    def _close_run(self, db: sqlite3.Connection, run: int) -> int:
-        """Close the open run and open the next; returns how many readings wait in closed
-        runs for compaction. The closing run's newest reading per series goes into
-        ``latest_values``, its newest time into ``newest``; the previous ``newest`` becomes
-        ``settled``."""
-        (run_rows,) = self._meta(db, "run_rows")
-        db.execute(
-            "INSERT INTO latest_values SELECT series, max(time), value FROM recent_runs "
-            "WHERE run = ? GROUP BY series ON CONFLICT DO UPDATE SET time = excluded.time, "
-            "value = excluded.value WHERE excluded.time > latest_values.time",
-            (run,),
-        )
-        db.execute("UPDATE horizons SET settled = newest")
-        db.execute(
-            "INSERT INTO horizons SELECT series, ?, max(time) FROM recent_runs WHERE run = ? "
-            "GROUP BY series ON CONFLICT DO UPDATE SET newest = max(newest, excluded.newest)",
-            (int(_NO_HORIZON), run),
-        )
-        db.execute(
-            "UPDATE recent_run_ids SET rows = ?, (first_time, last_time) = (SELECT min(time), "
-            "max(time) FROM recent_runs WHERE run = ?) WHERE run = ?",
-            (run_rows, run, run),
-        )
-        db.execute("INSERT OR IGNORE INTO recent_run_ids (run) VALUES (?)", (run + 1,))
-        (generation,) = self._meta(db, "generation")
-        self._set_meta(db, run=run + 1, run_rows=0, generation=generation + 1)
-        return self.waiting(db)
 
     def waiting(self, db: sqlite3.Connection | None = None) -> int:
         """Readings in closed runs not yet compacted into ``points`` (the open run's
         count is not set until it closes)."""
-        db = db or self.db
-        row = db.execute(
-            "SELECT coalesce(sum(rows), 0) FROM recent_run_ids WHERE run > ?",
-            (moved_through(db),),
-        ).fetchone()
-        return int(row[0])
+        return compaction.waiting(db or self.db)
 
     def compact(self) -> int:
         """Move every reading of the live file into ``points`` now; returns how many
         moved. Runs by itself, in the background, as readings gather. Also raises the
         horizons to ``points``, so it is the call to make after writing there directly."""
-        with self._transaction() as db:
-            (run,) = self._meta(db, "run")
-            self._close_run(db, run)
-        moved = self._move_closed_runs(wait=True)
-        with self._transaction() as db:
-            self._horizons_from_points(db)
-        return moved
+        return self._compaction.compact()
 
     def wait_for_compaction(self) -> None:
         """Return once a background compaction of this process (if any) has finished."""
-        compactor = self._compactor
-        if compactor is not None:
-            compactor.join()
+        self._compaction.wait()
 
     def _compact_in_background(self) -> None:
-        with self._compactor_guard:
-            if self._compactor is not None and self._compactor.is_alive():
-                return
-            self._compactor = threading.Thread(
-                target=self._compact_quietly, name="shikong-compaction", daemon=True
-            )
-            self._compactor.start()
-
-    def _compact_quietly(self) -> None:
-        """The background compaction: a failure leaves the runs where they are (queries
-        still read them) to be moved by the next one; it never reaches an ingest."""
-        with contextlib.suppress(OSError, AttributeError):  # Linux: a thread's own niceness
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPACTION_NICENESS)
-        try:
-            self._move_closed_runs(wait=False)
-        except Exception:
-            log.exception("compaction of %s failed; its runs stay in the live file", self.path)
+        self._compaction.in_background()
 
     def _move_closed_runs(self, wait: bool) -> int:
-        """Copy every closed run into ``points`` and record the last one moved, in one
-        transaction of the archive (readers then take those runs from ``points``); then
-        delete them from the live file. Without ``wait``, returns 0 at once if another
-        process or thread is compacting."""
-        with exclusive_lock(self._compact_lock, wait=wait) as locked:
-            if not locked:
-                return 0
-            with transaction(self.db) as db:
-                # the archive's write lock first: a later upgrade could find it stale
-                db.execute(
-                    "INSERT OR IGNORE INTO archive.archive_meta VALUES ('compacted_through', 0)"
-                )
-                done = moved_through(db)
-                (run,) = self._meta(db, "run")
-                through = run - 1
-                before = db.total_changes
-                db.execute(
-                    "INSERT OR IGNORE INTO archive.points SELECT series, time, value "
-                    "FROM recent_runs WHERE run IN (SELECT run FROM recent_run_ids "
-                    "WHERE run > ? AND run <= ?) ORDER BY series, time",
-                    (done, through),
-                )
-                moved = db.total_changes - before
-                db.execute(
-                    "UPDATE archive.archive_meta SET value = ? WHERE key = 'compacted_through'",
-                    (max(done, through),),
-                )
-            with self._transaction() as db:
-                db.execute("DELETE FROM recent_runs WHERE run <= ?", (through,))
-                db.execute("DELETE FROM recent_run_ids WHERE run <= ?", (through,))
-            return moved
+        return self._compaction.move_closed_runs(wait)
 
     def window(
         self,
