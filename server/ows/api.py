@@ -18,8 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import public_url
-from . import wms
-from .errors import OwsError, wms_exception
+from . import wms, wmts
+from .errors import OwsError, ows_exception, wms_exception
 from .kvp import Kvp
 
 if TYPE_CHECKING:
@@ -71,4 +71,65 @@ def routes(server: Server) -> list[Route]:
 
         return await answer(request, work, lambda exc: wms_exception(exc, version))
 
-    return [Route("/wms", wms_kvp)]
+    async def wmts_kvp(request: Request) -> Response:
+        kvp = Kvp(request)
+        base = _base(server)
+
+        def work() -> Response:
+            service = kvp.get("SERVICE")
+            if service is not None and service.upper() != "WMTS":
+                raise OwsError("InvalidParameterValue", "SERVICE must be WMTS", "SERVICE")
+            operation = kvp.get("REQUEST") or ""
+            if operation.lower() == "getcapabilities":
+                return wmts.capabilities(server, request, base)
+            if operation.lower() == "gettile":
+                return wmts.kvp_tile(server, request, kvp)
+            if not operation:
+                raise OwsError("MissingParameterValue", "REQUEST is required", "REQUEST")
+            raise OwsError(
+                "OperationNotSupported",
+                f"REQUEST {operation!r}: use GetCapabilities or GetTile",
+                "REQUEST",
+            )
+
+        return await answer(request, work, ows_exception)
+
+    async def wmts_capabilities(request: Request) -> Response:
+        base = _base(server)
+        return await answer(
+            request, lambda: wmts.capabilities(server, request, base), ows_exception
+        )
+
+    async def wmts_rest_tile(request: Request) -> Response:
+        p = request.path_params
+        col, _, ext = p["col"].partition(".")
+        media = wmts.EXTENSIONS.get(ext.lower())
+
+        def work() -> Response:
+            if media is None:
+                raise OwsError(
+                    "InvalidParameterValue",
+                    f"tile suffix {ext!r}: use .png, or .mvt for vector tiles",
+                    "Format",
+                )
+            return wmts.get_tile(
+                server,
+                request,
+                p["layer"],
+                p["style"],
+                p["tms"],
+                p["matrix"],
+                p["row"],
+                col,
+                media,
+                request.query_params.get("time"),
+            )
+
+        return await answer(request, work, ows_exception)
+
+    return [
+        Route("/wms", wms_kvp),
+        Route("/wmts", wmts_kvp),
+        Route("/wmts/1.0.0/WMTSCapabilities.xml", wmts_capabilities),
+        Route("/wmts/1.0.0/{layer}/{style}/{tms}/{matrix}/{row}/{col}", wmts_rest_tile),
+    ]
