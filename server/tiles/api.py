@@ -123,6 +123,36 @@ def tms_summary(base: str, tms: Any) -> dict[str, Any]:
     }
 
 
+def tms_document(tms: Any) -> dict[str, Any]:
+    """The set as OGC TMS 2.0 JSON, with the TMS 1.0 names beside (same values).
+
+    GDAL 3.6 (Debian 12, QGIS 3.22) reads only the 1.0 encoding (``identifier``,
+    ``supportedCRS``, ``topLeftCorner``, ``boundingBox``); GDAL ≥ 3.7 and morecantile
+    read 2.0. Both find what they need in one document.
+    """
+    doc = tms.model_dump(mode="json", exclude_none=True)
+    crs = str(doc["crs"])
+    left, bottom, right, top = tms.xy_bbox
+    lat_first = tms._invert_axis
+    doc.update(
+        {
+            "type": "TileMatrixSetType",
+            "identifier": tms.id,
+            "supportedCRS": crs,
+            "boundingBox": {
+                "type": "BoundingBoxType",
+                "crs": crs,
+                "lowerCorner": [bottom, left] if lat_first else [left, bottom],
+                "upperCorner": [top, right] if lat_first else [right, top],
+            },
+        }
+    )
+    for matrix in doc["tileMatrices"]:
+        matrix["identifier"] = matrix["id"]
+        matrix["topLeftCorner"] = matrix["pointOfOrigin"]
+    return doc
+
+
 def _limits(tms: Any, bbox: list[float]) -> list[dict[str, Any]]:
     """The tiles of each tile matrix that cover a lon/lat bbox."""
     first, last = matrix_sets.zoom_range(tms)
@@ -297,7 +327,7 @@ def routes(server: Server) -> list[Route]:
     async def matrix_set(request: Request) -> Response:
         _check_params(request, META_PARAMS, META_FORMATS)
         tms = matrix_sets.get(request.path_params["tms"])
-        return JSONResponse(tms.model_dump(mode="json", exclude_none=True))
+        return JSONResponse(tms_document(tms))
 
     def visible_tiled(access: Access) -> list[str]:
         resources = server.publisher.snapshot.resources
