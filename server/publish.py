@@ -178,8 +178,9 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
             },
             {
                 "type": "map",
-                "name": f"{PROVIDERS}.coverage.ShikongMapProvider",
+                "name": f"{PROVIDERS}.maps.ShikongMapProvider",
                 "data": path,
+                "collection": layer.id,  # its style (config/styles/) fixes the colour scale
                 "format": {"name": "png", "mimetype": "image/png"},
             },
         ]

@@ -1,4 +1,4 @@
-"""OGC API Coverages and Maps over a layer's Cloud-Optimized GeoTIFF.
+"""OGC API Coverages over a layer's Cloud-Optimized GeoTIFF (its maps: providers/maps.py).
 
 Reads only the window asked for, at the resolution asked for (``scale-size``,
 ``scale-factor``), from the COG's tiles and overviews: a map of a gigapixel raster reads
@@ -8,7 +8,6 @@ a few hundred kilobytes.
 from __future__ import annotations
 
 import contextvars
-import io
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -278,61 +277,3 @@ class ShikongCoverageProvider(BaseProvider):
             "parameters": parameters,
             "ranges": ranges,
         }
-
-
-class ShikongMapProvider(BaseProvider):
-    """PNG maps of a raster layer: one band with a colour ramp, or three as RGB."""
-
-    def __init__(self, provider_def: dict[str, Any]) -> None:
-        super().__init__(provider_def)
-        self.info = raster_info(self.data)
-
-    def query(
-        self,
-        style: str | None = None,
-        bbox: list | None = None,
-        width: int = 500,
-        height: int = 300,
-        crs: str | None = None,
-        datetime_: str | None = None,
-        transparent: Any = True,
-        format_: str = "png",
-        **kwargs: Any,
-    ) -> bytes:
-        if format_ not in ("png", "image/png"):
-            raise ProviderInvalidQueryError(user_msg="maps are rendered as PNG only (f=png)")
-        if crs and not any(code in str(crs) for code in ("CRS84", "4326", "4490")):
-            raise ProviderInvalidQueryError(user_msg="maps are rendered in CRS84 or EPSG:4490 only")
-        info = self.info
-        box = bbox or list(info.bounds_4490)
-        window = _window(info, box if bbox else [], {})
-        bands = [1, 2, 3] if info.count >= 3 else [1]
-        data, _ = read_window(self.data, bands, window, (int(height), int(width)))
-        return render_png(data, bool(str(transparent).lower() != "false"))
-
-
-def render_png(data: np.ma.MaskedArray, transparent: bool = True) -> bytes:
-    """Stretch (2nd-98th percentile) and colour a band, or compose RGB, into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import colormaps
-    from matplotlib.image import imsave
-
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
-    if data.shape[0] >= 3:
-        rgb = np.zeros((*data.shape[1:], 4))
-        for i in range(3):
-            band = data[i].astype("float64").filled(np.nan)
-            lo, hi = np.nanpercentile(band, [2, 98]) if valid.any() else (0, 1)
-            rgb[..., i] = np.clip((band - lo) / ((hi - lo) or 1), 0, 1)
-        rgb[..., 3] = valid if transparent else 1
-        image = rgb
-    else:
-        band = data[0].astype("float64").filled(np.nan)
-        lo, hi = np.nanpercentile(band, [2, 98]) if valid.any() else (0, 1)
-        image = colormaps["terrain"](np.clip((band - lo) / ((hi - lo) or 1), 0, 1))
-        image[..., 3] = np.where(valid, 1.0, 0.0 if transparent else 1.0)
-    buffer = io.BytesIO()
-    imsave(buffer, np.nan_to_num(image), format="png")
-    return buffer.getvalue()
