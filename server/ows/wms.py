@@ -53,14 +53,14 @@ def capabilities(server: Server, request: Request, kvp: Kvp, base: str) -> Respo
     v13 = version == "1.3.0"
     ns = f"{{{WMS_NS}}}" if v13 else ""
 
-    def el(parent, name: str, text: str | None = None, **attrs: str):
-        child = etree.SubElement(parent, ns + name, {k: str(v) for k, v in attrs.items()})
+    def el(parent, tag: str, text: str | None = None, **attrs: str):
+        child = etree.SubElement(parent, ns + tag, {k: str(v) for k, v in attrs.items()})
         if text is not None:
             child.text = text
         return child
 
-    def link(parent, name: str, href: str):
-        return el(parent, name, **{f"{{{XLINK}}}type": "simple", f"{{{XLINK}}}href": href})
+    def link(parent, tag: str, href: str):
+        return el(parent, tag, **{f"{{{XLINK}}}type": "simple", f"{{{XLINK}}}href": href})
 
     if v13:
         nsmap = {None: WMS_NS, "xlink": XLINK, "xsi": XSI}
