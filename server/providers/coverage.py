@@ -171,7 +171,7 @@ class ShikongCoverageProvider(BaseProvider):
     def __init__(self, provider_def: dict[str, Any]) -> None:
         super().__init__(provider_def)
         self.info = raster_info(self.data)
-        self.axes = ["x", "y"]
+        self.axes = ["x", "y", "Lon", "Lat"]  # Lon/Lat: the domain set's axis labels
         self._fields = {
             name: {"type": "number", "title": name, "x-ogc-unit": unit or "1"}
             for name, unit in zip(self.info.names, self.info.units, strict=True)
@@ -277,3 +277,87 @@ class ShikongCoverageProvider(BaseProvider):
             "parameters": parameters,
             "ranges": ranges,
         }
+
+
+# OGC data type names of the range type (GDAL's OGCAPI driver maps them to its types)
+OGC_TYPES = {
+    "uint8": "ogcType:unsignedByte",
+    "int8": "ogcType:signedByte",
+    "uint16": "ogcType:unsignedShort",
+    "int16": "ogcType:signedShort",
+    "uint32": "ogcType:unsignedInt",
+    "int32": "ogcType:signedInt",
+    "float32": "ogcType:float32",
+    "float64": "ogcType:float64",
+}
+
+
+def domainset(info: RasterInfo) -> dict[str, Any]:
+    """The coverage's grid as an OGC API Coverages domain set (CIS 1.1 JSON).
+
+    Axes in EPSG:4490's own order (latitude first), as the CRS defines them; subsets
+    name them Lat and Lon (or y and x).
+    """
+    west, south, east, north = info.bounds_4490
+    res = info.transform
+    return {
+        "type": "DomainSet",
+        "generalGrid": {
+            "type": "GeneralGridCoverage",
+            "srsName": "http://www.opengis.net/def/crs/EPSG/0/4490",
+            "axisLabels": ["Lat", "Lon"],
+            "axis": [
+                {
+                    "type": "RegularAxis",
+                    "axisLabel": "Lat",
+                    "lowerBound": south,
+                    "upperBound": north,
+                    "uomLabel": "deg",
+                    "resolution": abs(res.e),
+                },
+                {
+                    "type": "RegularAxis",
+                    "axisLabel": "Lon",
+                    "lowerBound": west,
+                    "upperBound": east,
+                    "uomLabel": "deg",
+                    "resolution": abs(res.a),
+                },
+            ],
+            "gridLimits": {
+                "type": "GridLimits",
+                "srsName": "http://www.opengis.net/def/crs/OGC/0/Index2D",
+                "axisLabels": ["j", "i"],
+                "axis": [
+                    {
+                        "type": "IndexAxis",
+                        "axisLabel": "j",
+                        "lowerBound": 0,
+                        "upperBound": info.height - 1,
+                    },
+                    {
+                        "type": "IndexAxis",
+                        "axisLabel": "i",
+                        "lowerBound": 0,
+                        "upperBound": info.width - 1,
+                    },
+                ],
+            },
+        },
+    }
+
+
+def rangetype(info: RasterInfo) -> dict[str, Any]:
+    """The coverage's bands as an OGC API Coverages range type (SWE Common DataRecord)."""
+    fields = []
+    for name, unit, dtype in zip(info.names, info.units, info.dtypes, strict=True):
+        field: dict[str, Any] = {
+            "type": "Quantity",
+            "name": name,
+            "definition": OGC_TYPES.get(dtype, dtype),
+            "uom": {"type": "UnitReference", "code": unit or "1"},
+        }
+        if info.nodata is not None:
+            field["nilValues"] = [{"value": info.nodata, "reason": "nodata"}]
+        fields.append(field)
+    return {"type": "DataRecord", "field": fields}
