@@ -46,7 +46,7 @@ class StyleError(ValueError):
     """A raster style that does not fit the raster (a band it lacks, no scale, ...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: _resolve caches each one
 class Resolved:
     """A raster style bound to one COG: what to read and how to colour it."""
 
@@ -163,6 +163,17 @@ def _ranges(
     return ranges
 
 
+LUT_SIZE = 4096  # ramp steps: under 0.1 of a colour level between neighbouring entries
+
+
+@lru_cache(maxsize=64)
+def _lookup(resolved: Resolved) -> np.ndarray:
+    """The colour map sampled at LUT_SIZE steps of t, as RGBA uint8."""
+    colours = ramp(np.linspace(0.0, 1.0, LUT_SIZE), resolved.stops, resolved.colors)
+    colours[:, 3] *= 255
+    return np.clip(np.rint(colours), 0, 255).astype(np.uint8)
+
+
 def colorize(data: np.ma.MaskedArray, resolved: Resolved) -> np.ndarray:
     """(h, w, 4) uint8 RGBA of the read bands; nodata and non-finite values transparent."""
     values = np.ma.masked_invalid(np.ma.asarray(data, dtype="float64"))
@@ -172,9 +183,9 @@ def colorize(data: np.ma.MaskedArray, resolved: Resolved) -> np.ndarray:
     if resolved.stops is not None:
         lo, hi = resolved.ranges[0]
         t = np.clip((filled[0] - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
-        colours = ramp(t, resolved.stops, resolved.colors)
-        rgba[..., :3] = np.clip(np.rint(colours[..., :3]), 0, 255)
-        alpha = np.rint(colours[..., 3] * 255)
+        colours = _lookup(resolved)[np.rint(t * (LUT_SIZE - 1)).astype(np.intp)]
+        rgba[..., :3] = colours[..., :3]
+        alpha = colours[..., 3]
     else:
         for i, (lo, hi) in enumerate(resolved.ranges):
             t = np.clip((filled[i] - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
@@ -199,7 +210,7 @@ def encode(rgba: np.ndarray, fmt: str = "png") -> bytes:
     elif kind == "WEBP":
         Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", lossless=True, quality=50, method=0)
     else:
-        Image.fromarray(rgba, "RGBA").save(buffer, "PNG", compress_level=6)
+        Image.fromarray(rgba, "RGBA").save(buffer, "PNG", compress_level=3)
     return buffer.getvalue()
 
 
