@@ -176,3 +176,54 @@ def test_tile_and_map_paint_the_same_place_alike(dem):
         raster.render_bbox(dem, tuple(bounds), "EPSG:3857", 256, 256, style="nrp-dem")
     )
     assert np.abs(tile_image - map_image).mean() < 1.0
+
+
+@pytest.fixture(scope="module")
+def imagery(demo_data) -> Path:
+    from shikong.catalog import Catalog
+
+    return Path(Catalog.open(demo_data)["nrp-rs_mining"].current.asset_path)
+
+
+def test_ndvi_style_is_the_documented_ramp_of_the_band_arithmetic(imagery):
+    """nrp-rs_mining's default style: (nir-red)/(nir+red) over a fixed [-0.2, 0.9]."""
+    spec = json.loads((STYLES_DIR / "nrp-rs_mining.json").read_text())["raster"]
+    with rasterio.open(imagery) as src:
+        names = list(src.descriptions)
+        bands = src.read(masked=True).astype("float64")
+        bounds, shape = src.bounds, (src.height, src.width)
+    red, nir = bands[names.index("red")], bands[names.index("nir")]
+    ndvi = (nir - red) / (nir + red)
+    lo, hi = spec["rescale"]
+    expected = documented_ramp(
+        np.clip((ndvi.filled(np.nan) - lo) / (hi - lo), 0, 1), spec["colormap"]
+    )
+    image = decode(
+        raster.render_bbox(
+            imagery, tuple(bounds), "EPSG:4490", shape[1], shape[0], style="nrp-rs_mining"
+        )
+    )
+    valid = ~np.ma.getmaskarray(ndvi)
+    assert valid.mean() > 0.5
+    assert np.abs(image[..., :3][valid] - expected[valid]).max() <= 1
+    assert (image[..., 3][~valid] == 0).all()  # nodata transparent
+
+
+def test_false_colour_alternate_composes_bands_as_rgb(imagery):
+    from shikong.server.maps.styles import raster_spec
+
+    style = raster_spec("nrp-rs_mining", "false-colour")
+    assert style["bands"] == ["nir", "red", "red"]
+    with rasterio.open(imagery) as src:
+        names = list(src.descriptions)
+        data = src.read(masked=True).astype("float64")
+        bounds, shape = src.bounds, (src.height, src.width)
+    image = decode(
+        raster.render_bbox(imagery, tuple(bounds), "EPSG:4490", shape[1], shape[0], style=style)
+    )
+    for channel, name in enumerate(style["bands"]):
+        values = data[names.index(name)]
+        lo, hi = np.percentile(values.compressed(), [2, 98])  # "statistics": 2nd-98th
+        truth = np.clip((values - lo) / (hi - lo), 0, 1) * 255
+        valid = ~np.ma.getmaskarray(values)
+        assert np.abs(image[..., channel][valid] - truth.filled(0)[valid]).max() <= 1, name
