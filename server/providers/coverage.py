@@ -65,7 +65,8 @@ def raster_info(path: str) -> RasterInfo:
             tuple(src.dtypes),
             src.nodata,
             names,
-            tuple(u or "" for u in (src.units or ("",) * src.count)),
+            # a band's own unit, else the dataset's ``units`` tag (the demo DEM: m)
+            tuple(u or src.tags().get("units", "") for u in (src.units or ("",) * src.count)),
         )
 
 
