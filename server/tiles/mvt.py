@@ -15,9 +15,7 @@ left with no geometry is not written.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
-from datetime import date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +53,12 @@ def varints(values: np.ndarray) -> bytes:
 
 
 def _varint(n: int) -> bytes:
-    return varints(np.array([n], dtype=np.uint64))
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def zigzag(values: np.ndarray) -> np.ndarray:
@@ -218,24 +221,70 @@ def geometry_commands(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 # -- attributes -------------------------------------------------------------------------
-def _value_message(value: object) -> bytes:
-    if isinstance(value, bool):
-        return _varint(_field(7, 0)) + _varint(int(value))
-    if isinstance(value, int) and -(2**63) <= value < 2**63:
-        return _varint(_field(6, 0)) + varints(zigzag(np.array([value], dtype=_I64)))
-    if isinstance(value, float):
-        return _varint(_field(3, 1)) + struct.pack("<d", value)
-    if isinstance(value, datetime | date):
-        value = value.isoformat()
-    data = str(value).encode("utf-8")
-    return _varint(_field(1, 2)) + _varint(len(data)) + data
+def _entries(header: np.ndarray, data: np.ndarray | None, data_len: np.ndarray) -> bytes:
+    """Layer value entries: per value the varints of a header row, then its raw bytes."""
+    n = header.shape[0]
+    head = varint_lengths(header.reshape(-1)).reshape(n, -1).sum(axis=1)
+    size = head + data_len
+    start = np.zeros(n, dtype=_I64)
+    np.cumsum(size[:-1], out=start[1:])
+    out = np.empty(int(size.sum()), dtype=np.uint8)
+    head_bytes = np.frombuffer(varints(header.reshape(-1)), dtype=np.uint8)
+    owner = np.repeat(np.arange(n, dtype=_I64), head)
+    out[start[owner] + _within(owner)] = head_bytes
+    if data is not None and data.size:
+        owner = np.repeat(np.arange(n, dtype=_I64), data_len)
+        out[start[owner] + head[owner] + _within(owner)] = data
+    return out.tobytes()
 
 
-def _tags(columns: Sequence[pa.Array], n: int) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """Tag integers (key, value index pairs) per feature, their feature, value messages."""
+def _value_entries(values: pa.Array) -> bytes:
+    """Layer field 4 (Value messages) for each distinct value, in order, with numpy."""
+    n = len(values)
+    kind = values.type
+    if n == 0:
+        return b""
+    if pa.types.is_boolean(kind):
+        v = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.uint64)
+        header = np.column_stack(
+            [np.full(n, _field(4, 2)), np.full(n, 2), np.full(n, _field(7, 0)), v]
+        ).astype(np.uint64)
+        return _entries(header, None, np.zeros(n, _I64))
+    if pa.types.is_integer(kind) and not pa.types.is_uint64(kind):
+        zz = zigzag(values.to_numpy().astype(_I64))
+        header = np.column_stack(
+            [np.full(n, _field(4, 2)), 1 + varint_lengths(zz), np.full(n, _field(6, 0)), zz]
+        ).astype(np.uint64)
+        return _entries(header, None, np.zeros(n, _I64))
+    if pa.types.is_floating(kind):
+        raw = np.ascontiguousarray(values.to_numpy().astype("<f8")).view(np.uint8)
+        header = np.tile(np.array([_field(4, 2), 9, _field(3, 1)], np.uint64), (n, 1))
+        return _entries(header, raw, np.full(n, 8, _I64))
+    if pa.types.is_temporal(kind):
+        values = pa.array([None if v is None else v.isoformat() for v in values.to_pylist()])
+    text = values.cast(pa.large_string()) if not pa.types.is_large_string(kind) else values
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        text = pa.array([str(v) for v in values.to_pylist()], pa.large_string())
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + n + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    length = np.diff(offsets).astype(_I64)
+    header = np.column_stack(
+        [
+            np.full(n, _field(4, 2)),
+            1 + varint_lengths(length) + length,
+            np.full(n, _field(1, 2)),
+            length,
+        ]
+    ).astype(np.uint64)
+    return _entries(header, data, length)
+
+
+def _tags(columns: Sequence[pa.Array], n: int) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """Tag integers (key, value index pairs) per feature, their feature, value entries."""
     pairs = np.zeros((n, len(columns), 2), dtype=np.uint64)
     valid = np.zeros((n, len(columns)), dtype=bool)
-    values: list[bytes] = []
+    entries: list[bytes] = []
+    count = 0
     for k, column in enumerate(columns):
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
@@ -244,13 +293,14 @@ def _tags(columns: Sequence[pa.Array], n: int) -> tuple[np.ndarray, np.ndarray, 
         ok = np.asarray(indices.is_valid())
         idx = np.asarray(indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.uint64)
         pairs[:, k, 0] = k
-        pairs[:, k, 1] = idx + np.uint64(len(values))
+        pairs[:, k, 1] = idx + np.uint64(count)
         valid[:, k] = ok
-        values.extend(_value_message(v) for v in encoded.dictionary.to_pylist())
+        entries.append(_value_entries(encoded.dictionary))
+        count += len(encoded.dictionary)
     flat_valid = np.repeat(valid, 2, axis=1).reshape(n, len(columns), 2)
     tags = pairs[flat_valid]
     feature = np.repeat(np.arange(n, dtype=_I64), valid.sum(axis=1) * 2)
-    return tags, feature, values
+    return tags, feature, b"".join(entries)
 
 
 # -- the layer ---------------------------------------------------------------------------
@@ -292,7 +342,7 @@ def _assemble(
     tag_owner: np.ndarray,
     fid: np.ndarray | None,
     keys: Sequence[str],
-    values: list[bytes],
+    values: bytes,
     extent: int,
 ) -> bytes:
     n = kind.size
@@ -337,7 +387,7 @@ def _assemble(
         _message(1, name.encode("utf-8")),
         varints(out),
         *(_message(3, k.encode("utf-8")) for k in keys),
-        *(_message(4, v) for v in values),
+        values,
         _varint(_field(5, 0)) + _varint(extent),
     ]
     return _message(3, b"".join(body))

@@ -53,6 +53,7 @@ EXTENT = 4096
 BUFFER = 64
 MIN_SIZE = 8.0
 SIMPLIFY = 0.5
+SIMPLIFY_FROM = 16  # coordinates: simpler geometries are only snapped to the grid
 ENCODER = "shikong-mvt-1"  # part of every cache key: bump when tiles change for the same data
 
 
@@ -243,7 +244,9 @@ def render(
     rows, geoms = rows[keep], geoms[keep]
     if rows.size == 0:
         return b""
-    geoms = shapely.simplify(geoms, SIMPLIFY, preserve_topology=True)
+    detailed = shapely.get_num_coordinates(geoms) > SIMPLIFY_FROM
+    if detailed.any():  # small rings have nothing to lose at a sub-pixel tolerance
+        geoms[detailed] = shapely.simplify(geoms[detailed], SIMPLIFY, preserve_topology=True)
     table = layer.table.select(names).take(pa.array(rows, pa.int64()))
     columns = [_masked(table.column(n).combine_chunks(), masks.get(n)) for n in names]
     ids = _feature_ids(table.column(layer.id_field).combine_chunks())
