@@ -271,6 +271,20 @@ def _open(path: str) -> Any:
     return rasterio.open(_relabelled(path) or path)
 
 
+@lru_cache(maxsize=256)
+def native_zoom(path: str, tms_id: str = "WebMercatorQuad") -> tuple[int, int]:
+    """(min, max) zoom of a COG in a tile matrix set: its whole extent in one tile, and the
+    level where a tile pixel is no larger than a raster pixel (clients overzoom beyond)."""
+    import morecantile
+    from rio_tiler.io import Reader
+
+    with (
+        _open(path) as dataset,
+        Reader(path, dataset=dataset, tms=morecantile.tms.get(tms_id)) as src,
+    ):
+        return int(src.minzoom), int(src.maxzoom)
+
+
 def _read_kwargs(resolved: Resolved) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "resampling_method": resolved.resampling,

@@ -218,6 +218,10 @@ def combined_style(
         }
         if raster:
             source["tileSize"] = 256
+            if isinstance(collection, LayerFacts) and collection.path:
+                from .raster import native_zoom  # raster reads the styles: imported late
+
+                source["maxzoom"] = min(maxzoom, native_zoom(collection.path)[1] + 1)
         if isinstance(collection, LayerFacts) and collection.bbox:
             source["bounds"] = list(collection.bbox)
         sources[cid] = source
