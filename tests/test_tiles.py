@@ -430,3 +430,30 @@ def test_gdal_ogcapi_driver_reads_the_tiles_api(live, city):
         env={**os.environ, "GDAL_HTTP_HEADERS": f"X-API-Key: {city['nrp']}"},
     )
     assert run.returncode == 0 and f"Feature Count: {len(frame)}" in run.stdout, run.stdout
+
+
+def test_seed_fills_the_cache_the_server_reads(city):
+    from click.testing import CliRunner
+    from shikong.server.cli import main
+    from shikong.server.tiles.cache import TileCache
+
+    cache = TileCache(city["data"] / "cache" / "tiles")
+    before = len(cache._files())
+    run = CliRunner().invoke(
+        main,
+        [
+            "tiles",
+            "seed",
+            "--layer",
+            "wat-reservoirs",
+            "--zoom",
+            "9-11",
+            "--data",
+            str(city["data"]),
+        ],
+    )
+    assert run.exit_code == 0, run.output
+    assert "wat-reservoirs z11:" in run.output
+    assert len(cache._files()) > before
+    bad = CliRunner().invoke(main, ["tiles", "seed", "--layer", "x", "--zoom", "9-2"])
+    assert bad.exit_code == 2 and "first zoom is above the last" in bad.output
