@@ -350,7 +350,8 @@ def test_cache_stays_within_its_bound(tmp_path):
         ("/collections/tra-roads/tiles/WebMercatorQuad/2/1/3?properties=nope", 400, "nope"),
         ("/collections/tra-roads/tiles/WebMercatorQuad/2/1/3?bogus=1", 400, "bogus"),
         ("/collections/tra-roads/tiles/WebMercatorQuad/2/1/3?datetime=1900-01-01", 404, "1900"),
-        ("/collections/nrp-dem/tiles/WebMercatorQuad/2/1/3", 404, "raster"),
+        ("/collections/nrp-dem/tiles/WebMercatorQuad/2/1/3?f=gif", 400, "gif"),
+        ("/collections/alerts/tiles/WebMercatorQuad/2/1/3", 404, "alerts"),
         ("/tiles/WebMercatorQuad/2/1/3?collections=rer-parcels", 400, "rer-parcels"),
         ("/collections/tra-roads/tiles/WorldCRS84Quad?f=tilejson", 400, "WebMercatorQuad"),
     ],
@@ -457,3 +458,18 @@ def test_seed_fills_the_cache_the_server_reads(city):
     assert len(cache._files()) > before
     bad = CliRunner().invoke(main, ["tiles", "seed", "--layer", "x", "--zoom", "9-2"])
     assert bad.exit_code == 2 and "first zoom is above the last" in bad.output
+
+
+def test_raster_collections_answer_map_tiles_drawn_by_maps(client, city):
+    from PIL import Image
+
+    y, x = mercator_tile_of(113.3, 33.8, 11)
+    reply = get(client, f"/collections/nrp-dem/tiles/WebMercatorQuad/11/{y}/{x}")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+    import io
+
+    image = Image.open(io.BytesIO(reply.content))
+    assert image.size == (256, 256)
+    hidden = f"/collections/nrp-rs_mining/tiles/WebMercatorQuad/11/{y}/{x}"
+    assert get(client, hidden).status_code == 404  # shared raster, anonymous caller
+    assert get(client, hidden, city["nrp"]).status_code in (200, 204)

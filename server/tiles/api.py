@@ -34,9 +34,11 @@ from ..problems import Problem, render
 from . import matrix_sets
 from .render import (
     MVT_MEDIA_TYPE,
+    RASTER_FORMATS,
     TILED_KINDS,
     TileResult,
     open_layer,
+    raster_tile,
     tile_source,
     vector_tile,
 )
@@ -392,6 +394,24 @@ def routes(server: Server) -> list[Route]:
         return JSONResponse(doc)
 
     async def collection_tile(request: Request) -> Response:
+        cid = request.path_params["cid"]
+        resource = server.publisher.snapshot.resources.get(cid) or {}
+        if resource.get("shikong", {}).get("kind") == "raster":
+            f = _check_params(request, {"f"}, tuple(RASTER_FORMATS))
+            z, y, x = _int(request, "z"), _int(request, "y"), _int(request, "x")
+            result = await run_in_threadpool(
+                raster_tile,
+                server,
+                _access(server, request),
+                cid,
+                request.path_params["tms"],
+                z,
+                y,
+                x,
+                fmt=f,
+                if_none_match=request.headers.get("if-none-match"),
+            )
+            return tile_response(result, request)
         _check_params(request, TILE_PARAMS, ("mvt",))
         z, y, x = _int(request, "z"), _int(request, "y"), _int(request, "x")
         result = await run_in_threadpool(

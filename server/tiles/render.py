@@ -268,3 +268,47 @@ def _feature_ids(column: pa.Array) -> np.ndarray | None:
     if len(column) and pc.min(column).as_py() < 0:
         return None
     return column.to_numpy().astype(np.uint64)
+
+
+RASTER_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def raster_tile(
+    server: Server,
+    access: Access,
+    collection_id: str,
+    tms_id: str,
+    z: int,
+    y: int,
+    x: int,
+    *,
+    fmt: str = "png",
+    if_none_match: str | None = None,
+) -> TileResult:
+    """A raster collection's map tile, drawn by server/maps (its style: the collection's).
+
+    The current version only; cached like vector tiles (key: the COG, grid, tile, format).
+    """
+    from ..maps.raster import render_tile
+
+    resource = server.publisher.snapshot.resources.get(collection_id)
+    if resource is None or collection_id not in access.visible:
+        raise Problem(404, f"no collection {collection_id!r}")
+    coverage = next((p for p in resource["providers"] if p["type"] == "coverage"), None)
+    if resource.get("shikong", {}).get("kind") != "raster" or coverage is None:
+        raise Problem(404, f"collection {collection_id!r} has no map tiles")
+    if fmt not in RASTER_FORMATS:
+        raise Problem(400, f"f={fmt!r}: raster tiles are {', '.join(RASTER_FORMATS)}")
+    tms = matrix_sets.get(tms_id)
+    matrix_sets.tile_box(tms, z, y, x)  # 400 outside the grid
+    key = tile_key(ENCODER, str(coverage["data"]), collection_id, tms.id, z, y, x, fmt)
+    etag = f'"{key[:32]}"'
+    public = resource["shikong"]["classification"] == "public"
+    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+        return TileResult(b"", etag, RASTER_FORMATS[fmt], public=public)
+    cache = _cache(server)
+    content = cache.get(key)
+    if content is None:
+        content = render_tile(coverage["data"], tms, x, y, z, style=collection_id, fmt=fmt) or b""
+        cache.put(key, content)
+    return TileResult(content, etag, RASTER_FORMATS[fmt], public=public)
