@@ -26,80 +26,61 @@ writes ``points`` directly should call ``compact()`` afterwards.
 The newest reading of each series is kept in ``latest_values`` as runs close, and the
 ``latest`` view adds the open run's newest (one seek per series), so "latest reading of
 every sensor" never scans history and a batch does not update a row per sensor.
+
+``ObservationStore`` is the one class callers use. It composes three parts, each in a
+module of its own: the append path (``observation_writes``: validation, series ids,
+horizons, duplicate checks, channel counters), the compaction (``observation_compaction``:
+closing runs, moving them into ``points``, the background thread) and the queries
+(``observation_queries``). It holds what they share: the connections, the live file's
+transaction, one append at a time per process, and the sizes at which runs close and
+compactions start.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import alerts
+from . import observation_compaction as compaction
+from . import observation_queries as queries
+from .observation_compaction import COMPACTION_NICENESS, Compaction
 from .observation_files import (
     connection_setup,
     live_path,
     migrate_legacy_layouts,
     move_tables_to_live,
-    moved_through,
 )
-from .storage import SqliteConnections, exclusive_lock, insert_rows, transaction
+from .observation_writes import (
+    FUTURE_TOLERANCE,
+    AppendResult,
+    ObservationWriter,
+    SensorSpec,
+    factorize_names,
+)
+from .storage import SqliteConnections, exclusive_lock
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "COMPACTION_NICENESS",
+    "COMPACT_ROWS",
+    "FUTURE_TOLERANCE",
+    "MAX_WAITING",
+    "RUN_ROWS",
+    "AppendResult",
+    "ObservationStore",
+    "SensorSpec",
+    "factorize_names",
+]
 
+# read on each append (so a test may shrink them here, before or after opening a store)
 RUN_ROWS = 100_000  # readings appended to one run before the next one opens
 COMPACT_ROWS = 1_000_000  # readings waiting in closed runs before they move to ``points``
 # readings waiting beyond which an append compacts in its own thread: ingest may outrun
 # the (lower-priority) background compaction in a burst, not for ever
 MAX_WAITING = 4 * COMPACT_ROWS
-COMPACTION_NICENESS = 10  # of the background thread: ingest first, compaction in the gaps
-_NO_HORIZON = np.int64(-(2**62))  # the horizon arrays take its dtype
-FUTURE_TOLERANCE = pd.Timedelta(minutes=10)  # clocks drift; a reading from next week is wrong
-_UNKNOWN = (np.nan, np.nan)  # the valid range of a sensor the layer does not have
-
-
-@dataclass(frozen=True)
-class SensorSpec:
-    """What the store needs to know of a sensor to accept its readings."""
-
-    sensor: str
-    min_valid: float = -np.inf
-    max_valid: float = np.inf
-
-
-@dataclass
-class AppendResult:
-    """Readings stored, and readings refused with the reason for each."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: Counter = field(default_factory=Counter)  # reason -> count
-    alerts: list = field(default_factory=list)  # Alert objects fired by this batch
-    examples: list[str] = field(default_factory=list)  # first few refusals, for logs
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    def refuse(self, mask: np.ndarray, reason: str, frame: pd.DataFrame) -> None:
-        n = int(mask.sum())
-        if n:
-            self.rejected[reason] += n
-            if len(self.examples) < 5:
-                row = frame[mask].iloc[0]
-                self.examples.append(
-                    f"{reason}: sensor {row.get('sensor_id')!r} at "
-                    f"{row.get('time')!r} value {row.get('value')!r}"
-                )
 
 
 class ObservationStore:
@@ -108,97 +89,46 @@ class ObservationStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)  # the archive; the live file is found beside it
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer_lock = self.path.with_name(f".{self.path.name}.writer.lock")
-        self._compact_lock = self.path.with_name(f".{self.path.name}.compact.lock")
-        with exclusive_lock(self._writer_lock):
+        writer_lock = self.path.with_name(f".{self.path.name}.writer.lock")
+        with exclusive_lock(writer_lock):
             migrate_legacy_layouts(self.path)
         self._connections = SqliteConnections(
             live_path(self.path), setup=connection_setup(self.path)
         )
         self._appending = threading.Lock()
-        self._compactor: threading.Thread | None = None
-        self._compactor_guard = threading.Lock()
-        # committed series ids: layer -> (sensor, parameter) -> id
-        self._series_of: dict[str, dict[tuple[str, str], int]] = {}
-        # cached per series id (see _horizons), valid while the store's generation holds
-        self._settled = self._newest = np.full(0, _NO_HORIZON)
-        self._last_run = 0
-        self._generation: int | None = None
-        with exclusive_lock(self._writer_lock):
+        self._writer = ObservationWriter(self._connections.get, writer_lock)
+        self._compaction = Compaction(
+            self.path,
+            self.path.with_name(f".{self.path.name}.compact.lock"),
+            self._connections.get,
+            # looked up on each call: every part writes the live file through the store's
+            # one ``_transaction`` (which a test may stand in for)
+            lambda: self._transaction(),
+        )
+        with exclusive_lock(writer_lock):
             move_tables_to_live(self.db)
         with self._transaction() as db:
-            self._open_first_run(db)
+            self._writer.open_first_run(db)
 
     @property
     def live_path(self) -> Path:
         return live_path(self.path)
 
-    def register_series(self, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-        """Ids of (layer, sensor, parameter) series, created if new, in a commit of the
-        archive of their own (bulk loaders write ``points`` rows with them)."""
-        found = {k: i for k in keys if (i := self._series_of.get(k[0], {}).get(k[1:])) is not None}
-        missing = [k for k in keys if k not in found]
-        if missing:
-            with transaction(self.db) as db:  # takes the archive's lock, not the live one
-                db.executemany(
-                    "INSERT OR IGNORE INTO archive.series (layer, sensor, parameter) "
-                    "VALUES (?,?,?)",
-                    missing,
-                )
-                for layer in {k[0] for k in missing}:
-                    for sid, sensor, parameter in db.execute(
-                        "SELECT id, sensor, parameter FROM archive.series WHERE layer=?", (layer,)
-                    ):
-                        found.setdefault((layer, sensor, parameter), sid)
-        for (layer, sensor, parameter), sid in found.items():
-            self._series_of.setdefault(layer, {})[(sensor, parameter)] = sid
-        return found
-
     @property
     def db(self) -> sqlite3.Connection:
         return self._connections.get()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A transaction on the live file, with its writers queued on a file lock.
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A transaction on the live file, with its writers queued on a file lock (see
+        ``ObservationWriter.transaction``)."""
+        return self._writer.transaction()
 
-        Threads and worker processes then take turns as soon as one commits; left to
-        SQLite, a writer finding the file locked sleeps between retries (up to 100 ms
-        each), far longer than a batch's transaction takes. BEGIN, not BEGIN IMMEDIATE:
-        that would take the archive's write lock too and wait for a compaction; with the
-        file lock held no other writer of the live file can commit before this one's
-        first write, so that write cannot find its snapshot stale.
-        """
-        try:
-            with exclusive_lock(self._writer_lock), transaction(self.db) as db:
-                yield db
-        except BaseException:
-            self._generation = None  # horizons cached in a rolled-back transaction: reload
-            raise
+    # the append path (observation_writes)
 
-    def _open_first_run(self, db: sqlite3.Connection) -> None:
-        """Open run 1 of a new live file, and take horizons from the archive's points
-        (a store of the one-file layout, or a bulk-loaded archive)."""
-        if db.execute("SELECT 1 FROM recent_run_ids").fetchone() is not None:
-            return
-        db.execute("INSERT INTO recent_run_ids (run) VALUES (1)")
-        self._set_meta(db, run=1, run_rows=0)
-        self._horizons_from_points(db)
-
-    @staticmethod
-    def _horizons_from_points(db: sqlite3.Connection) -> None:
-        """Raise both horizons of every series to its last time in ``points`` (one seek per
-        series) and bump the generation, so that every process reloads them."""
-        db.execute(
-            "INSERT INTO horizons SELECT h.id, t, t FROM (SELECT id, (SELECT max(time) FROM "
-            "archive.points p WHERE p.series = s.id) AS t FROM archive.series s) h "
-            "WHERE t IS NOT NULL ON CONFLICT DO UPDATE SET "
-            "settled = max(settled, excluded.settled), newest = max(newest, excluded.newest)"
-        )
-        db.execute(
-            "INSERT INTO store_meta VALUES ('generation', 1) "
-            "ON CONFLICT DO UPDATE SET value = value + 1"
-        )
+    def register_series(self, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+        """Ids of (layer, sensor, parameter) series, created if new, in a commit of the
+        archive of their own (bulk loaders write ``points`` rows with them)."""
+        return self._writer.register_series(keys)
 
     def append(
         self,
@@ -218,330 +148,48 @@ class ObservationStore:
         # (the GIL), and a thread holding the writer lock while others take turns at the
         # GIL held it four times as long (two server workers gained nothing)
         with self._appending:
-            return self._append(layer, frame, sensors, now, attributes)
-
-    def _append(
-        self,
-        layer: str,
-        frame: pd.DataFrame,
-        sensors: dict[str, SensorSpec],
-        now: pd.Timestamp | None,
-        attributes: dict[str, dict] | None,
-    ) -> AppendResult:
-        result = AppendResult()
-        if frame.empty:
+            result, waiting = self._writer.append(
+                layer, frame, sensors, now, attributes, run_rows=RUN_ROWS
+            )
+            if waiting >= MAX_WAITING:
+                self._move_closed_runs(wait=True)
+            elif waiting >= COMPACT_ROWS:
+                self._compact_in_background()
             return result
-        now = now or pd.Timestamp.now(tz="UTC")
-        frame = frame.reset_index(drop=True)
-        # plain Python lists and numpy arrays: pandas' Arrow strings iterate slowly
-        # per distinct sensor and parameter, not per reading: a batch holds few of each
-        s_code, sensor = factorize_names(frame["sensor_id"], str)
-        if "parameter" in frame:
-            p_code, parameter = factorize_names(
-                frame["parameter"], lambda v: str(v) if v not in (None, "") and v == v else "value"
-            )
-        else:
-            p_code, parameter = np.zeros(len(frame), np.intp), ["value"]
-        # cache=False: a batch rarely repeats a timestamp string, so the cache only costs
-        times = pd.to_datetime(
-            frame["time"], errors="coerce", utc=True, format="ISO8601", cache=False
-        )
-        values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
-        # valid range per distinct sensor (NaN: unknown sensor), one pass over them
-        bounds = np.array(
-            [
-                (sp.min_valid, sp.max_valid) if (sp := sensors.get(s_)) else _UNKNOWN
-                for s_ in sensor
-            ],
-            float,
-        ).reshape(-1, 2)
-        known = ~np.isnan(bounds[:, 0])[s_code]
-        result.refuse(~known, "unknown sensor", frame)
-        ok = known.copy()
-        bad_time = ok & times.isna().to_numpy()
-        result.refuse(bad_time, "unparseable time", frame)
-        ok &= ~bad_time
-        future = ok & (times > now + FUTURE_TOLERANCE).fillna(False).to_numpy()
-        result.refuse(future, "time in the future", frame)
-        ok &= ~future
-        bad_value = ok & ~np.isfinite(values)
-        result.refuse(bad_value, "value is not a number", frame)
-        ok &= ~bad_value
-        lo, hi = bounds[s_code, 0], bounds[s_code, 1]
-        with np.errstate(invalid="ignore"):
-            out_of_range = ok & ((values < lo) | (values > hi))
-        result.refuse(out_of_range, "value outside the sensor's valid range", frame)
-        ok &= ~out_of_range
-        keep = np.flatnonzero(ok)
-        if keep.size == 0:  # every reading refused: nothing to commit
-            return result
-        ms = times.dt.as_unit("ms").to_numpy(dtype="int64", na_value=0)
-        pair_code = s_code[keep] * len(parameter) + p_code[keep]
-        distinct, pair_of = np.unique(pair_code, return_inverse=True)
-        n_par = len(parameter)
-        pairs = list(
-            zip(
-                _objects(sensor)[distinct // n_par],
-                _objects(parameter)[distinct % n_par],
-                strict=True,
-            )
-        )
-        t_ms, vals = ms[keep], values[keep]
-        # series ids (new ones in a commit of the archive of their own) and the batch's
-        # order are settled before the writer lock: other writers wait only for the SQL
-        known_ids = self._series_of.setdefault(layer, {})
-        per_pair = [known_ids.get(pair) for pair in pairs]
-        if None in per_pair:
-            self.register_series({(layer, *pair) for pair in pairs})
-            per_pair = [known_ids[pair] for pair in pairs]
-        keyed = _in_key_order(per_pair, pair_of, t_ms, vals)
-        sid, t_ms, vals, first = keyed
-        result.duplicates += len(pair_of) - len(first)  # repeated within the batch
-        with self._transaction() as db:
-            run, run_rows = self._meta(db, "run", "run_rows")
-            settled, newest, last_run = self._horizons(db, int(sid.max()))
-            old = t_ms <= settled[sid]  # may repeat a reading of any run or of points
-            near = ~old & (t_ms <= newest[sid])  # of the last closed run (or points)
-            before = db.total_changes
-            plain = ~(old | near)
-            insert_rows(
-                db,
-                "INSERT OR IGNORE INTO recent_runs",
-                [sid[plain].tolist(), t_ms[plain].tolist(), vals[plain].tolist()],
-                row=f"({int(run)},?,?,?)",
-            )
-            if near.any() or old.any():
-                self._insert_unless_stored(db, run, last_run, sid, t_ms, vals, near, old)
-            inserted = db.total_changes - before
-            if attributes is not None and alerts.rules_for(layer):  # seen in the same commit
-                which = pair_of[first]
-                good = pd.DataFrame(
-                    {
-                        "sensor": pd.array([pairs[i][0] for i in which], dtype=object),
-                        "parameter": pd.array([pairs[i][1] for i in which], dtype=object),
-                        "time": t_ms,
-                        "value": vals,
-                    }
-                )
-                result.alerts = alerts.evaluate(db, layer, good, attributes)
-            self._set_meta(db, run_rows=run_rows + inserted)
-            waiting = self._close_run(db, run) if run_rows + inserted >= RUN_ROWS else 0
-        result.accepted = inserted
-        result.duplicates += len(keyed[0]) - inserted  # already stored before this batch
-        if waiting >= MAX_WAITING:
-            self._move_closed_runs(wait=True)
-        elif waiting >= COMPACT_ROWS:
-            self._compact_in_background()
-        return result
 
     def add_counts(self, channel: str, counts: dict[str, int]) -> None:
         """Add to an ingest channel's counters (messages, accepted, refusals by reason),
         kept here so that every worker process of a server adds to the same ones."""
-        if counts:
-            with self._transaction() as db:
-                db.executemany(
-                    "INSERT INTO channel_counts VALUES (?,?,?) "
-                    "ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                    [(channel, reason, int(n)) for reason, n in counts.items()],
-                )
+        self._writer.add_counts(channel, counts)
 
     def counts(self, channel: str) -> dict[str, int]:
         """An ingest channel's counters, summed over every process that added to them."""
-        rows = self.db.execute(
-            "SELECT reason, n FROM channel_counts WHERE channel=? ORDER BY reason", (channel,)
-        )
-        return dict(rows.fetchall())
+        return self._writer.counts(channel)
 
-    @staticmethod
-    def _meta(db: sqlite3.Connection, *keys: str) -> list[int]:
-        """Counters of ``store_meta`` (0 when never set), read inside a transaction."""
-        marks = ",".join("?" * len(keys))
-        found = dict(db.execute(f"SELECT key, value FROM store_meta WHERE key IN ({marks})", keys))
-        return [int(found.get(k, 0)) for k in keys]
-
-    @staticmethod
-    def _set_meta(db: sqlite3.Connection, **values: int) -> None:
-        db.executemany("INSERT OR REPLACE INTO store_meta VALUES (?,?)", values.items())
-
-    @staticmethod
-    def _insert_unless_stored(
-        db: sqlite3.Connection,
-        run: int,
-        last_run: int,
-        sid: np.ndarray,
-        t_ms: np.ndarray,
-        vals: np.ndarray,
-        near: np.ndarray,
-        old: np.ndarray,
-    ) -> None:
-        """Insert the readings that may repeat a stored one into the open run unless
-        their (series, time) is stored: in a closed run whose time span holds theirs (a
-        ``near`` one only in the last closed run), or in ``points`` (an ``old`` one; a
-        near one once the last closed run was compacted and left this file). Checked in
-        SQL, 100 readings per statement (``insert_rows``); a gateway's backfill of last
-        week then costs one seek in ``points`` per reading, not one per run."""
-        closed = db.execute(
-            "SELECT run, first_time, last_time FROM recent_run_ids WHERE rows IS NOT NULL"
-        ).fetchall()
-        spans = np.array([c[1:] for c in closed], np.int64).reshape(-1, 2)
-        runs = np.array([c[0] for c in closed], np.int64)
-        for rows, in_points in ((near, last_run not in runs), (old, True)):
-            if not rows.any():
-                continue
-            t = t_ms[rows]
-            overlap = (t[:, None] >= spans[:, 0]) & (t[:, None] <= spans[:, 1])
-            candidates = runs[overlap.any(axis=0)]
-            if rows is near:
-                candidates = candidates[candidates == last_run]
-            unless = []
-            if candidates.size:
-                unless.append(
-                    f"NOT EXISTS (SELECT 1 FROM recent_runs WHERE run IN "
-                    f"({','.join(map(str, candidates.tolist()))}) AND series = c.s AND time = c.t)"
-                )
-            if in_points:
-                unless.append(
-                    "NOT EXISTS (SELECT 1 FROM archive.points WHERE series = c.s AND time = c.t)"
-                )
-            where = " AND ".join(unless) or "1"
-            insert_rows(
-                db,
-                "WITH c(s, t, v) AS (",
-                [sid[rows].tolist(), t.tolist(), vals[rows].tolist()],
-                f") INSERT OR IGNORE INTO recent_runs SELECT {int(run)}, s, t, v FROM c "
-                f"WHERE {where}",
-            )
-
-    def _horizons(
-        self, db: sqlite3.Connection, max_series: int
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """Per series id the settled and newest horizons (see the module's docstring), and
-        the last closed run (call inside a transaction); reloaded when a run closed or a
-        compaction raised them in another process."""
-        run, generation = self._meta(db, "run", "generation")
-        if generation != self._generation:
-            rows = db.execute("SELECT series, settled, newest FROM horizons").fetchall()
-            size = max((r[0] for r in rows), default=-1) + 1
-            self._settled = np.full(size, _NO_HORIZON)
-            self._newest = np.full(size, _NO_HORIZON)
-            if rows:
-                sids, settled, newest = (np.array(c, np.int64) for c in zip(*rows, strict=True))
-                self._settled[sids], self._newest[sids] = settled, newest
-            self._last_run, self._generation = run - 1, generation
-        if max_series >= len(self._settled):  # series newer than the cache: none closed
-            grow = np.full(max_series + 1 - len(self._settled), _NO_HORIZON)
-            self._settled, self._newest = np.r_[self._settled, grow], np.r_[self._newest, grow]
-        return self._settled, self._newest, self._last_run
-
-    def _close_run(self, db: sqlite3.Connection, run: int) -> int:
-        """Close the open run and open the next; returns how many readings wait in closed
-        runs for compaction. The closing run's newest reading per series goes into
-        ``latest_values``, its newest time into ``newest``; the previous ``newest`` becomes
-        ``settled``."""
-        (run_rows,) = self._meta(db, "run_rows")
-        db.execute(
-            "INSERT INTO latest_values SELECT series, max(time), value FROM recent_runs "
-            "WHERE run = ? GROUP BY series ON CONFLICT DO UPDATE SET time = excluded.time, "
-            "value = excluded.value WHERE excluded.time > latest_values.time",
-            (run,),
-        )
-        db.execute("UPDATE horizons SET settled = newest")
-        db.execute(
-            "INSERT INTO horizons SELECT series, ?, max(time) FROM recent_runs WHERE run = ? "
-            "GROUP BY series ON CONFLICT DO UPDATE SET newest = max(newest, excluded.newest)",
-            (int(_NO_HORIZON), run),
-        )
-        db.execute(
-            "UPDATE recent_run_ids SET rows = ?, (first_time, last_time) = (SELECT min(time), "
-            "max(time) FROM recent_runs WHERE run = ?) WHERE run = ?",
-            (run_rows, run, run),
-        )
-        db.execute("INSERT OR IGNORE INTO recent_run_ids (run) VALUES (?)", (run + 1,))
-        (generation,) = self._meta(db, "generation")
-        self._set_meta(db, run=run + 1, run_rows=0, generation=generation + 1)
-        return self.waiting(db)
+    # compaction (observation_compaction)
 
     def waiting(self, db: sqlite3.Connection | None = None) -> int:
         """Readings in closed runs not yet compacted into ``points`` (the open run's
         count is not set until it closes)."""
-        db = db or self.db
-        row = db.execute(
-            "SELECT coalesce(sum(rows), 0) FROM recent_run_ids WHERE run > ?",
-            (moved_through(db),),
-        ).fetchone()
-        return int(row[0])
+        return compaction.waiting(db or self.db)
 
     def compact(self) -> int:
         """Move every reading of the live file into ``points`` now; returns how many
         moved. Runs by itself, in the background, as readings gather. Also raises the
         horizons to ``points``, so it is the call to make after writing there directly."""
-        with self._transaction() as db:
-            (run,) = self._meta(db, "run")
-            self._close_run(db, run)
-        moved = self._move_closed_runs(wait=True)
-        with self._transaction() as db:
-            self._horizons_from_points(db)
-        return moved
+        return self._compaction.compact()
 
     def wait_for_compaction(self) -> None:
         """Return once a background compaction of this process (if any) has finished."""
-        compactor = self._compactor
-        if compactor is not None:
-            compactor.join()
+        self._compaction.wait()
 
     def _compact_in_background(self) -> None:
-        with self._compactor_guard:
-            if self._compactor is not None and self._compactor.is_alive():
-                return
-            self._compactor = threading.Thread(
-                target=self._compact_quietly, name="shikong-compaction", daemon=True
-            )
-            self._compactor.start()
-
-    def _compact_quietly(self) -> None:
-        """The background compaction: a failure leaves the runs where they are (queries
-        still read them) to be moved by the next one; it never reaches an ingest."""
-        with contextlib.suppress(OSError, AttributeError):  # Linux: a thread's own niceness
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPACTION_NICENESS)
-        try:
-            self._move_closed_runs(wait=False)
-        except Exception:
-            log.exception("compaction of %s failed; its runs stay in the live file", self.path)
+        self._compaction.in_background()
 
     def _move_closed_runs(self, wait: bool) -> int:
-        """Copy every closed run into ``points`` and record the last one moved, in one
-        transaction of the archive (readers then take those runs from ``points``); then
-        delete them from the live file. Without ``wait``, returns 0 at once if another
-        process or thread is compacting."""
-        with exclusive_lock(self._compact_lock, wait=wait) as locked:
-            if not locked:
-                return 0
-            with transaction(self.db) as db:
-                # the archive's write lock first: a later upgrade could find it stale
-                db.execute(
-                    "INSERT OR IGNORE INTO archive.archive_meta VALUES ('compacted_through', 0)"
-                )
-                done = moved_through(db)
-                (run,) = self._meta(db, "run")
-                through = run - 1
-                before = db.total_changes
-                db.execute(
-                    "INSERT OR IGNORE INTO archive.points SELECT series, time, value "
-                    "FROM recent_runs WHERE run IN (SELECT run FROM recent_run_ids "
-                    "WHERE run > ? AND run <= ?) ORDER BY series, time",
-                    (done, through),
-                )
-                moved = db.total_changes - before
-                db.execute(
-                    "UPDATE archive.archive_meta SET value = ? WHERE key = 'compacted_through'",
-                    (max(done, through),),
-                )
-            with self._transaction() as db:
-                db.execute("DELETE FROM recent_runs WHERE run <= ?", (through,))
-                db.execute("DELETE FROM recent_run_ids WHERE run <= ?", (through,))
-            return moved
+        return self._compaction.move_closed_runs(wait)
+
+    # queries (observation_queries)
 
     def window(
         self,
@@ -552,9 +200,7 @@ class ObservationStore:
         parameters: list[str] | None = None,
     ) -> pd.DataFrame:
         """Readings in a time window (inclusive), as sensor_id, parameter, time, value."""
-        where, args = _where(layer, sensors, parameters, start, end)
-        sql = f"SELECT sensor, parameter, time, value FROM readings WHERE {where}"
-        return _frame(self.db.execute(sql + " ORDER BY sensor, parameter, time", args))
+        return queries.window(self.db, layer, sensors, start, end, parameters)
 
     def resample(
         self,
@@ -566,151 +212,28 @@ class ObservationStore:
         how: str = "mean",
         parameters: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Aggregates per sensor, parameter and time bucket (e.g. hourly mean, daily max).
-
-        Buckets are computed in SQL on the clustered key, so a month of one sensor is a
-        single range scan, not a pandas resample of every reading.
-        """
-        functions = {"mean": "avg", "max": "max", "min": "min", "sum": "sum", "count": "count"}
-        if how not in functions:
-            raise ValueError(f"how={how!r}: one of {', '.join(functions)}")
-        bucket = int(pd.Timedelta(freq).total_seconds() * 1000)
-        if bucket <= 0:
-            raise ValueError(f"freq={freq!r} is not a positive duration")
-        where, args = _where(layer, sensors, parameters, start, end)
-        sql = (
-            f"SELECT sensor, parameter, (time / {bucket}) * {bucket} AS bucket, "
-            f"{functions[how]}(value), count(*) FROM readings WHERE {where}"
-        )
-        sql += " GROUP BY sensor, parameter, bucket ORDER BY sensor, parameter, bucket"
-        frame = pd.DataFrame(
-            self.db.execute(sql, args).fetchall(),
-            columns=["sensor_id", "parameter", "time", how, "n"],
-        )
-        frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
-        return frame
+        """Aggregates per sensor, parameter and time bucket (e.g. hourly mean, daily max),
+        computed in SQL on the clustered key."""
+        return queries.resample(self.db, layer, sensors, start, end, freq, how, parameters)
 
     def latest(self, layer: str, sensors: list[str] | None = None) -> pd.DataFrame:
         """The newest reading of each sensor and parameter."""
-        where, args = _where(layer, sensors)
-        sql = f"SELECT sensor, parameter, time, value FROM latest WHERE {where}"
-        return _frame(self.db.execute(sql + " ORDER BY sensor, parameter", args))
+        return queries.latest(self.db, layer, sensors)
 
     def alerts(
         self, layer: str | None = None, since: pd.Timestamp | None = None, limit: int = 1000
     ) -> pd.DataFrame:
         """Fired alerts, newest first."""
-        sql, args = (
-            "SELECT id, rule, layer, sensor, parameter, time, value, threshold, "
-            "message FROM alerts WHERE 1=1",
-            [],
-        )
-        if layer is not None:
-            sql, args = sql + " AND layer=?", [*args, layer]
-        if since is not None:
-            sql, args = sql + " AND time >= ?", [*args, _ms(since)]
-        rows = self.db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", [*args, limit])
-        frame = pd.DataFrame(
-            rows.fetchall(),
-            columns=[
-                "id",
-                "rule",
-                "layer",
-                "sensor_id",
-                "parameter",
-                "time",
-                "value",
-                "threshold",
-                "message",
-            ],
-        )
-        frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
-        return frame
+        return queries.alerts(self.db, layer, since, limit)
 
     def parameters(self, layer: str) -> list[str]:
         """The parameters a layer's sensors have reported (from the latest table)."""
-        rows = self.db.execute(
-            "SELECT DISTINCT parameter FROM latest WHERE layer=? ORDER BY parameter", (layer,)
-        )
-        return [r[0] for r in rows]
+        return queries.parameters(self.db, layer)
 
     def last_time(self, layer: str) -> pd.Timestamp | None:
         """Time of the newest reading of a layer, from the small latest table."""
-        row = self.db.execute("SELECT max(time) FROM latest WHERE layer=?", (layer,)).fetchone()
-        return _ts(row[0])
+        return queries.last_time(self.db, layer)
 
     def extent(self, layer: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """First and last reading time of a layer, and the number of readings."""
-        first, last, count = self.db.execute(
-            "SELECT min(time), max(time), count(*) FROM readings WHERE layer=?", (layer,)
-        ).fetchone()
-        return _ts(first), _ts(last), count
-
-
-def _where(
-    layer: str,
-    sensors: list[str] | None = None,
-    parameters: list[str] | None = None,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
-) -> tuple[str, list[Any]]:
-    """The WHERE clause (and its arguments) shared by the store's queries."""
-    clauses, args = ["layer=?"], [layer]
-    for column, values in (("sensor", sensors), ("parameter", parameters)):
-        if values is not None:
-            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-            args += list(values)
-    if start is not None:
-        clauses.append("time >= ?")
-        args.append(_ms(start))
-    if end is not None:
-        clauses.append("time <= ?")
-        args.append(_ms(end))
-    return " AND ".join(clauses), args
-
-
-def _ts(ms: int | None) -> pd.Timestamp | None:
-    return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
-
-
-def _ms(value: pd.Timestamp | str) -> int:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1_000_000)
-
-
-def _frame(cursor: sqlite3.Cursor) -> pd.DataFrame:
-    frame = pd.DataFrame(cursor.fetchall(), columns=["sensor_id", "parameter", "time", "value"])
-    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
-    return frame
-
-
-def factorize_names(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.ndarray, list[str]]:
-    """(code per row, distinct names) with ``name`` applied once per distinct value, not
-    per row (a batch holds few sensors); values that map to the same name share a code."""
-    codes, distinct = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=False)
-    names = [name(v) for v in distinct]
-    unique_names = list(dict.fromkeys(names))
-    if len(unique_names) == len(names):
-        return codes, names
-    position = {n: i for i, n in enumerate(unique_names)}
-    return np.array([position[n] for n in names], np.intp)[codes], unique_names
-
-
-def _objects(names: list[str]) -> np.ndarray:
-    """Names as an object array (fancy indexing keeps them Python strings)."""
-    array = np.empty(len(names), object)
-    array[:] = names
-    return array
-
-
-def _in_key_order(
-    per_pair: list[int], pair_of: np.ndarray, t_ms: np.ndarray, vals: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Series id, time and value of a batch's readings, the first of each repeated
-    (series, time) only, in key order: each insert then lands next to the one before it
-    in the tree. Also the positions kept (``first``)."""
-    sid = np.array(per_pair, np.int64)[pair_of]
-    key = sid * 2**42 + t_ms  # epoch ms stays below 2**42 until the year 2109
-    _, first = np.unique(key, return_index=True)
-    return sid[first], t_ms[first], vals[first], first
+        return queries.extent(self.db, layer)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -28,6 +29,7 @@ from shikong.spatial.temporal import parse_instant
 from . import pygeoapi_fixes
 from .i18n import locale_dir
 from .processes import bind_process, process_allowed, process_resources
+from .tiles.links import tile_links
 
 LOGGER = logging.getLogger(__name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -127,7 +129,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
                 "rel": "describedby",
                 "title": "STAC collection",
                 "href": f"stac/collections/{layer.id}",
-            }
+            },
+            *tile_links(layer.id, layer.kind),
         ],
         "extents": {
             "spatial": {"bbox": bbox, "crs": CRS84},
@@ -143,6 +146,8 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
             "kind": layer.kind,
         },
     }
+    if layer.kind in ("vector", "sensors", "readings", "raster"):  # the kinds with styles
+        resource["links"].append(styles_link(layer.id))
     versions = _versions(layer)
     if layer.kind in ("vector", "sensors"):
         resource["providers"].append(
@@ -165,20 +170,27 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
         resource["extents"]["temporal"] = {"begin": None, "end": None}
         resource["formatters"] = [{"name": "shikong.server.formatters.GeoJSONFormatter"}]
     if layer.kind == "readings":
+        # readings are observations, not a feature layer: the EDR provider is the default
+        # (no itemType feature: clients do not list them as vector layers); the readings
+        # are still paged at /items, advertised as records (see advertise_item_types)
+        resource["providers"][-1]["default"] = True
         resource["providers"].insert(0, readings_feature_provider(resource["providers"][-1]))
     if layer.kind == "raster":
+        resource["links"] += coverage_description_links(layer.id)
         path = versions[-1]["path"]
         resource["providers"] += [
             {
                 "type": "coverage",
                 "name": f"{PROVIDERS}.coverage.ShikongCoverageProvider",
                 "data": path,
-                "format": {"name": "GTiff", "mimetype": "image/tiff"},
+                # the media type GDAL's OGCAPI driver looks for to read a coverage
+                "format": {"name": "GTiff", "mimetype": GEOTIFF},
             },
             {
                 "type": "map",
-                "name": f"{PROVIDERS}.coverage.ShikongMapProvider",
+                "name": f"{PROVIDERS}.maps.ShikongMapProvider",
                 "data": path,
+                "collection": layer.id,  # its style (config/styles/) fixes the colour scale
                 "format": {"name": "png", "mimetype": "image/png"},
             },
         ]
@@ -217,12 +229,102 @@ def datacube_providers(path: str) -> list[dict[str, Any]]:
     ]
 
 
+GEOTIFF = "image/tiff; application=geotiff"
+OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0"
+# OGC scale denominators assume 0.28 mm pixels; a degree of longitude at the equator
+METRES_PER_DEGREE = 6378137 * math.pi / 180
+PIXEL_SIZE_M = 0.28e-3
+
+
+def styles_link(collection_id: str) -> dict[str, str]:
+    """The link to a collection's styles (MapLibre documents, server/maps/)."""
+    return {
+        "type": "application/json",
+        "rel": f"{OGC_REL}/styles",
+        "title": "Styles of this collection (MapLibre style documents)",
+        "href": f"collections/{collection_id}/styles?f=json",
+    }
+
+
+def coverage_description_links(collection_id: str) -> list[dict[str, str]]:
+    """Domain set and range type of a raster coverage: its grid, bands and data type.
+
+    GDAL's OGCAPI driver reads them to open the coverage with its true size and type.
+    """
+    base = f"collections/{collection_id}/coverage"
+    return [
+        {
+            "type": "application/json",
+            "rel": f"{OGC_REL}/coverage-domainset",
+            "title": "Domain set of the coverage (grid, extent, CRS)",
+            "href": f"{base}/domainset?f=json",
+        },
+        {
+            "type": "application/json",
+            "rel": f"{OGC_REL}/coverage-rangetype",
+            "title": "Range type of the coverage (bands, data type, units)",
+            "href": f"{base}/rangetype?f=json",
+        },
+    ]
+
+
 def advertise_storage_crs(body: dict[str, Any]) -> None:
-    """Name EPSG:4490 as the storage CRS of every collection pygeoapi calls CRS84."""
+    """What the collection documents say beyond pygeoapi's (the rewrite of /collections).
+
+    EPSG:4490 as the storage CRS of every collection pygeoapi calls CRS84, and the item
+    type and map scale of each collection (:func:`advertise_item_types`).
+    """
     collections = body.get("collections", [body])
     for collection in collections:
         if collection.get("storageCrs") == CRS84:
             collection["storageCrs"] = STORAGE_CRS
+        advertise_item_types(collection)
+
+
+def advertise_item_types(collection: dict[str, Any]) -> None:
+    """Give every collection an ``itemType``, and a map its native scale.
+
+    pygeoapi sets ``itemType`` only for feature and record collections. A raster or a
+    datacube is a ``coverage``; a readings collection (EDR by default) is ``record``:
+    its readings are paged at /items but it is not a feature layer. A collection with a
+    map gets ``scaleDenominator`` from its grid, so a client does not take the map for
+    a 60,000,000-pixel image (GDAL's Maps API default resolution is 1e-8 degrees).
+    """
+    links = collection.get("links", [])
+    rels = {link.get("rel") for link in links}
+    if "itemType" not in collection:
+        if f"{OGC_REL}/coverage" in rels:
+            collection["itemType"] = "coverage"
+        elif "data_queries" in collection or "items" in rels:
+            collection["itemType"] = "record"
+            if "items" not in rels:
+                links += _items_links(links)
+    grid = collection.get("extent", {}).get("spatial", {}).get("grid")
+    if f"{OGC_REL}/map" in rels and grid and grid[0].get("resolution"):
+        resolution = abs(float(grid[0]["resolution"]))
+        collection["scaleDenominator"] = resolution * METRES_PER_DEGREE / PIXEL_SIZE_M
+
+
+def _items_links(links: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The /items links of a collection, from its self link."""
+    self_link = next((link for link in links if link.get("rel") == "self"), None)
+    if self_link is None:
+        return []
+    base = self_link["href"].split("?")[0]
+    return [
+        {
+            "type": "application/geo+json",
+            "rel": "items",
+            "title": "Items as GeoJSON",
+            "href": f"{base}/items?f=json",
+        },
+        {
+            "type": "text/html",
+            "rel": "items",
+            "title": "Items as HTML",
+            "href": f"{base}/items?f=html",
+        },
+    ]
 
 
 def edr_provider(layer: Layer) -> dict[str, Any]:

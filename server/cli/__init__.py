@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from . import audit, catalog, demo, ingest, keys, raster, serve
+from . import audit, catalog, demo, ingest, keys, raster, serve, tiles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +32,7 @@ for command in (
     keys.keys,
     audit.audit,
     raster.raster,
+    tiles.tiles,
 ):
     main.add_command(command)
 del command

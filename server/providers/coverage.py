@@ -1,4 +1,4 @@
-"""OGC API Coverages and Maps over a layer's Cloud-Optimized GeoTIFF.
+"""OGC API Coverages over a layer's Cloud-Optimized GeoTIFF (its maps: providers/maps.py).
 
 Reads only the window asked for, at the resolution asked for (``scale-size``,
 ``scale-factor``), from the COG's tiles and overviews: a map of a gigapixel raster reads
@@ -8,7 +8,6 @@ a few hundred kilobytes.
 from __future__ import annotations
 
 import contextvars
-import io
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -66,7 +65,8 @@ def raster_info(path: str) -> RasterInfo:
             tuple(src.dtypes),
             src.nodata,
             names,
-            tuple(u or "" for u in (src.units or ("",) * src.count)),
+            # a band's own unit, else the dataset's ``units`` tag (the demo DEM: m)
+            tuple(u or src.tags().get("units", "") for u in (src.units or ("",) * src.count)),
         )
 
 
@@ -172,7 +172,7 @@ class ShikongCoverageProvider(BaseProvider):
     def __init__(self, provider_def: dict[str, Any]) -> None:
         super().__init__(provider_def)
         self.info = raster_info(self.data)
-        self.axes = ["x", "y"]
+        self.axes = ["x", "y", "Lon", "Lat"]  # Lon/Lat: the domain set's axis labels
         self._fields = {
             name: {"type": "number", "title": name, "x-ogc-unit": unit or "1"}
             for name, unit in zip(self.info.names, self.info.units, strict=True)
@@ -280,59 +280,85 @@ class ShikongCoverageProvider(BaseProvider):
         }
 
 
-class ShikongMapProvider(BaseProvider):
-    """PNG maps of a raster layer: one band with a colour ramp, or three as RGB."""
-
-    def __init__(self, provider_def: dict[str, Any]) -> None:
-        super().__init__(provider_def)
-        self.info = raster_info(self.data)
-
-    def query(
-        self,
-        style: str | None = None,
-        bbox: list | None = None,
-        width: int = 500,
-        height: int = 300,
-        crs: str | None = None,
-        datetime_: str | None = None,
-        transparent: Any = True,
-        format_: str = "png",
-        **kwargs: Any,
-    ) -> bytes:
-        if format_ not in ("png", "image/png"):
-            raise ProviderInvalidQueryError(user_msg="maps are rendered as PNG only (f=png)")
-        if crs and not any(code in str(crs) for code in ("CRS84", "4326", "4490")):
-            raise ProviderInvalidQueryError(user_msg="maps are rendered in CRS84 or EPSG:4490 only")
-        info = self.info
-        box = bbox or list(info.bounds_4490)
-        window = _window(info, box if bbox else [], {})
-        bands = [1, 2, 3] if info.count >= 3 else [1]
-        data, _ = read_window(self.data, bands, window, (int(height), int(width)))
-        return render_png(data, bool(str(transparent).lower() != "false"))
+# OGC data type names of the range type (GDAL's OGCAPI driver maps them to its types)
+OGC_TYPES = {
+    "uint8": "ogcType:unsignedByte",
+    "int8": "ogcType:signedByte",
+    "uint16": "ogcType:unsignedShort",
+    "int16": "ogcType:signedShort",
+    "uint32": "ogcType:unsignedInt",
+    "int32": "ogcType:signedInt",
+    "float32": "ogcType:float32",
+    "float64": "ogcType:float64",
+}
 
 
-def render_png(data: np.ma.MaskedArray, transparent: bool = True) -> bytes:
-    """Stretch (2nd-98th percentile) and colour a band, or compose RGB, into a PNG."""
-    import matplotlib
+def domainset(info: RasterInfo) -> dict[str, Any]:
+    """The coverage's grid as an OGC API Coverages domain set (CIS 1.1 JSON).
 
-    matplotlib.use("Agg")
-    from matplotlib import colormaps
-    from matplotlib.image import imsave
+    Axes in EPSG:4490's own order (latitude first), as the CRS defines them; subsets
+    name them Lat and Lon (or y and x).
+    """
+    west, south, east, north = info.bounds_4490
+    res = info.transform
+    return {
+        "type": "DomainSet",
+        "generalGrid": {
+            "type": "GeneralGridCoverage",
+            "srsName": "http://www.opengis.net/def/crs/EPSG/0/4490",
+            "axisLabels": ["Lat", "Lon"],
+            "axis": [
+                {
+                    "type": "RegularAxis",
+                    "axisLabel": "Lat",
+                    "lowerBound": south,
+                    "upperBound": north,
+                    "uomLabel": "deg",
+                    "resolution": abs(res.e),
+                },
+                {
+                    "type": "RegularAxis",
+                    "axisLabel": "Lon",
+                    "lowerBound": west,
+                    "upperBound": east,
+                    "uomLabel": "deg",
+                    "resolution": abs(res.a),
+                },
+            ],
+            "gridLimits": {
+                "type": "GridLimits",
+                "srsName": "http://www.opengis.net/def/crs/OGC/0/Index2D",
+                "axisLabels": ["j", "i"],
+                "axis": [
+                    {
+                        "type": "IndexAxis",
+                        "axisLabel": "j",
+                        "lowerBound": 0,
+                        "upperBound": info.height - 1,
+                    },
+                    {
+                        "type": "IndexAxis",
+                        "axisLabel": "i",
+                        "lowerBound": 0,
+                        "upperBound": info.width - 1,
+                    },
+                ],
+            },
+        },
+    }
 
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
-    if data.shape[0] >= 3:
-        rgb = np.zeros((*data.shape[1:], 4))
-        for i in range(3):
-            band = data[i].astype("float64").filled(np.nan)
-            lo, hi = np.nanpercentile(band, [2, 98]) if valid.any() else (0, 1)
-            rgb[..., i] = np.clip((band - lo) / ((hi - lo) or 1), 0, 1)
-        rgb[..., 3] = valid if transparent else 1
-        image = rgb
-    else:
-        band = data[0].astype("float64").filled(np.nan)
-        lo, hi = np.nanpercentile(band, [2, 98]) if valid.any() else (0, 1)
-        image = colormaps["terrain"](np.clip((band - lo) / ((hi - lo) or 1), 0, 1))
-        image[..., 3] = np.where(valid, 1.0, 0.0 if transparent else 1.0)
-    buffer = io.BytesIO()
-    imsave(buffer, np.nan_to_num(image), format="png")
-    return buffer.getvalue()
+
+def rangetype(info: RasterInfo) -> dict[str, Any]:
+    """The coverage's bands as an OGC API Coverages range type (SWE Common DataRecord)."""
+    fields = []
+    for name, unit, dtype in zip(info.names, info.units, info.dtypes, strict=True):
+        field: dict[str, Any] = {
+            "type": "Quantity",
+            "name": name,
+            "definition": OGC_TYPES.get(dtype, dtype),
+            "uom": {"type": "UnitReference", "code": unit or "1"},
+        }
+        if info.nodata is not None:
+            field["nilValues"] = [{"value": info.nodata, "reason": "nodata"}]
+        fields.append(field)
+    return {"type": "DataRecord", "field": fields}

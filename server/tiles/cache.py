@@ -1,0 +1,118 @@
+"""The tile cache on disk: ``<data>/cache/tiles/<ab>/<key>.mvt``, bounded in size.
+
+A key is a digest of everything a tile depends on (the asset of the layer version, its
+id field, the tile matrix set, z/y/x, the properties asked for, the caller's masks, the
+style and the encoder's version), so a new layer version, another caller's masks or a
+new encoder never meet an old tile, and nothing needs purging by hand. Files are written
+atomically (rename), so a reader never sees half a tile, and several workers can share
+the folder.
+
+Size bound: ``SHIKONG_TILE_CACHE_MB`` (default 1024; 0 turns the cache off). When the
+files written pass the bound, the least recently written are removed until the cache
+holds 80 % of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import orjson
+
+DEFAULT_MB = 1024
+ENV = "SHIKONG_TILE_CACHE_MB"
+KEEP_AFTER_EVICTION = 0.8
+
+
+def tile_key(*parts: object) -> str:
+    """The digest naming one tile (any JSON-serialisable parts, in order)."""
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def max_bytes_from_env() -> int:
+    raw = os.environ.get(ENV, "")
+    try:
+        mb = float(raw) if raw else DEFAULT_MB
+    except ValueError:
+        mb = DEFAULT_MB
+    return int(max(mb, 0) * 1024 * 1024)
+
+
+class TileCache:
+    """Tiles by key under one folder; ``max_bytes`` 0 stores nothing."""
+
+    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
+        self.root = Path(root)
+        self.max_bytes = max_bytes_from_env() if max_bytes is None else max_bytes
+        self._size: int | None = None  # bytes on disk, counted on first write
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.mvt"
+
+    def get(self, key: str) -> bytes | None:
+        if self.max_bytes <= 0:
+            return None
+        try:
+            return self._path(key).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.max_bytes <= 0 or len(data) > self.max_bytes:
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        with self._lock:
+            if self._size is None:
+                self._size = self.size()
+            else:
+                self._size += len(data)
+            if self._size > self.max_bytes:
+                self._size = self._evict(int(self.max_bytes * KEEP_AFTER_EVICTION))
+
+    def _files(self) -> list[os.DirEntry]:
+        out = []
+        if not self.root.is_dir():
+            return out
+        with os.scandir(self.root) as shards:
+            for shard in shards:
+                if shard.is_dir():
+                    with os.scandir(shard.path) as files:
+                        out += [f for f in files if f.name.endswith(".mvt")]
+        return out
+
+    def size(self) -> int:
+        """Bytes the cached tiles take."""
+        total = 0
+        for f in self._files():
+            with contextlib.suppress(OSError):
+                total += f.stat().st_size
+        return total
+
+    def _evict(self, target: int) -> int:
+        """Remove the oldest tiles until at most ``target`` bytes remain; the bytes left."""
+        entries = []
+        for f in self._files():
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, f.path))
+        entries.sort()
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:
+            if total <= target:
+                break
+            try:
+                os.unlink(path)
+                total -= size
+            except OSError:
+                pass
+        return total
