@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import log_masking, params, public_url, pygeoapi_fixes
-from .audit import AUDIT_FILE, AuditLog
+from .audit import AuditLog
 from .audit import query as audit_query
 from .guard import Guard, RequestContext
 from .identity import Authenticator, JwtSettings, KeyStore
@@ -465,7 +465,7 @@ class Server:
         try:
             rows = await run_in_threadpool(
                 audit_query,
-                self.catalog.paths.root / AUDIT_FILE,
+                self.catalog.paths.audit_log,
                 user=q.get("user"),
                 department=q.get("department"),
                 collection=q.get("collection"),

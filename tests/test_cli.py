@@ -102,7 +102,9 @@ def test_a_folder_of_several_datasets_is_refused_listing_them(tmp_path):
     assert "opened b.gpkg in delivery (chosen by layer)" in result.output
 
 
-GROUPS = ("audit", "catalog", "check", "demo", "ingest", "keys", "raster", "serve", "simulate")
+GROUPS = (
+    "audit", "catalog", "check", "demo", "ingest", "keys", "raster", "serve", "simulate", "tiles",
+)  # fmt: skip
 
 
 def python_m(*args: str) -> subprocess.CompletedProcess:

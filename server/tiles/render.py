@@ -132,7 +132,7 @@ def selected(layer: OpenedLayer, properties: list[str] | None) -> list[str]:
 def _cache(server: Server) -> TileCache:
     cache = getattr(server, "_tile_cache", None)
     if cache is None:
-        cache = TileCache(server.catalog.paths.root / "cache" / "tiles")
+        cache = TileCache(server.catalog.paths.tile_cache)
         server._tile_cache = cache  # type: ignore[attr-defined]
     return cache
 
