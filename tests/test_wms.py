@@ -22,8 +22,8 @@ from pyproj import Transformer
 from rasterio.features import rasterize
 from rasterio.transform import from_bounds
 from scipy.ndimage import binary_erosion
+from shikong.catalog.masking import mask_id_number, mask_name
 from shikong.server.identity import KeyStore
-from shikong.spatial.registry import mask_id_number, mask_name
 
 STYLES = Path(__file__).resolve().parents[1] / "config" / "styles"
 OGC = "{http://www.opengis.net/ogc}"
