@@ -227,3 +227,20 @@ def test_false_colour_alternate_composes_bands_as_rgb(imagery):
         truth = np.clip((values - lo) / (hi - lo), 0, 1) * 255
         valid = ~np.ma.getmaskarray(values)
         assert np.abs(image[..., channel][valid] - truth.filled(0)[valid]).max() <= 1, name
+
+
+def test_a_raster_without_its_own_style_gets_the_default_grey_stretch(dem, elevation):
+    """default-raster: the first band, grey from its 2nd to its 98th percentile."""
+    from shikong.server.maps.styles import LayerFacts, raster_spec
+
+    style = raster_spec(LayerFacts("some-new-raster", "raster"))
+    data, _, bounds = elevation
+    lo, hi = np.percentile(data.compressed(), [2, 98])
+    image = decode(
+        raster.render_bbox(
+            dem, tuple(bounds), "EPSG:4490", data.shape[1], data.shape[0], style=style
+        )
+    )
+    truth = np.clip((data.filled(np.nan) - lo) / (hi - lo), 0, 1) * 255
+    assert np.abs(image[..., 0] - truth).max() <= 1
+    assert (image[..., 0] == image[..., 1]).all() and (image[..., 3] == 255).all()

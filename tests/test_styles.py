@@ -198,3 +198,34 @@ def test_parse_color_reads_css_forms():
     assert styles.parse_color("#00ff0080")[3] == pytest.approx(128 / 255)
     with pytest.raises(ValueError):
         styles.parse_color("not-a-colour")
+
+
+def test_the_style_sources_resolve_to_tiles_with_the_named_layers(client):
+    """Every source of the dataset style answers at its URL; vector tiles hold a layer
+    named as the style's source-layer, raster tiles are images."""
+    import io
+
+    import mapbox_vector_tile
+    import morecantile
+    from PIL import Image
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    document = client.get("/styles/default").json()
+    checked = 0
+    for name, source in document["sources"].items():
+        west, south, east, north = source.get("bounds") or (113.0, 33.6, 113.6, 34.0)
+        tile = tms.tile((west + east) / 2, (south + north) / 2, 12)
+        url = source["tiles"][0].format(z=tile.z, y=tile.y, x=tile.x)
+        reply = client.get(url.replace("http://testserver", ""))
+        assert reply.status_code in (200, 204), (name, reply.status_code, reply.text[:200])
+        if reply.status_code == 204 or not reply.content:
+            continue
+        if source["type"] == "vector":
+            layers = [
+                layer["source-layer"] for layer in document["layers"] if layer["source"] == name
+            ]
+            assert set(layers) <= set(mapbox_vector_tile.decode(reply.content)), name
+        else:
+            assert Image.open(io.BytesIO(reply.content)).size == (256, 256)
+        checked += 1
+    assert checked >= 5
