@@ -247,7 +247,7 @@ def test_a_readings_collection_pages_its_readings_as_features(server, demo_data)
     window = f"{one.time.min():%Y-%m-%dT%H:%M:%SZ}/{one.time.max():%Y-%m-%dT%H:%M:%SZ}"
     base = f"{server.url}/collections/eco-air_quality_readings"
     described = httpx.get(base, params={"f": "json"}).json()
-    assert described["itemType"] == "feature"
+    assert described["itemType"] == "record"  # readings are records, not a feature layer
     assert any(link["rel"] == "items" for link in described["links"])
     page = httpx.get(
         f"{base}/items",

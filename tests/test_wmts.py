@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import morecantile
@@ -197,6 +198,7 @@ def test_owslib_reads_a_layer(server, as_tester):
 
 def _gdal(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GDAL_HTTP")}
+    env["GDAL_DEFAULT_WMS_CACHE_PATH"] = tempfile.mkdtemp()  # not ./gdalwmscache
     return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
 
 
