@@ -55,6 +55,7 @@ from .providers.coverage import SCALING, raster_info
 from .publish import Publisher, View, advertise_storage_crs
 from .stac_api import StacApi
 from .tiles import api as tiles_routes
+from .workbench import api as workbench_routes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -594,6 +595,7 @@ def create_app(
         routes=stac.routes()
         + LiveApi(live, bridge, access_of).routes()
         + tiles_routes.routes(server)
+        + workbench_routes.routes(server)
         + maps_routes.routes(server)
         + ows_routes.routes(server)
         + server.routes(),
