@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import log_masking, params, public_url, pygeoapi_fixes
+from . import log_masking, map_services, params, public_url, pygeoapi_fixes
 from .audit import AuditLog
 from .audit import query as audit_query
 from .guard import Guard, RequestContext
@@ -56,6 +56,7 @@ from .publish import Publisher, View, advertise_storage_crs
 from .stac_api import StacApi
 from .tiles import api as tiles_routes
 from .workbench import api as workbench_routes
+from .workbench import workbench as workbench_page
 
 LOGGER = logging.getLogger(__name__)
 
@@ -221,14 +222,19 @@ class Server:
 
     # -- handlers --------------------------------------------------------------------
     async def landing(self, r: Request) -> Response:
-        return await self.call(core_api.landing_page, r)
+        base = self.view(r).api.config["server"]["url"].rstrip("/")
+        return await self.call(
+            core_api.landing_page,
+            r,
+            rewrite=lambda body: map_services.advertise_on_landing(body, base),
+        )
 
     async def openapi(self, r: Request) -> Response:
         await run_in_threadpool(self.view(r).ensure_openapi)
         return await self.call(core_api.openapi_, r)
 
     async def conformance(self, r: Request) -> Response:
-        return await self.call(core_api.conformance, r)
+        return await self.call(core_api.conformance, r, rewrite=map_services.advertise_conformance)
 
     async def collections(self, r: Request) -> Response:
         cid = r.path_params.get("collection_id")
@@ -596,6 +602,7 @@ def create_app(
         + LiveApi(live, bridge, access_of).routes()
         + tiles_routes.routes(server)
         + workbench_routes.routes(server)
+        + workbench_page.routes(server)
         + maps_routes.routes(server)
         + ows_routes.routes(server)
         + server.routes(),
