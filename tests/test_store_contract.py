@@ -11,20 +11,38 @@ import json
 import multiprocessing
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import version_item
+from pg_cluster import pg_cluster, pg_database  # noqa: F401  (fixtures of the postgres store)
 from shikong.catalog import IngestRequest
 from shikong.catalog.extension import Field
+from shikong.catalog.postgres_store import PostgresCatalogStore
 from shikong.catalog.sqlite_store import SqliteCatalogStore
 from shikong.catalog.storage import DataDir
 from shikong.catalog.store import CatalogStore, LayerBatch, LayerTarget, Query
 
-STORES: dict[str, Callable[[Path], CatalogStore]] = {
-    "sqlite": lambda root: SqliteCatalogStore(DataDir(root)),
+# each store opened on a data directory and, for a server, the DSN of a fresh database
+STORES: dict[str, Callable[[Path, str | None], CatalogStore]] = {
+    "sqlite": lambda root, dsn: SqliteCatalogStore(DataDir(root)),
+    "postgres": lambda root, dsn: PostgresCatalogStore(str(dsn), DataDir(root)),
 }
+SERVICES = {"postgres": "pg_database"}  # the fixture that gives a store its database
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Which store and where (picklable: a holder process opens the same store)."""
+
+    kind: str
+    dsn: str | None = None
+
+    def open(self, root: Path) -> CatalogStore:
+        return STORES[self.kind](root, self.dsn)
+
 
 JAN = datetime(2020, 1, 1, tzinfo=UTC)
 JUL = datetime(2020, 7, 1, tzinfo=UTC)
@@ -32,13 +50,18 @@ NEXT_JAN = datetime(2021, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=sorted(STORES))
-def open_store(request, tmp_path) -> Callable[[], CatalogStore]:
+def store_spec(request) -> StoreSpec:
+    service = SERVICES.get(request.param)
+    return StoreSpec(request.param, request.getfixturevalue(service) if service else None)
+
+
+@pytest.fixture
+def open_store(store_spec, tmp_path) -> Callable[[], CatalogStore]:
     """Opens the store of one data directory (again: a second handle, as another process)."""
-    make = STORES[request.param]
     opened: list[CatalogStore] = []
 
     def open_() -> CatalogStore:
-        opened.append(make(tmp_path / "data"))
+        opened.append(store_spec.open(tmp_path / "data"))
         return opened[-1]
 
     yield open_
@@ -178,20 +201,21 @@ def test_export_writes_the_stac_mirror_of_what_changed(open_store):
     assert store.exported_version() == 2
 
 
-def _hold_writer_lock(root: str, held, release) -> None:
-    store = SqliteCatalogStore(DataDir(Path(root)))
+def _hold_writer_lock(spec: StoreSpec, root: str, held, release) -> None:
+    store = spec.open(Path(root))
     with store.writing(export=False):
         held.set()
         release.wait(30)
+    store.close()
 
 
-def test_one_writer_at_a_time_across_processes(open_store, tmp_path):
+def test_one_writer_at_a_time_across_processes(open_store, store_spec, tmp_path):
     store = open_store()
-    if not isinstance(store, SqliteCatalogStore):
-        pytest.skip("the cross-process holder below opens the SQLite store")
     ctx = multiprocessing.get_context("spawn")
     held, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_writer_lock, args=(str(store.paths.root), held, release))
+    holder = ctx.Process(
+        target=_hold_writer_lock, args=(store_spec, str(store.paths.root), held, release)
+    )
     holder.start()
     try:
         assert held.wait(60)

@@ -1,0 +1,510 @@
+"""The catalog in PostgreSQL with PostGIS: the store of a cloud deployment (issue 21).
+
+The same contract as the embedded SQLite store (:class:`~.store.CatalogStore`), with the
+same answers: items keep their footprint in a PostGIS geometry and their bbox as an
+envelope with a GiST index (the exact bbox test runs on the stored doubles, as SQLite's
+does); free text is the very token stream of :mod:`.textsearch` (character bigrams for
+Chinese, lower-case words) kept with its positions in a ``tsvector`` (GIN index), so a
+Chinese run is a phrase of its bigrams (``<->``) and a single character or a Latin word a
+prefix (``:*``), as FTS5 matches them. Text columns sort by code point (``COLLATE "C"``),
+NULLs first ascending, as SQLite does. The item JSON is ``jsonb`` (its keys come back in
+jsonb's order). The writer lock is a session advisory lock held by a connection of its
+own (re-entrant per process); readers use one autocommit connection per thread.
+The STAC mirror and the assets stay in a local data directory (``paths``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+import shapely
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import set_json_loads
+from shapely.geometry.base import BaseGeometry
+
+from .extension import ShikongExtension
+from .faults import fault
+from .index import SORTABLE, ItemRow
+from .mirror import write_mirror
+from .relink import relink_layer
+from .sqlite_store import _collection_text, _row  # the same rows and tokens as SQLite's
+from .storage import DataDir, collector_paused
+from .store import CatalogStore, LayerBatch, Query, merge_batches
+from .textsearch import match_terms
+
+SRID = 4490  # CGCS2000 geographic: every bbox and footprint of the catalog
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MAX_POSITION = 16383  # tsvector positions stop here (later tokens share it)
+_MAX_LEXEME_BYTES = 2046
+_EXPORT_CHUNK = 1000  # items read per query while the mirror is written
+
+# {s} is the schema (checked against _SCHEMA_NAME); "C" collation: code-point order, as
+# SQLite compares text. The bbox envelope is generated from the doubles (never disagrees).
+_DDL = """
+CREATE EXTENSION IF NOT EXISTS postgis;
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.collections (
+    id text COLLATE "C" PRIMARY KEY, department text COLLATE "C" NOT NULL,
+    layer text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
+    classification text COLLATE "C" NOT NULL, title text,
+    changed_version bigint NOT NULL, tokens tsvector NOT NULL, json jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS collections_department ON {s}.collections (department, layer);
+CREATE INDEX IF NOT EXISTS collections_changed ON {s}.collections (changed_version);
+CREATE INDEX IF NOT EXISTS collections_tokens ON {s}.collections USING gin (tokens);
+CREATE TABLE IF NOT EXISTS {s}.items (
+    id text COLLATE "C" PRIMARY KEY, collection text COLLATE "C" NOT NULL,
+    department text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
+    classification text COLLATE "C" NOT NULL, version text COLLATE "C" NOT NULL,
+    valid_from double precision NOT NULL, valid_to double precision,
+    minx double precision, miny double precision, maxx double precision,
+    maxy double precision,
+    bbox geometry(Polygon, 4490)
+        GENERATED ALWAYS AS (ST_MakeEnvelope(minx, miny, maxx, maxy, 4490)) STORED,
+    footprint geometry(Geometry, 4490),
+    tokens tsvector NOT NULL, source_checksum text COLLATE "C",
+    changed_version bigint NOT NULL, json jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_collection ON {s}.items (collection, valid_from);
+CREATE INDEX IF NOT EXISTS items_department ON {s}.items (department);
+CREATE INDEX IF NOT EXISTS items_valid ON {s}.items (valid_from, valid_to);
+CREATE INDEX IF NOT EXISTS items_changed ON {s}.items (changed_version);
+CREATE INDEX IF NOT EXISTS items_checksum ON {s}.items (collection, source_checksum);
+CREATE INDEX IF NOT EXISTS items_bbox ON {s}.items USING gist (bbox);
+CREATE INDEX IF NOT EXISTS items_tokens ON {s}.items USING gin (tokens);
+"""
+
+_ITEM_COLUMNS = (
+    "id, collection, department, kind, classification, version, valid_from, valid_to, "
+    "minx, miny, maxx, maxy, footprint, tokens, source_checksum, changed_version, json"
+)
+
+
+def _key(purpose: str, schema: str) -> int:
+    """A stable signed 64-bit advisory-lock key for one schema's lock."""
+    digest = hashlib.blake2b(f"shikong:{purpose}:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def tsvector_text(tokens: str) -> str:
+    """``textsearch.index_text`` tokens as a tsvector literal that keeps their positions
+    (so a phrase of bigrams matches only consecutive tokens, as in FTS5)."""
+    out = []
+    for position, token in enumerate(tokens.split(), 1):
+        token = token.encode()[:_MAX_LEXEME_BYTES].decode(errors="ignore")
+        token = token.replace("\\", "\\\\").replace("'", "''")
+        out.append(f"'{token}':{min(position, _MAX_POSITION)}")
+    return " ".join(out)
+
+
+def tsquery_text(term: str) -> str:
+    """One ``textsearch.match_terms`` clause (``"a b"`` phrase, ``"x"*`` prefix) as a
+    tsquery: the phrase's tokens follow each other (``<->``), a prefix is ``:*``."""
+    prefix = term.endswith("*")
+    tokens = term.removesuffix("*").strip('"').split()
+    parts = ["'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in tokens]
+    if prefix and parts:
+        parts[-1] += ":*"
+    return " <-> ".join(parts)
+
+
+def _ewkb(geometries: Sequence[BaseGeometry | None]) -> list[str | None]:
+    """Hex EWKB with the catalog's SRID (what COPY hands PostGIS), None kept."""
+    array = shapely.set_srid(list(geometries), SRID)
+    return [
+        None if g is None else str(g) for g in shapely.to_wkb(array, hex=True, include_srid=True)
+    ]
+
+
+class _Connections:
+    """One autocommit connection per thread: a commit's transaction on one connection is
+    never seen half-done by readers in other threads."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._guard = threading.Lock()
+
+    def open(self) -> psycopg.Connection[Any]:
+        db = psycopg.connect(self._dsn, autocommit=True)
+        set_json_loads(orjson.loads, db)
+        return db
+
+    def get(self) -> psycopg.Connection[Any]:
+        db = getattr(self._local, "db", None)
+        if db is None or db.closed:
+            db = self.open()
+            self._local.db = db
+            with self._guard:
+                self._all.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._guard:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+
+
+class PostgresCatalogStore(CatalogStore):
+    """The catalog in schema ``schema`` of a PostgreSQL database with PostGIS; the STAC
+    mirror and the assets under ``paths`` (see the module docstring)."""
+
+    def __init__(self, dsn: str, paths: DataDir, schema: str = "shikong") -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema name {schema!r}: lower-case letters, digits and _")
+        self.dsn = dsn
+        self.paths = paths
+        self.schema = schema
+        self._connections = _Connections(dsn)
+        self._lock = threading.RLock()
+        self._writing = 0
+        self._lock_db: psycopg.Connection[Any] | None = None
+        self._write_key = _key("writer", schema)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        self._create_schema()
+
+    def __repr__(self) -> str:
+        where = conninfo_to_dict(self.dsn)
+        shown = " ".join(f"{k}={where[k]}" for k in ("host", "port", "dbname") if k in where)
+        return f"PostgresCatalogStore({shown!r}, schema={self.schema!r})"
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{s}", self.schema)
+
+    def _create_schema(self) -> None:
+        """Tables and indexes if absent; processes opening a new database take turns."""
+        db = self._db()
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_key("schema", self.schema),))
+            db.execute(self._sql(_DDL))
+
+    def _db(self) -> psycopg.Connection[Any]:
+        return self._connections.get()
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db().execute(self._sql(sql), args).fetchall()
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        return self._db().execute(self._sql(sql), args).fetchone()
+
+    # -- reading -----------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM {s}.meta WHERE key=%s", (key,))
+        return row[0] if row else None
+
+    def version(self) -> int:
+        return int(self._meta("version") or 0)
+
+    def exported_version(self) -> int:
+        return int(self._meta("exported_version") or 0)
+
+    def collection(self, collection_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT json FROM {s}.collections WHERE id=%s", (collection_id,))
+        return row[0] if row else None
+
+    def collections(
+        self, department: str | None = None, changed_since: int | None = None
+    ) -> list[dict[str, Any]]:
+        sql, args = "SELECT json FROM {s}.collections WHERE true", []
+        if department is not None:
+            sql, args = sql + " AND department=%s", [*args, department]
+        if changed_since is not None:
+            sql, args = sql + " AND changed_version>%s", [*args, changed_since]
+        return [r[0] for r in self._rows(sql + " ORDER BY id", args)]
+
+    def collections_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows = self._rows("SELECT id, json FROM {s}.collections WHERE id = ANY(%s)", (list(ids),))
+        return dict(rows)
+
+    def departments(self) -> list[str]:
+        rows = self._rows("SELECT DISTINCT department FROM {s}.collections ORDER BY department")
+        return [r[0] for r in rows]
+
+    def layer_names(self, department: str) -> list[str]:
+        sql = "SELECT layer FROM {s}.collections WHERE department=%s ORDER BY layer"
+        return [r[0] for r in self._rows(sql, (department,))]
+
+    def changed_departments(self, version: int) -> list[str]:
+        sql = (
+            "SELECT DISTINCT department FROM {s}.collections WHERE changed_version>%s "
+            "ORDER BY department"
+        )
+        return [r[0] for r in self._rows(sql, (version,))]
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT json FROM {s}.items WHERE id=%s", (item_id,))
+        return row[0] if row else None
+
+    def items_of(self, collection_id: str) -> list[dict[str, Any]]:
+        sql = "SELECT json FROM {s}.items WHERE collection=%s ORDER BY valid_from, id"
+        return [r[0] for r in self._rows(sql, (collection_id,))]
+
+    def item_at(self, collection_id: str, when: datetime) -> dict[str, Any] | None:
+        t = when.timestamp()
+        row = self._one(
+            "SELECT json FROM {s}.items WHERE collection=%s AND valid_from<=%s "
+            "AND (valid_to IS NULL OR valid_to>%s) ORDER BY valid_from DESC, id DESC LIMIT 1",
+            (collection_id, t, t),
+        )
+        return row[0] if row else None
+
+    def find_checksum(self, collection_id: str, checksum: str) -> dict[str, Any] | None:
+        row = self._one(
+            "SELECT json FROM {s}.items WHERE collection=%s AND source_checksum=%s "
+            "ORDER BY valid_from, id LIMIT 1",
+            (collection_id, checksum),
+        )
+        return row[0] if row else None
+
+    def items_changed_since(self, version: int) -> Iterator[tuple[str, str, str, bytes]]:
+        """In pages by id: no cursor stays open while the caller writes files."""
+        after = ""
+        while True:
+            rows = self._rows(
+                "SELECT i.department, c.layer, i.id, i.json::text FROM {s}.items i "
+                "JOIN {s}.collections c ON c.id = i.collection "
+                "WHERE i.changed_version>%s AND i.id>%s ORDER BY i.id LIMIT %s",
+                (version, after, _EXPORT_CHUNK),
+            )
+            yield from ((d, layer, i, text.encode()) for d, layer, i, text in rows)
+            if len(rows) < _EXPORT_CHUNK:
+                return
+            after = rows[-1][2]
+
+    def search(self, query: Query) -> tuple[list[dict[str, Any]], int]:
+        """Items matching a query, and how many matched in all (as ``CatalogIndex.search``:
+        bbox overlap on the stored bbox, intersects on the footprint or else the bbox,
+        validity overlap, every text term in the item's or its layer's tokens)."""
+        where, args = self._where(query)
+        order = [
+            f"{SORTABLE[f]} {'ASC NULLS FIRST' if asc else 'DESC NULLS LAST'}"
+            for f, asc in query.sortby
+            if f in SORTABLE
+        ] or ["i.collection ASC", "i.valid_from ASC"]
+        order.append("i.id ASC")
+        by = ", ".join(order)
+        rows = self._rows(
+            "SELECT p.total, j.json FROM (SELECT i.id, count(*) OVER () AS total, "
+            f"row_number() OVER (ORDER BY {by}) AS n FROM {{s}}.items i WHERE {where} "
+            f"ORDER BY {by} LIMIT %s OFFSET %s) p JOIN {{s}}.items j ON j.id = p.id ORDER BY p.n",
+            [*args, query.limit, query.offset],
+        )
+        if rows:
+            return [r[1] for r in rows], rows[0][0]
+        if query.offset == 0:
+            return [], 0
+        counted = self._one(f"SELECT count(*) FROM {{s}}.items i WHERE {where}", args)
+        return [], counted[0] if counted else 0
+
+    def _where(self, query: Query) -> tuple[str, list[Any]]:
+        where, args = ["true"], []
+        box = query.bbox
+        if query.intersects is not None:
+            box = shapely.bounds(query.intersects).tolist()
+        if box is not None:  # the index finds candidates; the doubles decide
+            where.append(
+                f"i.bbox && ST_MakeEnvelope(%s, %s, %s, %s, {SRID}) "
+                "AND i.maxx >= %s AND i.minx <= %s AND i.maxy >= %s AND i.miny <= %s"
+            )
+            args += [box[0], box[1], box[2], box[3], box[0], box[2], box[1], box[3]]
+        if query.intersects is not None:
+            where.append("ST_Intersects(%s::geometry, COALESCE(i.footprint, i.bbox))")
+            args.append(_ewkb([query.intersects])[0])
+        if query.start is not None:
+            where.append("(i.valid_to IS NULL OR i.valid_to > %s)")
+            args.append(query.start)
+        if query.end is not None:
+            where.append("i.valid_from <= %s")
+            args.append(query.end)
+        for column, values in (
+            ("collection", query.collections),
+            ("id", query.ids),
+            ("department", query.departments),
+            ("kind", query.kinds),
+            ("classification", query.classifications),
+        ):
+            if values is not None:
+                where.append(f"i.{column} = ANY(%s)")
+                args.append(list(values))
+        if query.current_only:
+            where.append("i.valid_to IS NULL")
+        for term in match_terms(query.text or ""):  # an item or its layer has each term
+            where.append(
+                "(i.tokens @@ %s::tsquery OR i.collection IN "
+                "(SELECT c.id FROM {s}.collections c WHERE c.tokens @@ %s::tsquery))"
+            )
+            args += [tsquery_text(term)] * 2
+        return " AND ".join(where), args
+
+    def close(self) -> None:
+        self._connections.close()
+        if self._lock_db is not None and self._writing == 0:
+            self._lock_db.close()
+            self._lock_db = None
+
+    # -- writing -----------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        """Wait for the advisory lock on a connection of its own (a session lock: it is
+        let go when this process or its connection dies)."""
+        if self._lock_db is None or self._lock_db.closed:
+            self._lock_db = psycopg.connect(self.dsn, autocommit=True)
+        self._lock_db.execute("SELECT pg_advisory_lock(%s)", (self._write_key,))
+
+    def _let_go(self) -> None:
+        db = self._lock_db
+        if db is None:
+            return
+        try:
+            db.execute("SELECT pg_advisory_unlock(%s)", (self._write_key,))
+        except psycopg.Error:  # the connection is gone, and the lock with it
+            db.close()
+            self._lock_db = None
+
+    @contextlib.contextmanager
+    def writing(self, export: bool = True) -> Iterator[None]:
+        with self._lock:
+            outer = self._writing == 0
+            if outer:
+                self._take_lock()
+            self._writing += 1
+            try:
+                yield
+            finally:
+                try:
+                    if outer:
+                        fault("before-export")
+                        if export:
+                            self._export_held()
+                finally:
+                    self._writing -= 1
+                    if outer:
+                        self._let_go()
+
+    def commit(self, batches: Sequence[LayerBatch], export: bool = True) -> int:
+        layers = merge_batches(batches)
+        with collector_paused(), self.writing(export=export):
+            db = self._db()
+            with db.transaction():
+                version = self._bump_version(db)
+                ids = [b.target.collection_id for b in layers]
+                known = self.collections_by_id(ids)  # read in the transaction, before writes
+                existing = {cid: self.items_of(cid) for cid in known}
+                rows: list[ItemRow] = []
+                docs: list[tuple[dict[str, Any], str]] = []
+                for batch in layers:
+                    cid = batch.target.collection_id
+                    collection, changed = relink_layer(
+                        batch, known.get(cid, {}), existing.get(cid, [])
+                    )
+                    rows += [_row(i) for i in changed]
+                    docs.append((collection, _collection_text(collection)))
+                self._put_items(db, rows, version)
+                self._put_collections(db, docs, version)
+        return version
+
+    def _bump_version(self, db: psycopg.Connection[Any]) -> int:
+        row = db.execute(
+            self._sql(
+                "INSERT INTO {s}.meta VALUES ('version', '1') ON CONFLICT (key) DO UPDATE "
+                "SET value = (meta.value::bigint + 1)::text RETURNING value"
+            )
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _set_meta(self, db: psycopg.Connection[Any], key: str, value: object) -> None:
+        db.execute(
+            self._sql(
+                "INSERT INTO {s}.meta VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            (key, str(value)),
+        )
+
+    def _put_items(self, db: psycopg.Connection[Any], rows: list[ItemRow], version: int) -> None:
+        """Replace rows of the same ids, then COPY the new rows in."""
+        if not rows:
+            return
+        db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), ([r.id for r in rows],))
+        footprints = _ewkb(
+            [shapely.from_geojson(r.footprint) if r.footprint else None for r in rows]
+        )
+        with db.cursor().copy(self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) FROM STDIN")) as copy:
+            for r, footprint in zip(rows, footprints, strict=True):
+                box = r.bbox if r.bbox and len(r.bbox) >= 4 else (None, None, None, None)
+                copy.write_row(
+                    (
+                        r.id,
+                        r.collection,
+                        r.department,
+                        r.kind,
+                        r.classification,
+                        r.version,
+                        r.valid_from,
+                        r.valid_to,
+                        *box[:4],
+                        footprint,
+                        tsvector_text(r.text),
+                        r.source_checksum,
+                        version,
+                        r.json.decode(),
+                    )
+                )
+
+    def _put_collections(
+        self, db: psycopg.Connection[Any], docs: list[tuple[dict[str, Any], str]], version: int
+    ) -> None:
+        values = []
+        for c, tokens in docs:
+            shikong = ShikongExtension.ext(c)
+            values.append(
+                (
+                    c["id"],
+                    shikong.department,
+                    shikong.layer,
+                    shikong.kind,
+                    shikong.classification,
+                    c.get("title"),
+                    version,
+                    tsvector_text(tokens),
+                    orjson.dumps(c).decode(),
+                )
+            )
+        with db.cursor() as cur:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO {s}.collections VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                    "%s::tsvector, %s::jsonb) ON CONFLICT (id) DO UPDATE SET "
+                    "department=EXCLUDED.department, layer=EXCLUDED.layer, "
+                    "kind=EXCLUDED.kind, classification=EXCLUDED.classification, "
+                    "title=EXCLUDED.title, changed_version=EXCLUDED.changed_version, "
+                    "tokens=EXCLUDED.tokens, json=EXCLUDED.json"
+                ),
+                values,
+            )
+
+    def export(self) -> None:
+        """Write the STAC mirror (under the writer lock, like any write)."""
+        with self.writing(export=False):
+            self._export_held()
+
+    def _export_held(self) -> None:
+        done = self.exported_version()
+        current = self.version()
+        if current <= done:
+            return
+        write_mirror(self, done, current)
+        db = self._db()
+        with db.transaction():
+            self._set_meta(db, "exported_version", current)
