@@ -90,6 +90,11 @@ class DataDir:
         return self.root / "access" / "keys.sqlite"
 
     @property
+    def sessions(self) -> Path:
+        """Browser sessions of signed-in callers (digests of their ids only)."""
+        return self.root / "access" / "sessions.sqlite"
+
+    @property
     def audit_log(self) -> Path:
         """The chained audit log; its head record sits beside it."""
         return self.root / "audit" / "audit.jsonl"

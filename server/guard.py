@@ -27,12 +27,17 @@ from shikong.catalog.policy import Caller, Limits
 from .audit import AuditLog
 from .identity import Authenticator, AuthError
 from .problems import problem_body
+from .workbench.session import UNSAFE_METHODS
 
 COLLECTION_PATH = re.compile(r"^/(?:stac/)?collections/([^/]+)(?:/items/([^/]+))?")
 AUDITED_CLASSES = ("shared", "restricted")
 REFUSALS = (401, 403, 413, 429)
 LOGGED_BODIES = re.compile(r"^/(?:stac/search|processes/[^/]+/execution)$")
 MAX_LOGGED_BODY = 4096  # bytes; a larger body is logged by its size (and digest)
+CSRF_REFUSAL = (
+    "a request signed in by the session cookie must carry the page's CSRF token "
+    "(X-CSRF-Token header or csrf_token form field); cross-site requests are refused"
+)
 
 
 @dataclass
@@ -131,7 +136,7 @@ class Guard:
         path = scope["path"]
         client = (scope.get("client") or ("?", 0))[0]
         try:
-            caller = self.auth.caller(headers)
+            caller, session = self.auth.identify(headers)
         except AuthError as exc:
             ctx = RequestContext(Caller(), denied=True, note=str(exc))
             await self._refuse(scope, send, ctx, _unauthorized(str(exc)))
@@ -178,6 +183,11 @@ class Guard:
                 )
                 return
             receive = _replay(body, receive)
+        unsafe = session is not None and scope["method"] in UNSAFE_METHODS
+        if unsafe and not session.csrf_ok(headers, body):  # cookie writes carry the token
+            ctx.denied, ctx.note = True, "CSRF token missing or wrong"
+            await self._refuse(scope, send, ctx, _json(403, "Forbidden", CSRF_REFUSAL))
+            return
         scope.setdefault("state", {})["shikong"] = ctx
         status, sent = 500, 0
 

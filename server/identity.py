@@ -32,12 +32,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from shikong.catalog.departments import departments
 from shikong.catalog.policy import RIGHTS, ROLES, Caller
 from shikong.catalog.storage import DataDir
+
+if TYPE_CHECKING:
+    from .workbench.session import Session
 
 KEY_HEADER = "x-api-key"
 USER_NAME = re.compile(r"[\w.-]+")
@@ -142,6 +145,12 @@ class KeyStore:
             self._by_digest = {r[0]: KeyRecord(*r[1:]) for r in rows}
             self._stamp = stamp
 
+    def revoked(self, key_id: str) -> bool:
+        """Whether a key was revoked (or deleted): sessions it opened end with it."""
+        self._reload_if_changed()
+        found = [r for r in self._by_digest.values() if r.key_id == key_id]
+        return not found or found[0].revoked is not None
+
     def lookup(self, key: str) -> Caller:
         self._reload_if_changed()
         record = self._by_digest.get(_digest(key))
@@ -240,8 +249,26 @@ class Authenticator:
     """Turns request headers into a Caller (anonymous when none is given)."""
 
     def __init__(self, keys: KeyStore, jwt_settings: JwtSettings | None = None) -> None:
+        from .workbench.session import SessionStore
+
         self.keys = keys
         self.jwt = JwtVerifier(jwt_settings) if jwt_settings else None
+        self.sessions = SessionStore(keys.path.parent.parent)  # <data>/access/keys.sqlite
+
+    def identify(self, headers: dict[str, str]) -> tuple[Caller, Session | None]:
+        """The caller, and its browser session when the session cookie is the credential
+        (then, and only then, unsafe methods need the session's CSRF token). A header
+        credential wins over the cookie; an unknown or expired cookie is the public."""
+        if KEY_HEADER in headers or "authorization" in headers or "cookie" not in headers:
+            return self.caller(headers), None
+        session = self.sessions.from_headers(headers)
+        if session is None:
+            return Caller(), None
+        key_id = session.caller.key_id
+        if key_id is not None and self.keys.revoked(key_id):
+            self.sessions.end_for_key(key_id)  # signed out: the sign-in page still opens
+            return Caller(), None
+        return session.caller, session
 
     def caller(self, headers: dict[str, str]) -> Caller:
         key = headers.get(KEY_HEADER)
