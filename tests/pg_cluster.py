@@ -3,9 +3,9 @@
 ``pg_cluster`` (session) runs ``initdb`` in a temporary folder and starts the server on a
 free loopback port, as the ``postgres`` user when the tests run as root (PostgreSQL
 refuses to run as root); ``pg_database`` (per test) is a fresh database copied from a
-template that already has PostGIS, dropped afterwards. Without the
-PostgreSQL 15 binaries the fixtures skip, unless ``SHIKONG_REQUIRE_SERVICES`` is set
-(then they fail), as ``mosquitto`` does in conftest.py.
+template that already has PostGIS and an ICU ``en-US`` collation, dropped afterwards.
+Without the PostgreSQL 15 binaries the fixtures skip, unless ``SHIKONG_REQUIRE_SERVICES``
+is set (then they fail), as ``mosquitto`` does in conftest.py.
 
 Use: ``from pg_cluster import pg_cluster, pg_database  # noqa: F401`` in a test module.
 """
@@ -103,7 +103,13 @@ def pg_cluster() -> Iterator[Cluster]:
         pytest.fail(f"PostgreSQL did not start: {started.stderr.decode()} {text}")
     cluster = Cluster("127.0.0.1", port)
     try:
-        _sql(cluster.dsn(), f"CREATE DATABASE {TEMPLATE}")
+        # a language collation, as production databases have: text does not sort by code
+        # point unless the code asks for it (COLLATE "C"), and tests notice when it does not
+        _sql(
+            cluster.dsn(),
+            f"CREATE DATABASE {TEMPLATE} TEMPLATE template0 ENCODING 'UTF8' "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+        )
         _sql(cluster.dsn(TEMPLATE), *(f"CREATE EXTENSION {e}" for e in EXTENSIONS))
         yield cluster
     finally:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import version_item
 from pg_cluster import pg_cluster, pg_database  # noqa: F401  (fixtures of the postgres store)
+from shapely.geometry import Point, Polygon
 from shikong.catalog import IngestRequest
 from shikong.catalog.extension import Field
 from shikong.catalog.postgres_store import PostgresCatalogStore
@@ -243,3 +244,94 @@ def test_writing_is_reentrant_in_a_process(open_store):
     with store.writing():  # taken again after the nested holds let go
         pass
     assert store.version() == 1
+
+
+def _titled(layer: str, titles: list[str], dept: str = "wat", x0: float = 113.0):
+    """Versions of a layer whose items carry these titles (a year apart from 2020)."""
+    starts = [datetime(2020 + k, 1, 1, tzinfo=UTC) for k in range(len(titles))]
+    target, items = versions(layer, starts, dept=dept, x0=x0)
+    for item, title in zip(items, titles, strict=True):
+        item["properties"]["title"] = title
+    return target, items
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("土地利用", ["wat-parcels-v1"]),  # v2 has 土地 and 利用 as two words, not 地利
+        ("地利", ["wat-parcels-v1"]),
+        ("利用", ["wat-parcels-v1", "wat-parcels-v2", "wat-parcels-v4"]),
+        ("土", ["wat-parcels-v1", "wat-parcels-v2"]),  # one character: a bigram's first
+        ("用", ["wat-parcels-v1", "wat-parcels-v2"]),  # v4's only bigram is 利用
+        ("利用 现状", ["wat-parcels-v1"]),  # every term
+        ("lan", ["wat-parcels-v3"]),  # a Latin word by prefix, any case
+        ("LAND Use", ["wat-parcels-v3"]),
+        ("survey 土地", []),
+        ("规划局", ["nrp-roads-v1"]),  # in nrp's name (自然资源和规划局): the layer's text
+        ("规划", ["nrp-roads-v1", "wat-parcels-v2"]),  # the layer's text, or the item's
+        ("水利局", [f"wat-parcels-v{k}" for k in (1, 2, 3, 4)]),
+    ],
+)
+def test_text_search_finds_chinese_runs_as_bigram_phrases(open_store, text, expected):
+    store = open_store()
+    titles = ["土地利用现状", "土地 利用规划", "Land Use survey", "利用"]
+    parcels, items = _titled("parcels", titles)
+    roads, road_items = versions("roads", [JAN], x0=120.0)
+    store.commit([LayerBatch(parcels, "vector", items), LayerBatch(roads, "vector", road_items)])
+    hits, matched = store.search(Query(text=text))
+    assert [i["id"] for i in hits] == expected and matched == len(expected)
+
+
+def test_intersects_takes_the_footprint_and_bbox_edges_count(open_store):
+    store = open_store()
+    target, items = versions("zones", [JAN], x0=120.0)  # the box 120-120.5, 33-33.5
+    triangle, tri_items = versions("triangle", [JAN])
+    tri_items[0]["geometry"] = {
+        "type": "Polygon",
+        "coordinates": [[[113.0, 33.0], [114.0, 33.0], [113.0, 34.0], [113.0, 33.0]]],
+    }
+    tri_items[0]["bbox"] = [113.0, 33.0, 114.0, 34.0]
+    store.commit([LayerBatch(target, "vector", items), LayerBatch(triangle, "vector", tri_items)])
+
+    def ids(**kwargs) -> list[str]:
+        return [i["id"] for i in store.search(Query(**kwargs))[0]]
+
+    corner = Point(113.9, 33.9)  # inside the triangle's bbox, outside the triangle
+    assert ids(bbox=(113.85, 33.85, 113.95, 33.95)) == ["nrp-triangle-v1"]
+    assert ids(intersects=corner) == []
+    assert ids(intersects=Point(113.2, 33.2)) == ["nrp-triangle-v1"]
+    assert ids(intersects=Point(120.2, 33.2)) == ["nrp-zones-v1"]  # its geometry is its box
+    assert ids(bbox=(114.0, 33.9, 114.5, 34.5)) == ["nrp-triangle-v1"]  # touching the edge
+    assert ids(bbox=(114.000001, 33.9, 114.5, 34.5)) == []
+    across = Polygon([(112, 33.05), (121, 33.05), (121, 33.1), (112, 33.1)])
+    assert ids(intersects=across) == ["nrp-triangle-v1", "nrp-zones-v1"]
+    beside = Polygon([(113.8, 33.8), (114.5, 33.8), (114.5, 34.5)])  # x + y > 147 throughout
+    assert ids(intersects=beside) == []
+
+
+def test_sortby_time_filters_and_paging(open_store):
+    store = open_store()
+    target, items = versions("roads", [JAN, JUL, NEXT_JAN])
+    for item, name in zip(items, ["nrp-roads-a", "nrp-roads-Z", "nrp-roads-_"], strict=True):
+        item["id"] = name  # code-point order: Z (5A) < _ (5F) < a (61)
+    store.commit([LayerBatch(target, "vector", items)])
+
+    def ids(**kwargs) -> list[str]:
+        return [i["id"] for i in store.search(Query(**kwargs))[0]]
+
+    assert ids() == ["nrp-roads-a", "nrp-roads-Z", "nrp-roads-_"]  # layer, then validity
+    assert ids(sortby=[("id", True)]) == ["nrp-roads-Z", "nrp-roads-_", "nrp-roads-a"]
+    assert ids(sortby=[("id", False)]) == ["nrp-roads-a", "nrp-roads-_", "nrp-roads-Z"]
+    # the current version has no end: first ascending, last descending
+    assert ids(sortby=[("end_datetime", True)]) == ["nrp-roads-_", "nrp-roads-a", "nrp-roads-Z"]
+    assert ids(sortby=[("end_datetime", False)]) == ["nrp-roads-Z", "nrp-roads-a", "nrp-roads-_"]
+    assert ids(sortby=[("no-such-field", False)]) == ids()
+    # validity is [from, to): an interval from JUL misses the version that ended then
+    assert ids(start=JUL.timestamp()) == ["nrp-roads-Z", "nrp-roads-_"]
+    assert ids(end=JUL.timestamp()) == ["nrp-roads-a", "nrp-roads-Z"]
+    hits, matched = store.search(Query(limit=2, offset=2))
+    assert [i["id"] for i in hits] == ["nrp-roads-_"] and matched == 3
+    assert store.search(Query(limit=5, offset=7)) == ([], 3)  # past the end: still counted
+    assert store.search(Query(ids=["nrp-roads-a"], kinds=["raster"])) == ([], 0)
+    hits, matched = store.search(Query(collections=["nrp-roads"], classifications=["shared"]))
+    assert matched == 3
