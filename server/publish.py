@@ -15,6 +15,7 @@ import math
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,6 +31,9 @@ from . import pygeoapi_fixes
 from .i18n import locale_dir
 from .processes import bind_process, process_allowed, process_resources
 from .tiles.links import tile_links
+from .workbench.basemap import basemap_config
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 LOGGER = logging.getLogger(__name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -59,10 +63,8 @@ def base_config(url: str, max_items: int = 1000) -> dict[str, Any]:
             "languages": ["en", "zh"],  # bare zh: babel's zh-CN breaks pygeoapi negotiation
             # over the maximum: a server-limited page with a next link (Features /req/core/limit)
             "limits": {"default_items": 10, "max_items": max_items, "on_exceed": "throttle"},
-            "map": {
-                "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                "attribution": "&copy; OpenStreetMap contributors",
-            },
+            "map": basemap_config(),  # SHIKONG_BASEMAP: none, platform or a tile URL
+            "templates": {"path": str(TEMPLATES)},  # ours over pygeoapi's: nothing from a CDN
             "pretty_print": False,
             "locale_dir": locale_dir(),
         },
