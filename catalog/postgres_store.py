@@ -16,6 +16,7 @@ The STAC mirror and the assets stay in a local data directory (``paths``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import threading
@@ -29,16 +30,16 @@ import shapely
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import set_json_loads
 from shapely.geometry.base import BaseGeometry
+from shikong.spatial.temporal import parse_instant
 
-from .extension import ShikongExtension
+from .departments import departments
+from .extension import Field, ShikongExtension
 from .faults import fault
-from .index import SORTABLE, ItemRow
 from .mirror import write_mirror
 from .relink import relink_layer
-from .sqlite_store import _collection_text, _row  # the same rows and tokens as SQLite's
 from .storage import DataDir, collector_paused
 from .store import CatalogStore, LayerBatch, Query, merge_batches
-from .textsearch import match_terms
+from .textsearch import index_text, match_terms
 
 SRID = 4490  # CGCS2000 geographic: every bbox and footprint of the catalog
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -88,6 +89,17 @@ _ITEM_COLUMNS = (
     "minx, miny, maxx, maxy, footprint, tokens, source_checksum, changed_version, json"
 )
 
+# sortby fields of STAC search, as CatalogIndex sorts them (unknown fields are ignored)
+SORTABLE = {
+    "id": "i.id",
+    "collection": "i.collection",
+    "datetime": "i.valid_from",
+    "start_datetime": "i.valid_from",
+    "end_datetime": "i.valid_to",
+    "version": "i.version",
+    Field.DEPARTMENT: "i.department",
+}
+
 
 def _key(purpose: str, schema: str) -> int:
     """A stable signed 64-bit advisory-lock key for one schema's lock."""
@@ -123,6 +135,43 @@ def _ewkb(geometries: Sequence[BaseGeometry | None]) -> list[str | None]:
     return [
         None if g is None else str(g) for g in shapely.to_wkb(array, hex=True, include_srid=True)
     ]
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _epoch(when: str) -> float:
+    """Seconds since 1970 of an RFC 3339 time (a version's end is the next one's start,
+    so a bulk commit reads most times twice)."""
+    return parse_instant(when).timestamp()
+
+
+def _bounds(bbox: Sequence[float] | None) -> tuple[float | None, ...]:
+    """minx, miny, maxx, maxy of a STAC bbox (2D or 3D), or four NULLs."""
+    if bbox and len(bbox) == 6:
+        return (bbox[0], bbox[1], bbox[3], bbox[4])
+    if bbox and len(bbox) == 4:
+        return tuple(bbox)
+    return (None, None, None, None)
+
+
+def item_text(item: dict[str, Any]) -> str:
+    """An item's search tokens: its id and title (as the SQLite index has them)."""
+    return index_text(f"{item['id']} {item['properties'].get('title') or ''}")
+
+
+def collection_text(collection: dict[str, Any]) -> str:
+    """A layer's search tokens (its items are found by them too): titles, description,
+    keywords and its department's code and name, as the SQLite index has them."""
+    shikong = ShikongExtension.ext(collection)
+    dept = shikong.department
+    parts = (
+        collection.get("title"),
+        shikong.title_en,
+        collection.get("description"),
+        " ".join(collection.get("keywords", [])),
+        dept,
+        departments()[dept]["name"],
+    )
+    return index_text(" ".join(str(p) for p in parts if p))
 
 
 class _Connections:
@@ -400,15 +449,15 @@ class PostgresCatalogStore(CatalogStore):
                 ids = [b.target.collection_id for b in layers]
                 known = self.collections_by_id(ids)  # read in the transaction, before writes
                 existing = {cid: self.items_of(cid) for cid in known}
-                rows: list[ItemRow] = []
+                rows: list[dict[str, Any]] = []
                 docs: list[tuple[dict[str, Any], str]] = []
                 for batch in layers:
                     cid = batch.target.collection_id
                     collection, changed = relink_layer(
                         batch, known.get(cid, {}), existing.get(cid, [])
                     )
-                    rows += [_row(i) for i in changed]
-                    docs.append((collection, _collection_text(collection)))
+                    rows += changed
+                    docs.append((collection, collection_text(collection)))
                 self._put_items(db, rows, version)
                 self._put_collections(db, docs, version)
         return version
@@ -432,33 +481,40 @@ class PostgresCatalogStore(CatalogStore):
             (key, str(value)),
         )
 
-    def _put_items(self, db: psycopg.Connection[Any], rows: list[ItemRow], version: int) -> None:
-        """Replace rows of the same ids, then COPY the new rows in."""
-        if not rows:
+    def _put_items(
+        self, db: psycopg.Connection[Any], items: list[dict[str, Any]], version: int
+    ) -> None:
+        """Replace rows of the same ids, then COPY the items in. The footprint is the
+        item's geometry (SQLite leaves out one that is just its bbox: the same shape)."""
+        if not items:
             return
-        db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), ([r.id for r in rows],))
-        footprints = _ewkb(
-            [shapely.from_geojson(r.footprint) if r.footprint else None for r in rows]
-        )
-        with db.cursor().copy(self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) FROM STDIN")) as copy:
-            for r, footprint in zip(rows, footprints, strict=True):
-                box = r.bbox if r.bbox and len(r.bbox) >= 4 else (None, None, None, None)
+        ids = [i["id"] for i in items]
+        db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
+        shapes = [
+            shapely.from_geojson(orjson.dumps(i["geometry"])) if i.get("geometry") else None
+            for i in items
+        ]
+        sql = self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) FROM STDIN")
+        with db.cursor().copy(sql) as copy:
+            for item, footprint in zip(items, _ewkb(shapes), strict=True):
+                props = item["properties"]
+                to = props.get(Field.VALID_TO)
                 copy.write_row(
                     (
-                        r.id,
-                        r.collection,
-                        r.department,
-                        r.kind,
-                        r.classification,
-                        r.version,
-                        r.valid_from,
-                        r.valid_to,
-                        *box[:4],
+                        item["id"],
+                        item["collection"],
+                        props[Field.DEPARTMENT],
+                        props[Field.KIND],
+                        props[Field.CLASSIFICATION],
+                        props["version"],
+                        _epoch(props[Field.VALID_FROM]),
+                        _epoch(to) if to else None,
+                        *_bounds(item.get("bbox")),
                         footprint,
-                        tsvector_text(r.text),
-                        r.source_checksum,
+                        tsvector_text(item_text(item)),
+                        (props.get(Field.SOURCE) or {}).get("checksum"),
                         version,
-                        r.json.decode(),
+                        orjson.dumps(item).decode(),
                     )
                 )
 
