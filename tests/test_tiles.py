@@ -22,7 +22,15 @@ from shikong.server.app import create_app
 from shikong.server.identity import KeyStore
 from starlette.testclient import TestClient
 
-EXTENT, BUFFER, MIN_SIZE = 4096, 64, 8  # what docs-draft/tiles.md promises
+EXTENT, BUFFER = 4096, 64  # what docs-draft/tiles.md promises
+
+
+def min_size(z: int) -> int:
+    """Units under which lines and polygons leave a zoom: 1 px of a 256-px tile to z12,
+    of a 512-px tile from z13 (docs-draft/tiles.md)."""
+    return 16 if z <= 12 else 8
+
+
 R = 6378137.0
 HALF = math.pi * R
 
@@ -96,7 +104,7 @@ def truth(frame: gpd.GeoDataFrame, id_field: str, tms: str, z: int, y: int, x: i
     b = frame.geometry.bounds
     size = np.maximum(b.maxx - b.minx, b.maxy - b.miny) / unit
     point = frame.geometry.geom_type.str.contains("Point").to_numpy()
-    shown = point | (size.to_numpy() >= MIN_SIZE)
+    shown = point | (size.to_numpy() >= min_size(z))
     must = set(frame.loc[frame.intersects(inner).to_numpy() & shown, id_field])
     may = set(frame.loc[frame.intersects(grown).to_numpy(), id_field])
     return must, may, frame, (minx, miny, maxx, maxy)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import pyarrow as pa
 import shapely
@@ -28,28 +29,51 @@ _I64 = np.int64
 
 
 # -- varints --------------------------------------------------------------------------
+@numba.njit(nogil=True, cache=True)
+def _varint_lengths(v: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty(v.size, dtype=np.int64)
+    for i in range(v.size):
+        x = v[i]
+        n = 1
+        while x >= 128:
+            x >>= np.uint64(7)
+            n += 1
+        out[i] = n
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _varint_bytes(v: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    total = 0
+    for i in range(v.size):
+        x = v[i]
+        total += 1
+        while x >= 128:
+            x >>= np.uint64(7)
+            total += 1
+    out = np.empty(total, dtype=np.uint8)
+    j = 0
+    for i in range(v.size):
+        x = v[i]
+        while x >= 128:
+            out[j] = np.uint8((x & np.uint64(0x7F)) | np.uint64(0x80))
+            x >>= np.uint64(7)
+            j += 1
+        out[j] = np.uint8(x)
+        j += 1
+    return out
+
+
 def varint_lengths(values: np.ndarray) -> np.ndarray:
     """Bytes each unsigned value takes as a protobuf varint."""
-    v = values.astype(np.uint64, copy=False)
-    lengths = np.ones(v.shape, dtype=_I64)
-    for k in range(1, 10):
-        lengths += v >= np.uint64(1 << (7 * k))
-    return lengths
+    return _varint_lengths(np.ascontiguousarray(values, dtype=np.uint64).reshape(-1)).reshape(
+        np.shape(values)
+    )
 
 
 def varints(values: np.ndarray) -> bytes:
     """Unsigned values as consecutive protobuf varints."""
-    v = values.astype(np.uint64, copy=False)
-    lengths = varint_lengths(v)
-    starts = np.zeros(v.size, dtype=_I64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    out = np.empty(int(lengths.sum()), dtype=np.uint8)
-    for j in range(int(lengths.max()) if v.size else 0):
-        here = lengths > j
-        chunk = (v[here] >> np.uint64(7 * j)) & np.uint64(0x7F)
-        more = (lengths[here] - 1 > j).astype(np.uint64) << np.uint64(7)
-        out[starts[here] + j] = (chunk | more).astype(np.uint8)
-    return out.tobytes()
+    return _varint_bytes(np.ascontiguousarray(values, dtype=np.uint64).reshape(-1)).tobytes()
 
 
 def _varint(n: int) -> bytes:
@@ -74,13 +98,21 @@ def _message(number: int, payload: bytes) -> bytes:
     return _varint(_field(number, 2)) + _varint(len(payload)) + payload
 
 
+@numba.njit(nogil=True, cache=True)
+def _ranks(index: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty(index.size, dtype=np.int64)
+    k = 0
+    for i in range(index.size):
+        if i and index[i] != index[i - 1]:
+            k = 0
+        out[i] = k
+        k += 1
+    return out
+
+
 def _within(index: np.ndarray) -> np.ndarray:
     """Rank of each element within its run of equal (sorted) indices."""
-    if index.size == 0:
-        return index.astype(_I64)
-    starts = np.r_[0, np.flatnonzero(np.diff(index)) + 1]
-    counts = np.diff(np.r_[starts, index.size])
-    return np.arange(index.size, dtype=_I64) - np.repeat(starts, counts)
+    return _ranks(np.ascontiguousarray(index, dtype=_I64))
 
 
 # -- geometry ---------------------------------------------------------------------------
@@ -96,82 +128,119 @@ def _deltas(xy: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return d
 
 
-def _paths(
-    xy: np.ndarray, part: np.ndarray, part_feature: np.ndarray, closed: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """MoveTo/LineTo(/ClosePath) command integers of lines or rings, with their feature."""
-    n_parts = part_feature.size
-    n = np.bincount(part, minlength=n_parts).astype(_I64)
-    size = 2 * n + 2 + (1 if closed else 0)
-    start = np.zeros(n_parts, dtype=_I64)
-    np.cumsum(size[:-1], out=start[1:])
-    stream = np.empty(int(size.sum()), dtype=np.uint64)
-    stream[start] = (1 << 3) | MOVE_TO
-    stream[start + 3] = ((n - 1) << 3) | LINE_TO
-    if closed:
-        stream[start + 2 * n + 2] = (1 << 3) | CLOSE_PATH
-    k = _within(part)
-    pos = start[part] + np.where(k == 0, 1, 2 * k + 2)
-    d = zigzag(_deltas(xy, part_feature[part]))
-    stream[pos] = d[:, 0]
-    stream[pos + 1] = d[:, 1]
-    return stream, np.repeat(part_feature, size)
+@numba.njit(nogil=True, cache=True)
+def _path_stream(
+    xy: np.ndarray,
+    part: np.ndarray,
+    n_parts: int,
+    part_feature: np.ndarray,
+    exterior: np.ndarray,
+    closed: bool,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Command integers of lines (closed=False) or rings, one pass over the coordinates.
 
-
-def _dedupe(xy: np.ndarray, part: np.ndarray, drop_last: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Drop each part's closing point (rings) and points equal to their predecessor."""
-    keep = np.ones(part.size, dtype=bool)
-    if part.size == 0:
-        return xy, part
-    if drop_last:
-        keep[np.r_[part[1:] != part[:-1], True]] = False
-    same = np.r_[False, (xy[1:] == xy[:-1]).all(axis=1) & (part[1:] == part[:-1])]
-    keep &= ~same
-    return xy[keep], part[keep]
+    ``xy`` whole tile units grouped by ``part`` (sorted); rings lose their closing
+    point; a point equal to its predecessor is dropped; a line needs 2 points, a ring 3
+    and a non-zero area (shoelace), a hole needs its exterior; rings are oriented as
+    MVT wants (exterior positive area in tile coordinates, y down, holes negative).
+    The cursor starts at 0,0 for each feature and carries across its parts.
+    """
+    n = part.size
+    start = np.zeros(n_parts + 1, dtype=np.int64)
+    for i in range(n):
+        start[part[i] + 1] += 1
+    for p in range(n_parts):
+        start[p + 1] += start[p]
+    px = np.empty(n, dtype=np.int64)
+    py = np.empty(n, dtype=np.int64)
+    stream = np.empty(2 * n + 3 * n_parts, dtype=np.uint64)
+    owner = np.empty(2 * n + 3 * n_parts, dtype=np.int64)
+    at = 0
+    feature = -1
+    cx = 0
+    cy = 0
+    exterior_ok = False
+    for p in range(n_parts):
+        s, e = start[p], start[p + 1]
+        if closed and e > s:
+            e -= 1  # the closing point
+        m = 0
+        for i in range(s, e):
+            if i > s and xy[i, 0] == xy[i - 1, 0] and xy[i, 1] == xy[i - 1, 1]:
+                continue
+            px[m] = xy[i, 0]
+            py[m] = xy[i, 1]
+            m += 1
+        reverse = False
+        if closed:
+            area2 = 0
+            for k in range(m):
+                k1 = k + 1 if k + 1 < m else 0
+                area2 += px[k] * py[k1] - px[k1] * py[k]
+            good = m >= 3 and area2 != 0
+            if exterior[p]:
+                exterior_ok = good
+                reverse = area2 < 0
+            else:
+                good = good and exterior_ok
+                reverse = area2 > 0
+        else:
+            good = m >= 2
+        if not good:
+            continue
+        f = part_feature[p]
+        if f != feature:
+            feature = f
+            cx = 0
+            cy = 0
+        size = 2 * m + 2 + (1 if closed else 0)
+        for k in range(size):
+            owner[at + k] = f
+        stream[at] = (1 << 3) | MOVE_TO
+        w = at + 1
+        for k in range(m):
+            j = m - 1 - k if reverse else k
+            dx = px[j] - cx
+            dy = py[j] - cy
+            cx = px[j]
+            cy = py[j]
+            stream[w] = np.uint64((dx << 1) ^ (dx >> 63))
+            stream[w + 1] = np.uint64((dy << 1) ^ (dy >> 63))
+            w += 2
+            if k == 0:
+                stream[w] = ((m - 1) << 3) | LINE_TO
+                w += 1
+        if closed:
+            stream[w] = (1 << 3) | CLOSE_PATH
+        at += size
+    return stream[:at], owner[:at]
 
 
 def _lines(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     parts, owner = shapely.get_parts(geoms, return_index=True)
     coords, part = shapely.get_coordinates(parts, return_index=True)
-    xy, part = _dedupe(np.rint(coords).astype(_I64), part, drop_last=False)
-    counts = np.bincount(part, minlength=parts.size)
-    good = counts >= 2
-    renumber = np.cumsum(good) - 1
-    keep = good[part]
-    return _paths(xy[keep], renumber[part[keep]], feature[owner][good], closed=False)
+    xy = np.rint(coords).astype(_I64)
+    none = np.zeros(parts.size, dtype=np.bool_)
+    return _path_stream(xy, part.astype(_I64), parts.size, feature[owner], none, False)
 
 
 def _polygons(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    polys, owner = shapely.get_parts(geoms, return_index=True)
-    rings, ring_poly = shapely.get_rings(polys, return_index=True)
-    coords, ring = shapely.get_coordinates(rings, return_index=True)
-    xy, ring = _dedupe(np.rint(coords).astype(_I64), ring, drop_last=True)
-    n_rings = rings.size
-    counts = np.bincount(ring, minlength=n_rings)
-    # twice the signed area of each ring (shoelace, wrapping within the ring)
-    starts = np.zeros(n_rings, dtype=_I64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    nxt = np.arange(ring.size, dtype=_I64) + 1
-    last = np.r_[ring[1:] != ring[:-1], True] if ring.size else np.zeros(0, bool)
-    nxt[last] = starts[ring[last]]
-    x, y = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
-    area2 = np.bincount(ring, x * y[nxt] - x[nxt] * y, minlength=n_rings)
-    exterior = np.r_[True, ring_poly[1:] != ring_poly[:-1]] if n_rings else np.zeros(0, bool)
-    good = (counts >= 3) & (area2 != 0)
-    poly_ok = np.zeros(polys.size, dtype=bool)
-    poly_ok[ring_poly[exterior]] = good[exterior]
-    good &= poly_ok[ring_poly]
-    # orientation: exterior positive area in tile coordinates, holes negative
-    flip = good & np.where(exterior, area2 < 0, area2 > 0)
-    if flip.any():
-        k = _within(ring)
-        src = np.arange(ring.size, dtype=_I64)
-        flipped = flip[ring]
-        src[flipped] = (starts[ring] + counts[ring] - 1 - k)[flipped]
-        xy = xy[src]
-    keep = good[ring]
-    renumber = np.cumsum(good) - 1
-    return _paths(xy[keep], renumber[ring[keep]], feature[owner][ring_poly][good], closed=True)
+    # ragged arrays straight from GEOS: no Python object per polygon part or ring
+    _, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
+    if len(offsets) == 2:  # all single polygons
+        ring_off, poly_off = offsets
+        geom_off = np.arange(geoms.size + 1, dtype=_I64)
+    else:
+        ring_off, poly_off, geom_off = offsets
+    n_rings, n_polys = ring_off.size - 1, poly_off.size - 1
+    ring = np.repeat(np.arange(n_rings, dtype=_I64), np.diff(ring_off))
+    ring_poly = np.repeat(np.arange(n_polys, dtype=_I64), np.diff(poly_off))
+    poly_geom = np.repeat(np.arange(geoms.size, dtype=_I64), np.diff(geom_off))
+    exterior = np.zeros(n_rings, dtype=np.bool_)
+    exterior[poly_off[:-1][np.diff(poly_off) > 0]] = True
+    xy = np.rint(coords).astype(_I64)
+    ring_feature = feature[poly_geom][ring_poly]
+    return _path_stream(xy, ring, n_rings, ring_feature, exterior, True)
 
 
 def _points(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,21 +290,43 @@ def geometry_commands(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 # -- attributes -------------------------------------------------------------------------
+@numba.njit(nogil=True, cache=True)
+def _entry_bytes(
+    header: np.ndarray, data: np.ndarray, data_len: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    total = 0
+    for i in range(header.shape[0]):
+        for j in range(header.shape[1]):
+            x = header[i, j]
+            total += 1
+            while x >= 128:
+                x >>= np.uint64(7)
+                total += 1
+        total += data_len[i]
+    out = np.empty(total, dtype=np.uint8)
+    at = 0
+    src = 0
+    for i in range(header.shape[0]):
+        for j in range(header.shape[1]):
+            x = header[i, j]
+            while x >= 128:
+                out[at] = np.uint8((x & np.uint64(0x7F)) | np.uint64(0x80))
+                x >>= np.uint64(7)
+                at += 1
+            out[at] = np.uint8(x)
+            at += 1
+        for k in range(data_len[i]):
+            out[at + k] = data[src + k]
+        at += data_len[i]
+        src += data_len[i]
+    return out
+
+
 def _entries(header: np.ndarray, data: np.ndarray | None, data_len: np.ndarray) -> bytes:
     """Layer value entries: per value the varints of a header row, then its raw bytes."""
-    n = header.shape[0]
-    head = varint_lengths(header.reshape(-1)).reshape(n, -1).sum(axis=1)
-    size = head + data_len
-    start = np.zeros(n, dtype=_I64)
-    np.cumsum(size[:-1], out=start[1:])
-    out = np.empty(int(size.sum()), dtype=np.uint8)
-    head_bytes = np.frombuffer(varints(header.reshape(-1)), dtype=np.uint8)
-    owner = np.repeat(np.arange(n, dtype=_I64), head)
-    out[start[owner] + _within(owner)] = head_bytes
-    if data is not None and data.size:
-        owner = np.repeat(np.arange(n, dtype=_I64), data_len)
-        out[start[owner] + head[owner] + _within(owner)] = data
-    return out.tobytes()
+    raw = np.zeros(0, np.uint8) if data is None else np.ascontiguousarray(data, np.uint8)
+    head = np.ascontiguousarray(header, dtype=np.uint64)
+    return _entry_bytes(head, raw, np.ascontiguousarray(data_len, dtype=_I64)).tobytes()
 
 
 def _value_entries(values: pa.Array) -> bytes:

@@ -16,9 +16,11 @@ What a tile holds (documented in docs-draft/tiles.md):
 
 - extent 4096 units, buffer 64 units: a feature is in the tile when its geometry
   intersects the tile grown by the buffer, clipped to that rectangle;
-- generalisation by size: a line or polygon whose bounding box is under MIN_SIZE units
-  (one pixel of a 512-pixel tile) on both sides in this zoom is left out (points never
-  are), so low zooms carry the large features, as map clients expect;
+- generalisation by size: a line or polygon whose bounding box is under ``min_size(z)``
+  units on both sides in this zoom is left out (points never are), so low zooms carry
+  the large features, as map clients expect: one pixel of a 512-pixel tile (8 units)
+  from z13, one pixel of a 256-pixel tile (16 units) at z12 and below, where a city's
+  cadastre would otherwise put 100,000 sub-pixel parcels in one z11 tile;
 - coordinates snapped to whole units (shared vertices of a coverage stay shared), repeated
   points dropped, then Douglas-Peucker at SIMPLIFY units (1/8 pixel) with topology kept;
 - the id field's value as the MVT feature id when it is a non-negative integer, and as a
@@ -51,10 +53,12 @@ if TYPE_CHECKING:
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 EXTENT = 4096
 BUFFER = 64
-MIN_SIZE = 8.0
+MIN_SIZE = 8.0  # units: one pixel of a 512-pixel tile
+LOW_ZOOM_MIN_SIZE = 16.0  # units: one pixel of a 256-pixel tile, at z <= LOW_ZOOM
+LOW_ZOOM = 12
 SIMPLIFY = 0.5
 SIMPLIFY_FROM = 16  # coordinates: simpler geometries are only snapped to the grid
-ENCODER = "shikong-mvt-1"  # part of every cache key: bump when tiles change for the same data
+ENCODER = "shikong-mvt-2"  # part of every cache key: bump when tiles change for the same data
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ def vector_tile(
     cache = _cache(server)
     content = cache.get(key)
     if content is None:
-        content = render(layer, collection_id, box, tms.id, names, masks)
+        content = render(layer, collection_id, box, tms.id, names, masks, z=z)
         cache.put(key, content)
     return TileResult(content, etag, immutable=immutable, public=public)
 
@@ -201,7 +205,12 @@ def _to_tile_units(box: matrix_sets.TileBox, tms_id: str) -> Any:
     return transform
 
 
-def candidate_rows(layer: OpenedLayer, box: matrix_sets.TileBox, tms_id: str) -> np.ndarray:
+def min_size(z: int) -> float:
+    """Tile units under which a line or polygon is left out of zoom ``z``."""
+    return LOW_ZOOM_MIN_SIZE if z <= LOW_ZOOM else MIN_SIZE
+
+
+def candidate_rows(layer: OpenedLayer, box: matrix_sets.TileBox, tms_id: str, z: int) -> np.ndarray:
     """Rows whose bounding box meets the buffered tile and is not too small to show."""
     minx, miny, maxx, maxy = box.xy
     bx, by = BUFFER * (maxx - minx) / EXTENT, BUFFER * (maxy - miny) / EXTENT
@@ -219,7 +228,7 @@ def candidate_rows(layer: OpenedLayer, box: matrix_sets.TileBox, tms_id: str) ->
     c = to_units(b[:, [2, 3]])
     size = np.maximum(np.abs(c[:, 0] - a[:, 0]), np.abs(c[:, 1] - a[:, 1]))
     point_like = (b[:, 0] == b[:, 2]) & (b[:, 1] == b[:, 3])
-    return rows[point_like | (size >= MIN_SIZE)]
+    return rows[point_like | (size >= min_size(z))]
 
 
 def render(
@@ -229,9 +238,11 @@ def render(
     tms_id: str,
     names: list[str],
     masks: dict[str, str],
+    *,
+    z: int,
 ) -> bytes:
     """Encode the tile: select, transform, clip, simplify, attributes, MVT."""
-    rows = candidate_rows(layer, box, tms_id)
+    rows = candidate_rows(layer, box, tms_id, z)
     if rows.size == 0:
         return b""
     geoms = shapely.transform(layer.geometries(rows), _to_tile_units(box, tms_id))
