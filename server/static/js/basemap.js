@@ -5,6 +5,7 @@
 function shikongBasemap(map, cfg, text) {
   "use strict";
   cfg = cfg || {};
+  if (map.options.maxZoom === undefined) map.setMaxZoom(18);  // markercluster needs one
   var note = null;
   function say(message) {
     if (note) { note.getContainer().textContent = message; return; }
