@@ -182,11 +182,21 @@ def _package_dirs() -> list[Path]:
     return sorted({ROOT / d for d in mapped} | {ROOT / "bench"})
 
 
+def _style_metadata_keys() -> frozenset[str]:
+    """Namespaced keys of MapLibre style documents' metadata (not STAC fields)."""
+    from shikong.server.maps.styles import STYLE_METADATA_KEYS
+
+    return STYLE_METADATA_KEYS
+
+
 def _field_names_spelt(path: Path, root: Path = ROOT) -> list[str]:
     """Every string constant of a module that is a ``shikong:`` field name, with its line
-    (f-string parts and dictionary keys included; docstrings and comments are not)."""
+    (f-string parts and dictionary keys included; docstrings and comments are not; the
+    style documents' metadata keys are declared once, in server/maps/styles.py)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
+    styles = root / "server" / "maps" / "styles.py"
+    declared = _style_metadata_keys() if path == styles else frozenset()
     return [
         f"{path.relative_to(root)}:{node.lineno}: {node.value!r}"
         for node in ast.walk(tree)
@@ -194,6 +204,7 @@ def _field_names_spelt(path: Path, root: Path = ROOT) -> list[str]:
         and id(node) not in prose
         and isinstance(node.value, str)
         and node.value.startswith("shikong:")
+        and node.value not in declared
     ]
 
 

@@ -40,6 +40,13 @@ COLOR_PAINT = {"fill": "fill-color", "line": "line-color", "circle": "circle-col
 OPACITY_PAINT = {"fill": "fill-opacity", "line": "line-opacity", "circle": "circle-opacity"}
 DEFAULT_COLOR = "#000000"
 
+# Keys of a style document's ``metadata`` (MapLibre leaves that object to the producer and
+# asks for namespaced keys). They are not STAC fields: tests/test_extension_accessor.py
+# lets them be spelt here.
+STYLE_RASTER = "shikong:raster"  # a raster layer's colouring: bands, rescale, colormap
+STYLE_COLLECTIONS = "shikong:collections"  # per collection: style id, title, raster block
+STYLE_METADATA_KEYS = frozenset({STYLE_RASTER, STYLE_COLLECTIONS})
+
 
 class UnsupportedExpression(ValueError):
     """An expression outside the subset the evaluator knows."""
@@ -232,14 +239,14 @@ def combined_style(
             layers.append(out)
         metadata[cid] = {"style": spec["id"], "title": spec.get("title", "")}
         if raster:
-            metadata[cid]["shikong:raster"] = spec["raster"]
+            metadata[cid][STYLE_RASTER] = spec["raster"]
         if spec.get("metadata"):
             metadata[cid].update(spec["metadata"])
     title = name or (items[0][2].get("title") if items else "shikong")
     return {
         "version": 8,
         "name": title,
-        "metadata": {"shikong:collections": metadata},
+        "metadata": {STYLE_COLLECTIONS: metadata},
         "sources": sources,
         "layers": layers,
     }

@@ -214,7 +214,7 @@ def tileset(
     """Tileset metadata (OGC API Tiles, TileSet conformance class) of some collections."""
     resources = server.publisher.snapshot.resources
     bbox = _union([resources[c]["extents"]["spatial"]["bbox"] for c in cids])
-    title = resources[cids[0]]["title"] if len(cids) == 1 else "shikong: every vector layer"
+    title = resources[cids[0]]["title"] if len(cids) == 1 else "every vector layer (shikong)"
     if isinstance(title, dict):
         title = title.get("zh") or title.get("en")
     return {
