@@ -29,8 +29,8 @@ def basemap_config(environ: os._Environ[str] | dict[str, str] | None = None) -> 
         return {"kind": value.lower(), "url": "", "attribution": ""}
     if not (value.startswith(("http://", "https://", "/")) and "{z}" in value):
         raise InputError(
-            f"SHIKONG_BASEMAP={value!r} is not none, platform or a tile URL template "
-            "with {z}, {x} and {y}"
+            "SHIKONG_BASEMAP",
+            f"{value!r} is not none, platform or a tile URL template with {{z}}, {{x}} and {{y}}",
         )
     return {
         "kind": "url",
