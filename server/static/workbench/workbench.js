@@ -237,29 +237,37 @@
     });
     return table;
   }
-  function showFeature(feature) {
-    var cid = ownerOf(feature.layer.id);
+  function showFeatures(features) {
+    // one feature per layer under the click, top layer first
     var info = $("#sk-info");
     info.textContent = "";
-    var L = state.layers[cid];
-    info.appendChild(el("h3", { text: L ? L.meta.title : cid }));
-    info.appendChild(attributeTable(cid, feature.properties));
-    var fid = feature.properties.fid !== undefined ? feature.properties.fid : feature.id;
-    if (cid === "rer-parcels" && fid !== undefined) {
-      var box = el("div", { class: "sk-record", id: "sk-parcel-record" }, [el("p", { text: "读取登记记录…" })]);
-      info.appendChild(box);
-      getJSON("/collections/rer-parcels/items/" + encodeURIComponent(fid) + "?f=json").then(function (item) {
-        box.textContent = "";
-        box.appendChild(el("h4", { text: "不动产登记记录" }));
-        box.appendChild(attributeTable(cid, item.properties));
-      }).catch(function (err) { box.textContent = "登记记录：" + err.message; });
-    }
+    var shown = {};
+    features.forEach(function (feature) {
+      var cid = ownerOf(feature.layer.id);
+      if (shown[cid] || Object.keys(shown).length >= 4) return;
+      shown[cid] = true;
+      var L = state.layers[cid];
+      var section = el("section", { class: "sk-feature", "data-collection": cid }, [el("h3", { text: L ? L.meta.title : cid })]);
+      section.appendChild(attributeTable(cid, feature.properties));
+      info.appendChild(section);
+      var fid = feature.properties.fid !== undefined ? feature.properties.fid : feature.id;
+      if (cid === "rer-parcels" && fid !== undefined) section.appendChild(parcelRecord(cid, fid));
+    });
     $("#sk-side").classList.add("sk-has-info");
+  }
+  function parcelRecord(cid, fid) {
+    var box = el("div", { class: "sk-record", id: "sk-parcel-record" }, [el("p", { text: "读取登记记录…" })]);
+    getJSON("/collections/rer-parcels/items/" + encodeURIComponent(fid) + "?f=json").then(function (item) {
+      box.textContent = "";
+      box.appendChild(el("h4", { text: "不动产登记记录" }));
+      box.appendChild(attributeTable(cid, item.properties));
+    }).catch(function (err) { box.textContent = "登记记录：" + err.message; });
+    return box;
   }
   map.on("click", function (e) {
     if (state.drawing) return;
     var features = map.queryRenderedFeatures(e.point).filter(function (f) { return ownerOf(f.layer.id); });
-    if (features.length) showFeature(features[0]);
+    if (features.length) showFeatures(features);
   });
 
   // -- live sensors -------------------------------------------------------------------------
@@ -409,9 +417,16 @@
     $("#sk-run").disabled = true;
     $("#sk-proposal-status").textContent = "审查中…";
     var inputs = { proposal: state.proposal };
-    var c = postJSON("/processes/planning-compliance/execution", { inputs: Object.assign({ figure: true }, inputs) }).catch(function (e) { return { error: e }; });
-    var p = postJSON("/processes/land-approval-precheck/execution", { inputs: inputs }).catch(function (e) { return { error: e }; });
-    return Promise.all([c, p]).then(function (both) {
+    // one after the other: the report needs both, and the server runs each on its own
+    var both = [];
+    var c = postJSON("/processes/planning-compliance/execution", { inputs: { proposal: state.proposal, figure: true } })
+      .catch(function (e) { return { error: e }; });
+    var p = c.then(function (first) {
+      both.push(first);
+      return postJSON("/processes/land-approval-precheck/execution", { inputs: inputs }).catch(function (e) { return { error: e }; });
+    });
+    return p.then(function (second) {
+      both.push(second);
       state.reports = { compliance: both[0], precheck: both[1] };
       var ok = both.filter(function (r) { return !r.error; });
       var errors = both.filter(function (r) { return r.error; }).map(function (r) { return r.error.message; });
