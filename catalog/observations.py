@@ -184,9 +184,11 @@ class ObservationStore:
         self._compaction.wait()
 
     def _compact_in_background(self) -> None:
+        """Start a background compaction unless one of this process is running."""
         self._compaction.in_background()
 
     def _move_closed_runs(self, wait: bool) -> int:
+        """Move the closed runs into ``points`` in this thread (see ``Compaction``)."""
         return self._compaction.move_closed_runs(wait)
 
     # queries (observation_queries)
