@@ -322,3 +322,23 @@ def test_page_scripts_and_styles_within_budget():
     ]
     total = sum(len(gzip.compress(f.read_bytes(), 9)) for f in files)
     assert total <= 2 * 1024 * 1024
+
+
+def test_every_layer_at_once(tab, keys):
+    """The page with every layer the caller may see switched on (``?layers=all``): each one
+    is drawn without error. Prints the first full paint (navigation start to the map's
+    first idle with all tiles), the budget's figure (1.5 s); not asserted (no timing
+    assertions in tests)."""
+    tab.sign_in(keys["psb"])
+    tab.page.goto(f"{tab.site.url}/workbench?layers=all")
+    tab.ready()
+    count, failed, painted = tab.page.evaluate(
+        """() => {
+            const ls = Object.values(window.shikong.layers);
+            return [ls.filter(l => l.on).length,
+                    ls.filter(l => l.row.classList.contains('sk-error')).map(l => l.meta.id),
+                    performance.now()];
+        }"""
+    )
+    assert failed == [] and count >= 20
+    print(f"{count} layers drawn, first full paint {painted / 1000:.2f} s after navigation")
