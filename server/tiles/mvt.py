@@ -224,6 +224,26 @@ def _lines(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return _path_stream(xy, part.astype(_I64), parts.size, feature[owner], none, False)
 
 
+def ragged_polygon_commands(
+    coords: np.ndarray,
+    ring_off: np.ndarray,
+    poly_off: np.ndarray,
+    geom_off: np.ndarray,
+    feature: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Command integers of (multi)polygons given as ragged arrays (GeoArrow's layout:
+    ring -> coordinates, polygon -> rings, geometry -> polygons) in tile units."""
+    n_rings, n_polys = ring_off.size - 1, poly_off.size - 1
+    ring = np.repeat(np.arange(n_rings, dtype=_I64), np.diff(ring_off))
+    ring_poly = np.repeat(np.arange(n_polys, dtype=_I64), np.diff(poly_off))
+    poly_geom = np.repeat(np.arange(geom_off.size - 1, dtype=_I64), np.diff(geom_off))
+    exterior = np.zeros(n_rings, dtype=np.bool_)
+    exterior[poly_off[:-1][np.diff(poly_off) > 0]] = True
+    xy = np.rint(coords).astype(_I64)
+    ring_feature = feature[poly_geom][ring_poly]
+    return _path_stream(xy, ring, n_rings, ring_feature, exterior, True)
+
+
 def _polygons(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # ragged arrays straight from GEOS: no Python object per polygon part or ring
     _, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
@@ -232,15 +252,7 @@ def _polygons(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.nd
         geom_off = np.arange(geoms.size + 1, dtype=_I64)
     else:
         ring_off, poly_off, geom_off = offsets
-    n_rings, n_polys = ring_off.size - 1, poly_off.size - 1
-    ring = np.repeat(np.arange(n_rings, dtype=_I64), np.diff(ring_off))
-    ring_poly = np.repeat(np.arange(n_polys, dtype=_I64), np.diff(poly_off))
-    poly_geom = np.repeat(np.arange(geoms.size, dtype=_I64), np.diff(geom_off))
-    exterior = np.zeros(n_rings, dtype=np.bool_)
-    exterior[poly_off[:-1][np.diff(poly_off) > 0]] = True
-    xy = np.rint(coords).astype(_I64)
-    ring_feature = feature[poly_geom][ring_poly]
-    return _path_stream(xy, ring, n_rings, ring_feature, exterior, True)
+    return ragged_polygon_commands(coords, ring_off, poly_off, geom_off, feature)
 
 
 def _points(geoms: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +299,124 @@ def geometry_commands(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     present[owner] = True
     kind[~present] = 0
     return stream, owner, kind
+
+
+# -- polygons straight from WKB ------------------------------------------------------------
+@numba.njit(nogil=True, cache=True)
+def _u32(data: np.ndarray, p: int) -> int:  # pragma: no cover - compiled
+    return (
+        np.int64(data[p])
+        | (np.int64(data[p + 1]) << 8)
+        | (np.int64(data[p + 2]) << 16)
+        | (np.int64(data[p + 3]) << 24)
+    )
+
+
+@numba.njit(nogil=True, cache=True)
+def _wkb_walk(data, starts, ends, fill, xy, ring_off, poly_off, geom_off, ok):  # pragma: no cover
+    """Walk little-endian 2D WKB (Multi)Polygons; count (fill=False) or copy them out.
+
+    A row of any other kind (points, lines, Z, big-endian, EWKB) is marked not ok and
+    left to shapely. Returns (coordinates, rings, polygons) counted or written.
+    """
+    n_xy = 0
+    n_ring = 0
+    n_poly = 0
+    n_geom = 0
+    for r in range(starts.size):
+        p = starts[r]
+        end = ends[r]
+        if end - p < 9 or data[p] != 1:
+            ok[r] = False
+            continue
+        kind = _u32(data, p + 1)
+        if kind == 3:
+            count = 1
+            q = p
+        elif kind == 6:
+            count = _u32(data, p + 5)
+            q = p + 9
+        else:
+            ok[r] = False
+            continue
+        # check the whole row first (a bad row must leave no partial output)
+        good = True
+        c_xy = 0
+        c_ring = 0
+        t = q
+        for _ in range(count):
+            if t + 9 > end or data[t] != 1 or _u32(data, t + 1) != 3:
+                good = False
+                break
+            rings = _u32(data, t + 5)
+            t += 9
+            for _ in range(rings):
+                if t + 4 > end:
+                    good = False
+                    break
+                points = _u32(data, t + 0)
+                t += 4 + 16 * points
+                c_xy += points
+                c_ring += 1
+            if not good or t > end:
+                good = False
+                break
+        if not good:
+            ok[r] = False
+            continue
+        ok[r] = True
+        if fill:
+            t = q
+            geom_off[n_geom] = n_poly
+            for _ in range(count):
+                poly_off[n_poly] = n_ring
+                rings = _u32(data, t + 5)
+                t += 9
+                for _ in range(rings):
+                    points = _u32(data, t)
+                    t += 4
+                    ring_off[n_ring] = n_xy
+                    for k in range(16 * points):
+                        xy[16 * n_xy + k] = data[t + k]
+                    t += 16 * points
+                    n_xy += points
+                    n_ring += 1
+                n_poly += 1
+            n_geom += 1
+        else:
+            n_xy += c_xy
+            n_ring += c_ring
+            n_poly += count
+            n_geom += 1
+    if fill:
+        ring_off[n_ring] = n_xy
+        poly_off[n_poly] = n_ring
+        geom_off[n_geom] = n_poly
+    return n_xy, n_ring, n_poly
+
+
+def wkb_polygons(
+    column: pa.Array, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(which rows were read, their coordinates, (ring, polygon, geometry) offsets) of the
+    rows of a WKB column that are plain 2D (multi)polygons, without making geometries."""
+    if pa.types.is_large_binary(column.type):
+        offsets = np.frombuffer(column.buffers()[1], np.int64)
+    else:
+        offsets = np.frombuffer(column.buffers()[1], np.int32)
+    offsets = offsets[column.offset : column.offset + len(column) + 1].astype(_I64)
+    data = np.frombuffer(column.buffers()[2], np.uint8)
+    starts, ends = offsets[rows], offsets[rows + 1]
+    ok = np.zeros(rows.size, dtype=np.bool_)
+    no_bytes, no_ints = np.zeros(0, np.uint8), np.zeros(0, _I64)
+    counted = _wkb_walk(data, starts, ends, False, no_bytes, no_ints, no_ints, no_ints, ok)
+    n_xy, n_ring, n_poly = counted
+    xy = np.empty(16 * n_xy, dtype=np.uint8)
+    ring_off = np.empty(n_ring + 1, _I64)
+    poly_off = np.empty(n_poly + 1, _I64)
+    geom_off = np.empty(int(ok.sum()) + 1, _I64)
+    _wkb_walk(data, starts, ends, True, xy, ring_off, poly_off, geom_off, ok)
+    return ok, xy.view("<f8").reshape(-1, 2), (ring_off, poly_off, geom_off)
 
 
 # -- attributes -------------------------------------------------------------------------
@@ -402,13 +532,21 @@ def encode_layer(
     columns: Sequence[pa.Array],
     ids: np.ndarray | None = None,
     extent: int = 4096,
+    commands: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> bytes:
     """One MVT layer as a complete tile message (tiles of several layers concatenate).
 
     ``geoms`` in tile units; ``columns`` one Arrow array per key, aligned with geoms;
-    ``ids`` unsigned feature ids or None. An empty layer is ``b""``.
+    ``ids`` unsigned feature ids or None. An empty layer is ``b""``. ``commands``:
+    (stream, owner, kind) already computed for the first ``len(kind)`` features (the
+    WKB path of render.py), ``geoms`` then being the rest.
     """
     geom_stream, geom_owner, kind = geometry_commands(np.asarray(geoms, dtype=object))
+    if commands is not None:
+        first_stream, first_owner, first_kind = commands
+        geom_stream = np.concatenate([first_stream, geom_stream])
+        geom_owner = np.concatenate([first_owner, geom_owner + first_kind.size])
+        kind = np.concatenate([first_kind, kind])
     keep = kind > 0
     if not keep.any():
         return b""
@@ -424,6 +562,94 @@ def encode_layer(
     )
 
 
+def polygon_features(
+    coords: np.ndarray, offsets: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``commands`` for encode_layer from ragged (multi)polygons in tile units."""
+    ring_off, poly_off, geom_off = offsets
+    n = geom_off.size - 1
+    stream, owner = ragged_polygon_commands(
+        coords, ring_off, poly_off, geom_off, np.arange(n, dtype=_I64)
+    )
+    kind = np.zeros(n, dtype=_I64)
+    kind[owner] = POLYGON
+    return stream, owner, kind
+
+
+@numba.njit(nogil=True, cache=True)
+def _vlen(x: np.uint64) -> int:  # pragma: no cover - compiled
+    n = 1
+    while x >= 128:
+        x >>= np.uint64(7)
+        n += 1
+    return n
+
+
+@numba.njit(nogil=True, cache=True)
+def _feature_ints(
+    kind: np.ndarray,
+    geom: np.ndarray,
+    geom_owner: np.ndarray,
+    tags: np.ndarray,
+    tag_owner: np.ndarray,
+    fid: np.ndarray,
+    has_fid: bool,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Every Feature message as varint values: header, id, tags, type, geometry."""
+    n = kind.size
+    g_start = np.zeros(n + 1, dtype=np.int64)
+    t_start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(geom_owner.size):
+        g_start[geom_owner[i] + 1] += 1
+    for i in range(tag_owner.size):
+        t_start[tag_owner[i] + 1] += 1
+    for f in range(n):
+        g_start[f + 1] += g_start[f]
+        t_start[f + 1] += t_start[f]
+    total = 0
+    for f in range(n):
+        n_tags = t_start[f + 1] - t_start[f]
+        total += 2 + (2 if has_fid else 0) + (2 + n_tags if n_tags else 0) + 4
+        total += g_start[f + 1] - g_start[f]
+    out = np.empty(total, dtype=np.uint64)
+    at = 0
+    for f in range(n):
+        geom_bytes = 0
+        for j in range(g_start[f], g_start[f + 1]):
+            geom_bytes += _vlen(geom[j])
+        tag_bytes = 0
+        for j in range(t_start[f], t_start[f + 1]):
+            tag_bytes += _vlen(tags[j])
+        length = 3 + _vlen(np.uint64(geom_bytes)) + geom_bytes
+        if has_fid:
+            length += 1 + _vlen(fid[f])
+        if tag_bytes:
+            length += 1 + _vlen(np.uint64(tag_bytes)) + tag_bytes
+        out[at] = (2 << 3) | 2
+        out[at + 1] = length
+        at += 2
+        if has_fid:
+            out[at] = (1 << 3) | 0
+            out[at + 1] = fid[f]
+            at += 2
+        if t_start[f + 1] > t_start[f]:
+            out[at] = (2 << 3) | 2
+            out[at + 1] = tag_bytes
+            at += 2
+            for j in range(t_start[f], t_start[f + 1]):
+                out[at] = tags[j]
+                at += 1
+        out[at] = (3 << 3) | 0
+        out[at + 1] = kind[f]
+        out[at + 2] = (4 << 3) | 2
+        out[at + 3] = geom_bytes
+        at += 4
+        for j in range(g_start[f], g_start[f + 1]):
+            out[at] = geom[j]
+            at += 1
+    return out
+
+
 def _assemble(
     name: str,
     kind: np.ndarray,
@@ -436,47 +662,20 @@ def _assemble(
     values: bytes,
     extent: int,
 ) -> bytes:
-    n = kind.size
-    geom_bytes = np.bincount(geom_owner, varint_lengths(geom), minlength=n).astype(_I64)
-    tag_bytes = np.bincount(tag_owner, varint_lengths(tags), minlength=n).astype(_I64)
-    n_geom = np.bincount(geom_owner, minlength=n).astype(_I64)
-    n_tags = np.bincount(tag_owner, minlength=n).astype(_I64)
-    has_tags = n_tags > 0
-    c_id = 0 if fid is None else 2
-    c_tags = np.where(has_tags, 2 + n_tags, 0)
-    count = 2 + c_id + c_tags + 2 + 2 + n_geom
-    feature_len = (
-        (0 if fid is None else 1 + varint_lengths(fid))
-        + np.where(has_tags, 1 + varint_lengths(tag_bytes) + tag_bytes, 0)
-        + 2
-        + 1
-        + varint_lengths(geom_bytes)
-        + geom_bytes
+    """The layer message: version, name, features (owners sorted), keys, values, extent."""
+    features = _feature_ints(
+        np.ascontiguousarray(kind, np.uint64),
+        np.ascontiguousarray(geom, np.uint64),
+        np.ascontiguousarray(geom_owner, _I64),
+        np.ascontiguousarray(tags, np.uint64),
+        np.ascontiguousarray(tag_owner, _I64),
+        np.zeros(0, np.uint64) if fid is None else np.ascontiguousarray(fid, np.uint64),
+        fid is not None,
     )
-    start = np.zeros(n, dtype=_I64)
-    np.cumsum(count[:-1], out=start[1:])
-    out = np.empty(int(count.sum()), dtype=np.uint64)
-    out[start] = _field(2, 2)
-    out[start + 1] = feature_len
-    at = start + 2
-    if fid is not None:
-        out[at] = _field(1, 0)
-        out[at + 1] = fid
-        at = at + 2
-    tag_at = at[has_tags]
-    out[tag_at] = _field(2, 2)
-    out[tag_at + 1] = tag_bytes[has_tags]
-    out[at[tag_owner] + 2 + _within(tag_owner)] = tags
-    at = at + c_tags
-    out[at] = _field(3, 0)
-    out[at + 1] = kind
-    out[at + 2] = _field(4, 2)
-    out[at + 3] = geom_bytes
-    out[at[geom_owner] + 4 + _within(geom_owner)] = geom
     body = [
         _varint(_field(15, 0)) + _varint(2),
         _message(1, name.encode("utf-8")),
-        varints(out),
+        varints(features),
         *(_message(3, k.encode("utf-8")) for k in keys),
         values,
         _varint(_field(5, 0)) + _varint(extent),

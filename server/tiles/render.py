@@ -210,6 +210,15 @@ def min_size(z: int) -> float:
     return LOW_ZOOM_MIN_SIZE if z <= LOW_ZOOM else MIN_SIZE
 
 
+def _unit_bounds(
+    layer: OpenedLayer, rows: np.ndarray, box: matrix_sets.TileBox, tms_id: str
+) -> np.ndarray:
+    """Bounding boxes of rows in tile units (x0, y0, x1, y1; y down, so y0 > y1)."""
+    b = layer.bounds[rows]
+    to_units = _to_tile_units(box, tms_id)
+    return np.column_stack([to_units(b[:, [0, 1]]), to_units(b[:, [2, 3]])])
+
+
 def candidate_rows(layer: OpenedLayer, box: matrix_sets.TileBox, tms_id: str, z: int) -> np.ndarray:
     """Rows whose bounding box meets the buffered tile and is not too small to show."""
     minx, miny, maxx, maxy = box.xy
@@ -222,13 +231,50 @@ def candidate_rows(layer: OpenedLayer, box: matrix_sets.TileBox, tms_id: str, z:
     rows = np.sort(layer.tree.query(shapely.box(lo[0], lo[1], hi[0], hi[1])))
     if rows.size == 0:
         return rows
+    u = _unit_bounds(layer, rows, box, tms_id)
+    size = np.maximum(np.abs(u[:, 2] - u[:, 0]), np.abs(u[:, 3] - u[:, 1]))
     b = layer.bounds[rows]
-    to_units = _to_tile_units(box, tms_id)
-    a = to_units(b[:, [0, 1]])
-    c = to_units(b[:, [2, 3]])
-    size = np.maximum(np.abs(c[:, 0] - a[:, 0]), np.abs(c[:, 1] - a[:, 1]))
     point_like = (b[:, 0] == b[:, 2]) & (b[:, 1] == b[:, 3])
     return rows[point_like | (size >= min_size(z))]
+
+
+def _straight_from_wkb(
+    layer: OpenedLayer, rows: np.ndarray, box: matrix_sets.TileBox, tms_id: str
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """The rows that need no shapely geometry, and their MVT commands.
+
+    Plain (multi)polygons wholly inside the buffered tile (nothing to clip) and small
+    enough not to be simplified are read from their WKB bytes straight into coordinate
+    arrays, transformed with numpy and encoded: at z12 a cadastre's 28,700 parcels skip
+    28,700 shapely objects made, transformed and taken apart again.
+    """
+    u = _unit_bounds(layer, rows, box, tms_id)
+    lo, hi = -BUFFER + 1, EXTENT + BUFFER - 1  # a unit of margin for the bbox's rounding
+    inside = (
+        (np.minimum(u[:, 0], u[:, 2]) >= lo)
+        & (np.maximum(u[:, 0], u[:, 2]) <= hi)
+        & (np.minimum(u[:, 1], u[:, 3]) >= lo)
+        & (np.maximum(u[:, 1], u[:, 3]) <= hi)
+    )
+    wanted = rows[inside]
+    chunked = layer.table.column(layer.geometry_column)
+    column = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+    for _ in range(2):
+        ok, coords, offsets = mvt.wkb_polygons(column, wanted)
+        ring_off, poly_off, geom_off = offsets
+        per_geom = ring_off[poly_off[geom_off]]
+        simple = np.diff(per_geom) <= SIMPLIFY_FROM
+        if simple.all():
+            break
+        chosen = wanted[ok]
+        wanted = chosen[simple]  # the detailed ones go the shapely way (simplified)
+    else:
+        return np.zeros(0, rows.dtype), None
+    fast = wanted[ok]
+    if fast.size == 0:
+        return fast, None
+    units = _to_tile_units(box, tms_id)(coords)
+    return fast, mvt.polygon_features(units, offsets)
 
 
 def render(
@@ -245,6 +291,8 @@ def render(
     rows = candidate_rows(layer, box, tms_id, z)
     if rows.size == 0:
         return b""
+    fast, commands = _straight_from_wkb(layer, rows, box, tms_id)
+    rows = np.setdiff1d(rows, fast, assume_unique=True)
     geoms = shapely.transform(layer.geometries(rows), _to_tile_units(box, tms_id))
     lo, hi = -BUFFER, EXTENT + BUFFER
     b = shapely.bounds(geoms)
@@ -253,15 +301,16 @@ def render(
         geoms[edge] = shapely.clip_by_rect(geoms[edge], lo, lo, hi, hi)
     keep = ~shapely.is_empty(geoms)
     rows, geoms = rows[keep], geoms[keep]
-    if rows.size == 0:
+    if rows.size == 0 and fast.size == 0:
         return b""
     detailed = shapely.get_num_coordinates(geoms) > SIMPLIFY_FROM
     if detailed.any():  # small rings have nothing to lose at a sub-pixel tolerance
         geoms[detailed] = shapely.simplify(geoms[detailed], SIMPLIFY, preserve_topology=True)
+    rows = np.concatenate([fast, rows])  # the WKB-read features come first
     table = layer.table.select(names).take(pa.array(rows, pa.int64()))
     columns = [_masked(table.column(n).combine_chunks(), masks.get(n)) for n in names]
     ids = _feature_ids(table.column(layer.id_field).combine_chunks())
-    return mvt.encode_layer(name, geoms, names, columns, ids=ids, extent=EXTENT)
+    return mvt.encode_layer(name, geoms, names, columns, ids=ids, extent=EXTENT, commands=commands)
 
 
 def _masked(column: pa.Array, rule: str | None) -> pa.Array:
