@@ -49,6 +49,8 @@ _EXPORT_CHUNK = 1000  # items read per query while the mirror is written
 
 # {s} is the schema (checked against _SCHEMA_NAME); "C" collation: code-point order, as
 # SQLite compares text. The bbox envelope is generated from the doubles (never disagrees).
+# An item's row is what search reads (narrow, so a filter touches few pages); its JSON is
+# in item_json. Its tokens are its own (weight A) then, after a gap, its layer's (B).
 _DDL = """
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -57,11 +59,10 @@ CREATE TABLE IF NOT EXISTS {s}.collections (
     id text COLLATE "C" PRIMARY KEY, department text COLLATE "C" NOT NULL,
     layer text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
     classification text COLLATE "C" NOT NULL, title text,
-    changed_version bigint NOT NULL, tokens tsvector NOT NULL, json jsonb NOT NULL
+    changed_version bigint NOT NULL, text text NOT NULL, json jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS collections_department ON {s}.collections (department, layer);
 CREATE INDEX IF NOT EXISTS collections_changed ON {s}.collections (changed_version);
-CREATE INDEX IF NOT EXISTS collections_tokens ON {s}.collections USING gin (tokens);
 CREATE TABLE IF NOT EXISTS {s}.items (
     id text COLLATE "C" PRIMARY KEY, collection text COLLATE "C" NOT NULL,
     department text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
@@ -73,8 +74,9 @@ CREATE TABLE IF NOT EXISTS {s}.items (
         GENERATED ALWAYS AS (ST_MakeEnvelope(minx, miny, maxx, maxy, 4490)) STORED,
     footprint geometry(Geometry, 4490),
     tokens tsvector NOT NULL, source_checksum text COLLATE "C",
-    changed_version bigint NOT NULL, json jsonb NOT NULL
+    changed_version bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.item_json (id text COLLATE "C" PRIMARY KEY, json jsonb NOT NULL);
 CREATE INDEX IF NOT EXISTS items_collection ON {s}.items (collection, valid_from);
 CREATE INDEX IF NOT EXISTS items_department ON {s}.items (department);
 CREATE INDEX IF NOT EXISTS items_valid ON {s}.items (valid_from, valid_to);
@@ -86,7 +88,7 @@ CREATE INDEX IF NOT EXISTS items_tokens ON {s}.items USING gin (tokens);
 
 _ITEM_COLUMNS = (
     "id, collection, department, kind, classification, version, valid_from, valid_to, "
-    "minx, miny, maxx, maxy, footprint, tokens, source_checksum, changed_version, json"
+    "minx, miny, maxx, maxy, footprint, tokens, source_checksum, changed_version"
 )
 
 # sortby fields of STAC search, as CatalogIndex sorts them (unknown fields are ignored)
@@ -107,15 +109,29 @@ def _key(purpose: str, schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def tsvector_text(tokens: str) -> str:
+def tsvector_text(tokens: str, weight: str = "D", start: int = 1) -> str:
     """``textsearch.index_text`` tokens as a tsvector literal that keeps their positions
-    (so a phrase of bigrams matches only consecutive tokens, as in FTS5)."""
+    (so a phrase of bigrams matches only consecutive tokens, as in FTS5), from ``start``."""
     out = []
-    for position, token in enumerate(tokens.split(), 1):
+    for position, token in enumerate(tokens.split(), start):
         token = token.encode()[:_MAX_LEXEME_BYTES].decode(errors="ignore")
         token = token.replace("\\", "\\\\").replace("'", "''")
-        out.append(f"'{token}':{min(position, _MAX_POSITION)}")
+        out.append(f"'{token}':{min(position, _MAX_POSITION)}{weight}")
     return " ".join(out)
+
+
+def layer_tokens(layer_text: str) -> str:
+    """A layer's tokens as they follow an item's: weight B, from position 2, so that
+    ``own || layer`` leaves one position free between them (no phrase spans the two)."""
+    return tsvector_text(layer_text, "B", 2)
+
+
+def item_tokens(own_text: str, layer_text: str) -> str:
+    """An item's tokens and its layer's, as ``own || layer_tokens(…)`` makes them: a term
+    found in either matches (the SQLite index asks both indexes, term by term)."""
+    own = tsvector_text(own_text, "A")
+    n = min(len(own_text.split()), _MAX_POSITION)
+    return f"{own} {tsvector_text(layer_text, 'B', n + 2)}".strip()
 
 
 def tsquery_text(term: str) -> str:
@@ -210,8 +226,10 @@ class PostgresCatalogStore(CatalogStore):
     mirror and the assets under ``paths`` (see the module docstring)."""
 
     def __init__(self, dsn: str, paths: DataDir, schema: str = "shikong") -> None:
-        if not _SCHEMA_NAME.match(schema):
-            raise ValueError(f"schema name {schema!r}: lower-case letters, digits and _")
+        if not _SCHEMA_NAME.match(schema) or schema.startswith("pg_"):
+            raise ValueError(
+                f"schema name {schema!r}: lower-case letters, digits and _, not starting pg_"
+            )
         self.dsn = dsn
         self.paths = paths
         self.schema = schema
@@ -292,26 +310,30 @@ class PostgresCatalogStore(CatalogStore):
         return [r[0] for r in self._rows(sql, (version,))]
 
     def item(self, item_id: str) -> dict[str, Any] | None:
-        row = self._one("SELECT json FROM {s}.items WHERE id=%s", (item_id,))
+        row = self._one("SELECT json FROM {s}.item_json WHERE id=%s", (item_id,))
         return row[0] if row else None
 
     def items_of(self, collection_id: str) -> list[dict[str, Any]]:
-        sql = "SELECT json FROM {s}.items WHERE collection=%s ORDER BY valid_from, id"
+        sql = (
+            "SELECT j.json FROM {s}.items i JOIN {s}.item_json j ON j.id = i.id "
+            "WHERE i.collection=%s ORDER BY i.valid_from, i.id"
+        )
         return [r[0] for r in self._rows(sql, (collection_id,))]
 
     def item_at(self, collection_id: str, when: datetime) -> dict[str, Any] | None:
         t = when.timestamp()
         row = self._one(
-            "SELECT json FROM {s}.items WHERE collection=%s AND valid_from<=%s "
-            "AND (valid_to IS NULL OR valid_to>%s) ORDER BY valid_from DESC, id DESC LIMIT 1",
+            "SELECT j.json FROM {s}.items i JOIN {s}.item_json j ON j.id = i.id "
+            "WHERE i.collection=%s AND i.valid_from<=%s AND (i.valid_to IS NULL OR i.valid_to>%s) "
+            "ORDER BY i.valid_from DESC, i.id DESC LIMIT 1",
             (collection_id, t, t),
         )
         return row[0] if row else None
 
     def find_checksum(self, collection_id: str, checksum: str) -> dict[str, Any] | None:
         row = self._one(
-            "SELECT json FROM {s}.items WHERE collection=%s AND source_checksum=%s "
-            "ORDER BY valid_from, id LIMIT 1",
+            "SELECT j.json FROM {s}.items i JOIN {s}.item_json j ON j.id = i.id "
+            "WHERE i.collection=%s AND i.source_checksum=%s ORDER BY i.valid_from, i.id LIMIT 1",
             (collection_id, checksum),
         )
         return row[0] if row else None
@@ -321,8 +343,9 @@ class PostgresCatalogStore(CatalogStore):
         after = ""
         while True:
             rows = self._rows(
-                "SELECT i.department, c.layer, i.id, i.json::text FROM {s}.items i "
+                "SELECT i.department, c.layer, i.id, j.json::text FROM {s}.items i "
                 "JOIN {s}.collections c ON c.id = i.collection "
+                "JOIN {s}.item_json j ON j.id = i.id "
                 "WHERE i.changed_version>%s AND i.id>%s ORDER BY i.id LIMIT %s",
                 (version, after, _EXPORT_CHUNK),
             )
@@ -346,7 +369,8 @@ class PostgresCatalogStore(CatalogStore):
         rows = self._rows(
             "SELECT p.total, j.json FROM (SELECT i.id, count(*) OVER () AS total, "
             f"row_number() OVER (ORDER BY {by}) AS n FROM {{s}}.items i WHERE {where} "
-            f"ORDER BY {by} LIMIT %s OFFSET %s) p JOIN {{s}}.items j ON j.id = p.id ORDER BY p.n",
+            f"ORDER BY {by} LIMIT %s OFFSET %s) p JOIN {{s}}.item_json j ON j.id = p.id "
+            "ORDER BY p.n",
             [*args, query.limit, query.offset],
         )
         if rows:
@@ -388,12 +412,10 @@ class PostgresCatalogStore(CatalogStore):
                 args.append(list(values))
         if query.current_only:
             where.append("i.valid_to IS NULL")
-        for term in match_terms(query.text or ""):  # an item or its layer has each term
-            where.append(
-                "(i.tokens @@ %s::tsquery OR i.collection IN "
-                "(SELECT c.id FROM {s}.collections c WHERE c.tokens @@ %s::tsquery))"
-            )
-            args += [tsquery_text(term)] * 2
+        terms = match_terms(query.text or "")
+        if terms:  # every term, in the item's tokens or its layer's (both are in tokens)
+            where.append("i.tokens @@ %s::tsquery")
+            args.append(" & ".join(f"({tsquery_text(t)})" for t in terms))
         return " AND ".join(where), args
 
     def close(self) -> None:
@@ -449,17 +471,30 @@ class PostgresCatalogStore(CatalogStore):
                 ids = [b.target.collection_id for b in layers]
                 known = self.collections_by_id(ids)  # read in the transaction, before writes
                 existing = {cid: self.items_of(cid) for cid in known}
-                rows: list[dict[str, Any]] = []
+                texts = dict(
+                    self._rows("SELECT id, text FROM {s}.collections WHERE id = ANY(%s)", (ids,))
+                )
+                rows: list[tuple[dict[str, Any], str]] = []
                 docs: list[tuple[dict[str, Any], str]] = []
                 for batch in layers:
                     cid = batch.target.collection_id
                     collection, changed = relink_layer(
                         batch, known.get(cid, {}), existing.get(cid, [])
                     )
-                    rows += changed
-                    docs.append((collection, collection_text(collection)))
+                    text = collection_text(collection)
+                    rows += [(item, text) for item in changed]
+                    docs.append((collection, text))
                 self._put_items(db, rows, version)
                 self._put_collections(db, docs, version)
+                for collection, text in docs:  # a layer's new words reach all its versions
+                    if texts.get(collection["id"], text) != text:
+                        db.execute(
+                            self._sql(
+                                "UPDATE {s}.items SET tokens = ts_filter(tokens, '{a}') "
+                                "|| %s::tsvector WHERE collection = %s"
+                            ),
+                            (layer_tokens(text), collection["id"]),
+                        )
         return version
 
     def _bump_version(self, db: psycopg.Connection[Any]) -> int:
@@ -482,21 +517,26 @@ class PostgresCatalogStore(CatalogStore):
         )
 
     def _put_items(
-        self, db: psycopg.Connection[Any], items: list[dict[str, Any]], version: int
+        self, db: psycopg.Connection[Any], rows: list[tuple[dict[str, Any], str]], version: int
     ) -> None:
-        """Replace rows of the same ids, then COPY the items in. The footprint is the
-        item's geometry (SQLite leaves out one that is just its bbox: the same shape)."""
-        if not items:
+        """Replace rows of the same ids, then COPY the items (with their layer's text) in.
+        The footprint is the item's geometry (SQLite leaves out one that is just its bbox:
+        the same shape)."""
+        if not rows:
             return
-        ids = [i["id"] for i in items]
+        ids = [item["id"] for item, _ in rows]
         db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
+        db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
         shapes = [
             shapely.from_geojson(orjson.dumps(i["geometry"])) if i.get("geometry") else None
-            for i in items
+            for i, _ in rows
         ]
+        with db.cursor().copy(self._sql("COPY {s}.item_json (id, json) FROM STDIN")) as copy:
+            for item, _ in rows:
+                copy.write_row((item["id"], orjson.dumps(item).decode()))
         sql = self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) FROM STDIN")
         with db.cursor().copy(sql) as copy:
-            for item, footprint in zip(items, _ewkb(shapes), strict=True):
+            for (item, layer_text), footprint in zip(rows, _ewkb(shapes), strict=True):
                 props = item["properties"]
                 to = props.get(Field.VALID_TO)
                 copy.write_row(
@@ -511,10 +551,9 @@ class PostgresCatalogStore(CatalogStore):
                         _epoch(to) if to else None,
                         *_bounds(item.get("bbox")),
                         footprint,
-                        tsvector_text(item_text(item)),
+                        item_tokens(item_text(item), layer_text),
                         (props.get(Field.SOURCE) or {}).get("checksum"),
                         version,
-                        orjson.dumps(item).decode(),
                     )
                 )
 
@@ -522,7 +561,7 @@ class PostgresCatalogStore(CatalogStore):
         self, db: psycopg.Connection[Any], docs: list[tuple[dict[str, Any], str]], version: int
     ) -> None:
         values = []
-        for c, tokens in docs:
+        for c, text in docs:
             shikong = ShikongExtension.ext(c)
             values.append(
                 (
@@ -533,7 +572,7 @@ class PostgresCatalogStore(CatalogStore):
                     shikong.classification,
                     c.get("title"),
                     version,
-                    tsvector_text(tokens),
+                    text,
                     orjson.dumps(c).decode(),
                 )
             )
@@ -541,11 +580,11 @@ class PostgresCatalogStore(CatalogStore):
             cur.executemany(
                 self._sql(
                     "INSERT INTO {s}.collections VALUES (%s, %s, %s, %s, %s, %s, %s, "
-                    "%s::tsvector, %s::jsonb) ON CONFLICT (id) DO UPDATE SET "
+                    "%s, %s::jsonb) ON CONFLICT (id) DO UPDATE SET "
                     "department=EXCLUDED.department, layer=EXCLUDED.layer, "
                     "kind=EXCLUDED.kind, classification=EXCLUDED.classification, "
                     "title=EXCLUDED.title, changed_version=EXCLUDED.changed_version, "
-                    "tokens=EXCLUDED.tokens, json=EXCLUDED.json"
+                    "text=EXCLUDED.text, json=EXCLUDED.json"
                 ),
                 values,
             )

@@ -12,7 +12,13 @@ import pytest
 from pg_cluster import pg_cluster, pg_database  # noqa: F401
 from shapely.geometry import box
 from shikong.catalog import Catalog
-from shikong.catalog.postgres_store import PostgresCatalogStore, tsquery_text, tsvector_text
+from shikong.catalog.postgres_store import (
+    PostgresCatalogStore,
+    item_tokens,
+    layer_tokens,
+    tsquery_text,
+    tsvector_text,
+)
 from shikong.catalog.sqlite_store import SqliteCatalogStore
 from shikong.catalog.storage import DataDir
 from shikong.spatial.errors import InputError
@@ -102,7 +108,10 @@ def test_the_stac_mirror_is_written_by_either_store(catalog, tmp_path):
 
 
 def test_tsvector_keeps_positions_and_tsquery_follows_match_terms():
-    assert tsvector_text("土地 地利 roads 土地") == "'土地':1 '地利':2 'roads':3 '土地':4"
+    assert tsvector_text("土地 地利 roads 土地") == "'土地':1D '地利':2D 'roads':3D '土地':4D"
+    # the layer's tokens follow the item's after one free position: no phrase spans both
+    assert item_tokens("a 河流", "流水 b") == "'a':1A '河流':2A '流水':4B 'b':5B"
+    assert layer_tokens("流水 b") == "'流水':2B 'b':3B"
     assert tsquery_text('"土地 地利 利用"') == "'土地' <-> '地利' <-> '利用'"
     assert tsquery_text('"土"*') == "'土':*"
     assert tsquery_text('"it\'s"*') == "'it''s':*"
@@ -119,5 +128,7 @@ def test_schemas_keep_catalogs_apart_and_reopening_is_idempotent(request, tmp_pa
     assert "password" not in repr(again)
     with pytest.raises(ValueError, match="schema name"):
         PostgresCatalogStore(dsn, DataDir(tmp_path / "x"), schema="a; DROP TABLE")
+    with pytest.raises(ValueError, match="schema name"):
+        PostgresCatalogStore(dsn, DataDir(tmp_path / "x"), schema="pg_catalog")
     for store in (one, two, again):
         store.close()

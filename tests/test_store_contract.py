@@ -335,3 +335,26 @@ def test_sortby_time_filters_and_paging(open_store):
     assert store.search(Query(ids=["nrp-roads-a"], kinds=["raster"])) == ([], 0)
     hits, matched = store.search(Query(collections=["nrp-roads"], classifications=["shared"]))
     assert matched == 3
+
+
+def test_a_layers_new_title_finds_all_its_versions_and_the_old_one_none(open_store):
+    store = open_store()
+    _, items = _titled("roads", ["v one", "v two"])
+    store.commit([LayerBatch(LayerTarget("wat", "roads", title="旧名称"), "vector", items[:1])])
+    assert [i["id"] for i in store.search(Query(text="旧名"))[0]] == ["wat-roads-v1"]
+    renamed = LayerTarget("wat", "roads", title="道路网", description="城市道路")  # both new
+    store.commit([LayerBatch(renamed, "vector", items[1:])])
+    assert [i["id"] for i in store.search(Query(text="道路"))[0]] == [
+        "wat-roads-v1",
+        "wat-roads-v2",
+    ]
+    assert store.search(Query(text="旧名")) == ([], 0)
+    assert store.search(Query(text="two 道路")) == store.search(Query(ids=["wat-roads-v2"]))
+
+
+def test_a_phrase_never_runs_from_an_items_title_into_its_layers_words(open_store):
+    store = open_store()
+    _, items = _titled("roads", ["v one 公路"])  # the item's last words, then the layer's
+    store.commit([LayerBatch(LayerTarget("wat", "roads", title="路网规划"), "vector", items)])
+    assert store.search(Query(text="公路网")) == ([], 0)  # 公路 + 路网, but not one run
+    assert [i["id"] for i in store.search(Query(text="公路 路网"))[0]] == ["wat-roads-v1"]
