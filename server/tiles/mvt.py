@@ -500,27 +500,46 @@ def _value_entries(values: pa.Array) -> bytes:
     return _entries(header, data, length)
 
 
+@numba.njit(nogil=True, cache=True)
+def _tag_ints(
+    index: np.ndarray, base: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """(key, value) pairs of each feature's non-null values, and their feature."""
+    n, k = index.shape
+    count = 0
+    for i in range(n):
+        for c in range(k):
+            if index[i, c] >= 0:
+                count += 1
+    tags = np.empty(2 * count, dtype=np.uint64)
+    owner = np.empty(2 * count, dtype=np.int64)
+    at = 0
+    for i in range(n):
+        for c in range(k):
+            if index[i, c] >= 0:
+                tags[at] = c
+                tags[at + 1] = index[i, c] + base[c]
+                owner[at] = i
+                owner[at + 1] = i
+                at += 2
+    return tags, owner
+
+
 def _tags(columns: Sequence[pa.Array], n: int) -> tuple[np.ndarray, np.ndarray, bytes]:
     """Tag integers (key, value index pairs) per feature, their feature, value entries."""
-    pairs = np.zeros((n, len(columns), 2), dtype=np.uint64)
-    valid = np.zeros((n, len(columns)), dtype=bool)
+    index = np.empty((n, len(columns)), dtype=_I64)
+    base = np.zeros(len(columns), dtype=_I64)
     entries: list[bytes] = []
     count = 0
     for k, column in enumerate(columns):
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         encoded = column.dictionary_encode()
-        indices = encoded.indices
-        ok = np.asarray(indices.is_valid())
-        idx = np.asarray(indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.uint64)
-        pairs[:, k, 0] = k
-        pairs[:, k, 1] = idx + np.uint64(count)
-        valid[:, k] = ok
+        index[:, k] = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        base[k] = count
         entries.append(_value_entries(encoded.dictionary))
         count += len(encoded.dictionary)
-    flat_valid = np.repeat(valid, 2, axis=1).reshape(n, len(columns), 2)
-    tags = pairs[flat_valid]
-    feature = np.repeat(np.arange(n, dtype=_I64), valid.sum(axis=1) * 2)
+    tags, feature = _tag_ints(index, base)
     return tags, feature, b"".join(entries)
 
 
