@@ -54,7 +54,12 @@ def get(tms_id: str) -> TileMatrixSet:
 
 def zoom_range(tms: TileMatrixSet) -> tuple[int, int]:
     """The first and last tile matrix (zoom) of a set."""
-    ids = [int(m.id) for m in tms.tileMatrices]
+    return _zoom_range(tms.id)
+
+
+@functools.cache
+def _zoom_range(tms_id: str) -> tuple[int, int]:
+    ids = [int(m.id) for m in get(tms_id).tileMatrices]
     return min(ids), max(ids)
 
 
@@ -80,7 +85,12 @@ def tile_box(tms: TileMatrixSet, z: int, y: int, x: int) -> TileBox:
         )
     tile = morecantile.Tile(x, y, z)
     xy = tuple(tms.xy_bounds(tile))
-    lonlat = xy if tms.id in GEOGRAPHIC else tuple(tms.bounds(tile))
+    if tms.id in GEOGRAPHIC:
+        lonlat = xy
+    elif tms.id == "WebMercatorQuad":  # the spherical inverse, without pyproj's ~3 ms a call
+        lonlat = (*from_mercator(xy[0], xy[1]), *from_mercator(xy[2], xy[3]))
+    else:
+        lonlat = tuple(tms.bounds(tile))
     return TileBox(xy, lonlat)  # type: ignore[arg-type]
 
 
