@@ -33,6 +33,25 @@ def cancelled(job_id: str | None) -> bool:
 class ShikongJobManager(TinyDBManager):
     """Jobs in TinyDB, each visible to its owner only."""
 
+    # pygeoapi 0.24's BaseManager.execute_process (process/manager/base.py, line 404)
+    # keeps the processor of the execution under way in ``self.processor`` and reads it
+    # back after add_job; one manager serves every request of a view, so two executions
+    # at once swapped processors (precheck ran with planning-compliance's inputs: "unknown
+    # inputs figure"). Each thread keeps its own (see server/pygeoapi_fixes.py).
+    @property
+    def processor(self) -> BaseProcessor | None:
+        return getattr(self._executing(), "processor", None)
+
+    @processor.setter
+    def processor(self, value: BaseProcessor | None) -> None:
+        self._executing().processor = value
+
+    def _executing(self) -> threading.local:
+        local = self.__dict__.get("_per_thread")
+        if local is None:
+            local = self.__dict__.setdefault("_per_thread", threading.local())
+        return local
+
     def get_processor(self, process_id: str) -> BaseProcessor:
         processor = super().get_processor(process_id)
         processor.manager = self

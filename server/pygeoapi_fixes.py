@@ -15,6 +15,10 @@ Patched at start (:func:`apply`):
 - ``pygeoapi/api/itemtypes.py`` parses CQL2 text with pygeofilter's grammar, which
   refuses property names that are not ASCII (``类别``) or are one character long;
   Features filters use :mod:`cql_text` instead.
+- ``pygeoapi/util.py`` ``render_j2_template`` (line 488) loads pages with a
+  ``FileSystemLoader`` over [templates path, its own templates, ``.``], whose pages name
+  CDNs and OpenStreetMap. Its ``FileSystemLoader`` name is replaced by
+  :func:`page_templates.page_loader`: our own templates, then pygeoapi's edited as they load.
 
 Called by the server:
 
@@ -24,6 +28,10 @@ Called by the server:
   remote ``$ref`` without a fragment (``…/sortby.yaml``); clients that split a
   reference at its ``#`` (ogctests 0.1.15) misread it.
 - :func:`wants_geojson`: content negotiation of items requests (see its docstring).
+
+- ``server/jobs.py`` ``ShikongJobManager.processor``: ``pygeoapi/process/manager/base.py``
+  ``execute_process`` (line 404) keeps the running processor on the shared manager, so
+  concurrent executions swapped processors; ours is per thread.
 
 Subclassed providers (our plugins, each module names what it guards):
 
@@ -44,10 +52,11 @@ from typing import Any
 import pyproj
 from pygeoapi import api as pygeoapi_api
 from pygeoapi import crs as pygeoapi_crs
+from pygeoapi import util as pygeoapi_util
 from pygeoapi.api import itemtypes
 from starlette.requests import Request
 
-from . import cql_text
+from . import cql_text, page_templates
 
 LOGGER = logging.getLogger("shikong.server.refused")
 _original_transform_bbox = pygeoapi_crs.transform_bbox
@@ -110,6 +119,7 @@ def apply() -> None:
     itemtypes.parse_cql2_text = cql_text.parse
     itemtypes.transform_bbox = transform_bbox
     pygeoapi_crs.transform_bbox = transform_bbox
+    pygeoapi_util.FileSystemLoader = page_templates.page_loader
 
 
 def unique_operation_ids(document: dict[str, Any]) -> dict[str, Any]:
