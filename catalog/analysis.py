@@ -216,17 +216,16 @@ def planning_compliance(
             layer, result = _overlay_layer(
                 catalog, rule["collection"], proposal, as_of, zone, sliver
             )
-        except LayerNotFound:
+        except LayerNotFound:  # absent, or hidden from this caller: never say which
             layers.append(
                 {
                     "layer": rule["collection"],
                     "name": name,
                     "available": False,
-                    "verdict": "needs_review",
-                    "reason": "图层不存在 (layer missing)",
+                    "verdict": NOT_CHECKED,
+                    "reason": NOT_VISIBLE,
                 }
             )
-            verdicts.append("needs_review")
             continue
         except InputError as exc:  # no version valid on as_of
             layers.append(
@@ -267,7 +266,10 @@ def planning_compliance(
         if figure and not rule.get("report_only"):
             label = f"{name} {rule.get('name_en', '')}".strip()
             context[layer.id] = (label, _around(layer, proposal, as_of))
+    unchecked = [entry["layer"] for entry in layers if entry["verdict"] == NOT_CHECKED]
     overall = max(verdicts, key=order.index) if verdicts else "compliant"
+    if unchecked and overall != order[-1]:
+        overall = INCOMPLETE  # no verdict on layers the caller cannot see
     report = {
         "proposal": {
             "source": proposal.source,
@@ -280,6 +282,7 @@ def planning_compliance(
         "as_of": str(as_of),
         "layers": layers,
         "verdict": overall,
+        "unchecked_layers": unchecked,
         "overlaps": {"type": "FeatureCollection", "features": pieces},
     }
     if figure:
@@ -329,10 +332,24 @@ def _verdict(
     return None, None
 
 
+# A control layer the caller cannot read (absent, or not visible to this caller: the two
+# are answered alike, so a report never reveals that a hidden layer exists) is not
+# checked, and an overall verdict short of a conflict is then "incomplete", never a
+# verdict on layers the caller did not see.
+NOT_CHECKED = "not_checked"
+INCOMPLETE = "incomplete"
+NOT_VISIBLE = (
+    "图层不可用：未登录、无权查看或不存在，登录或向所属部门申请后可检查 "
+    "(not available to you: sign in, or ask its department for access; "
+    "it may also not be in the catalog)"
+)
+
 VERDICT_LOOK = {  # verdict -> (Chinese, English, colour)
     "compliant": ("合规", "compliant", "#2e7d32"),
     "needs_review": ("需复核", "needs review", "#e65100"),
     "conflict": ("冲突", "conflict", "#c62828"),
+    INCOMPLETE: ("未完成（部分图层不可用）", "incomplete (layers not available)", "#616161"),
+    NOT_CHECKED: ("未检查", "not checked", "#9e9e9e"),
 }
 CONTEXT_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2")
 
@@ -427,10 +444,10 @@ def compliance_figure(
                     facecolor="none",
                     edgecolor="grey",
                     linestyle="--",
-                    label=f"{entry['name']}：{verdict_label(entry['verdict'])}（图层缺失）",
+                    label=f"{entry['name']}：{verdict_label(entry['verdict'])}（不可用）",
                 )
             )
-            label_colours.append(VERDICT_LOOK["needs_review"][2])
+            label_colours.append(VERDICT_LOOK.get(entry["verdict"], ("", "", "grey"))[2])
     problems = _problem_areas(proposal, report, rules)
     for verdict, hatch in (("needs_review", "\\\\"), ("conflict", "////")):
         areas = [g for g, v in problems if v == verdict]

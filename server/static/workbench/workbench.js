@@ -5,7 +5,10 @@
 (function () {
   "use strict";
 
-  var VERDICTS = { compliant: "合规", needs_review: "需复核", conflict: "冲突" };
+  var VERDICTS = {
+    compliant: "合规", needs_review: "需复核", conflict: "冲突",
+    incomplete: "未完成（部分图层不可用）", not_checked: "未检查（不可用，请登录或申请权限）"
+  };
   var DEFAULT_ON = ["nrp-planning_zones", "tra-roads", "wat-rivers", "wat-reservoirs"];
   var state = {
     catalog: null, layers: {}, order: [], dates: [], date: null, aliases: { fields: {}, collections: {} },
