@@ -150,3 +150,48 @@ def test_bench_smoke(bench: str) -> None:
     if bench == "raster":  # shikong's zonal means equal rasterstats' (same pixel rule)
         diffs = re.findall(rf"max \|shikong - rasterstats\| = ({N})", run.stdout)
         assert diffs and all(float(d) < 1e-6 for d in diffs), diffs
+
+
+TILES = [
+    r"^shikong called with an rer API key",
+    rf"^vector tile z14 cold p50\s+shikong\s+({N}) ms\s+tipg\s+({N}) ms\s+ratio\s+({N})x"
+    rf"  \(goal <= 15 ms; features/tile shikong ({N}), tipg ({N})\)$",
+    rf"^vector tile z12 cold p50\s+shikong\s+({N}) ms\s+tipg\s+({N}) ms\s+ratio\s+({N})x"
+    rf"  \(goal <= 60 ms; features/tile shikong ({N}), tipg ({N})\)$",
+    rf"^vector tile cached p50\s+shikong\s+({N}) ms\s",
+    rf"^raster tile z15 cold p50\s+shikong\s+({N}) ms\s+rio-tiler\s+({N}) ms\s+ratio\s+({N})x"
+    r"  \(goal <= 30 ms; rio-tiler on the COG as stored",
+    rf"^WMS GetMap 1024x768 parcels p50\s+shikong\s+({N}) ms\s",
+    rf"^cached tiles/s, 16 clients, 2 workers shikong\s+({N}) tile/s",
+]
+
+
+def test_bench_tiles_smoke() -> None:
+    """bench/tiles.py --smoke: shikong's tiles beside tipg over PostGIS and rio-tiler."""
+    require(has_module("tipg"), "tipg (the vector tile baseline) is not installed")
+    require(has_module("rio_tiler"), "rio-tiler (the raster tile baseline) is not installed")
+    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
+    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
+    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "tiles.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, f"bench/tiles.py --smoke exited {run.returncode}{tail}"
+    for pattern in TILES:
+        found = re.search(pattern, run.stdout, re.MULTILINE)
+        assert found, f"bench/tiles.py --smoke printed no line matching {pattern!r}{tail}"
+        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    # both sides cut the same tiles: tipg's features are those meeting the tile itself,
+    # shikong's those meeting it grown by its 64-unit buffer (a few more, never fewer)
+    for z in (14, 12):
+        line = re.search(rf"^vector tile z{z} cold .*tipg ({N})\)$", run.stdout, re.MULTILINE)
+        ours = re.search(rf"^vector tile z{z} cold .*shikong ({N}),", run.stdout, re.MULTILINE)
+        assert line and ours
+        theirs, mine = (int(m[1].replace(",", "")) for m in (line, ours))
+        assert theirs <= mine <= 1.2 * theirs + 5, (z, mine, theirs)
