@@ -109,15 +109,22 @@ def _key(purpose: str, schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _lexeme(token: str) -> str:
+    """A token quoted for a tsvector or tsquery literal (cut to the longest lexeme)."""
+    if len(token) > _MAX_LEXEME_BYTES // 4:
+        token = token.encode()[:_MAX_LEXEME_BYTES].decode(errors="ignore")
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@functools.lru_cache(maxsize=4096)  # a layer's tokens follow every one of its items'
 def tsvector_text(tokens: str, weight: str = "D", start: int = 1) -> str:
     """``textsearch.index_text`` tokens as a tsvector literal that keeps their positions
     (so a phrase of bigrams matches only consecutive tokens, as in FTS5), from ``start``."""
-    out = []
-    for position, token in enumerate(tokens.split(), start):
-        token = token.encode()[:_MAX_LEXEME_BYTES].decode(errors="ignore")
-        token = token.replace("\\", "\\\\").replace("'", "''")
-        out.append(f"'{token}':{min(position, _MAX_POSITION)}{weight}")
-    return " ".join(out)
+    return " ".join(
+        f"{_lexeme(token)}:{min(position, _MAX_POSITION)}{weight}"
+        for position, token in enumerate(tokens.split(), start)
+    )
 
 
 def layer_tokens(layer_text: str) -> str:
@@ -139,7 +146,7 @@ def tsquery_text(term: str) -> str:
     tsquery: the phrase's tokens follow each other (``<->``), a prefix is ``:*``."""
     prefix = term.endswith("*")
     tokens = term.removesuffix("*").strip('"').split()
-    parts = ["'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in tokens]
+    parts = [_lexeme(t) for t in tokens]
     if prefix and parts:
         parts[-1] += ":*"
     return " <-> ".join(parts)
@@ -375,7 +382,7 @@ class PostgresCatalogStore(CatalogStore):
         )
         if rows:
             return [r[1] for r in rows], rows[0][0]
-        if query.offset == 0:
+        if query.offset == 0 and query.limit != 0:  # no page because nothing matched
             return [], 0
         counted = self._one(f"SELECT count(*) FROM {{s}}.items i WHERE {where}", args)
         return [], counted[0] if counted else 0

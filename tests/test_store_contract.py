@@ -332,6 +332,7 @@ def test_sortby_time_filters_and_paging(open_store):
     hits, matched = store.search(Query(limit=2, offset=2))
     assert [i["id"] for i in hits] == ["nrp-roads-_"] and matched == 3
     assert store.search(Query(limit=5, offset=7)) == ([], 3)  # past the end: still counted
+    assert store.search(Query(limit=0)) == ([], 3)
     assert store.search(Query(ids=["nrp-roads-a"], kinds=["raster"])) == ([], 0)
     hits, matched = store.search(Query(collections=["nrp-roads"], classifications=["shared"]))
     assert matched == 3
