@@ -17,7 +17,7 @@ Patched at start (:func:`apply`):
   Features filters use :mod:`cql_text` instead.
 - ``pygeoapi/util.py`` ``render_j2_template`` (line 488) loads pages with a
   ``FileSystemLoader`` over [templates path, its own templates, ``.``], whose pages name
-  CDNs and OpenStreetMap. Its ``FileSystemLoader`` name is replaced by
+  CDNs and a public tile server. Its ``FileSystemLoader`` name is replaced by
   :func:`page_templates.page_loader`: our own templates, then pygeoapi's edited as they load.
 
 Called by the server:
