@@ -2,12 +2,13 @@
 as they load, so the repository holds our edits, never a copy of pygeoapi's pages.
 
 Why: the pages must load nothing from outside the server (intranet, issue 20 item 1) and
-stay in the caller's language (item 4). pygeoapi's templates load libraries from CDNs and tiles from a public tile server
-and write links without ``lang=``. Each edit below is a short anchor of pygeoapi's text and
-our replacement. An anchor that no longer matches (a pygeoapi upgrade) raises
-:class:`TemplatePatchError` naming the template and the anchor, as does a CDN URL or a
-tile-server expression left after editing: a page fails loudly instead of quietly
-fetching from the internet. ``tests/test_page_templates.py`` loads every template.
+stay in the caller's language (item 4). pygeoapi's templates load libraries from CDNs and
+tiles from a public tile server, and write links without ``lang=``. Each edit below is a
+short anchor of pygeoapi's text and our replacement. An anchor that no longer matches (a
+pygeoapi upgrade) raises :class:`TemplatePatchError` naming the template and the anchor,
+as does a CDN URL or a tile-server expression left after editing: a page fails loudly
+instead of quietly fetching from the internet (``tests/test_page_templates.py`` loads
+every template).
 
 Order, for each pygeoapi ``.html`` template: its own :data:`EDITS` (on pygeoapi's text as
 shipped), then the :data:`RULES` every page gets, then the :data:`FORBIDDEN` checks.
@@ -51,7 +52,8 @@ Replacement = str | Callable[[re.Match[str]], str]
 class Edit:
     """Replace ``find`` (pygeoapi's text, or a regular expression) by ``replace``.
 
-    ``count`` is how many times the anchor must occur (``None``: at least once)."""
+    ``count`` is how many times the anchor must occur (``None``: at least once). A string
+    ``replace`` is inserted as written (no group references); a function gets the match."""
 
     find: str
     replace: Replacement
@@ -67,7 +69,8 @@ class Edit:
         if found == 0 or (self.count is not None and found != self.count):
             wanted = "at least once" if self.count is None else f"{self.count} time(s)"
             raise TemplatePatchError(template, self.find, f"anchor found {found}x, wanted {wanted}")
-        return pattern.sub(self.replace, source)
+        replace = self.replace
+        return pattern.sub(replace if callable(replace) else lambda _: replace, source)
 
 
 def _sk_t(match: re.Match[str]) -> str:
