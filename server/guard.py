@@ -27,6 +27,7 @@ from shikong.catalog.policy import Caller, Limits
 from .audit import AuditLog
 from .identity import Authenticator, AuthError
 from .problems import problem_body
+from .signin_hint import hinted
 from .workbench.session import UNSAFE_METHODS
 
 COLLECTION_PATH = re.compile(r"^/(?:stac/)?collections/([^/]+)(?:/items/([^/]+))?")
@@ -190,12 +191,23 @@ class Guard:
             return
         scope.setdefault("state", {})["shikong"] = ctx
         status, sent = 500, 0
+        held: dict | None = None  # an anonymous 404's start, held until its body is known
+        parts: list[bytes] = []
 
         async def counting_send(message: dict) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, held
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status == 404 and caller.anonymous:
+                    held = message
+                    return
             elif message["type"] == "http.response.body":
+                if held is not None:
+                    parts.append(message.get("body", b""))
+                    if message.get("more_body"):
+                        return
+                    start, held = held, None
+                    message = await _with_signin_hint(start, b"".join(parts), send)
                 sent += len(message.get("body", b""))
             await send(message)
 
@@ -285,3 +297,16 @@ def _replay(body: bytes, original: Callable) -> Callable:
         return await original()
 
     return receive
+
+
+async def _with_signin_hint(start: dict, body: bytes, send: Callable) -> dict:
+    """Send an anonymous 404's start with the hinted body's length; return its body
+    message (see :mod:`signin_hint`)."""
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    content_type = next(
+        (v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), ""
+    )
+    new_body = hinted(body, content_type)
+    headers.append((b"content-length", str(len(new_body)).encode()))
+    await send({**start, "headers": headers})
+    return {"type": "http.response.body", "body": new_body}
