@@ -105,7 +105,7 @@ SORTABLE = {
 
 def _key(purpose: str, schema: str) -> int:
     """A stable signed 64-bit advisory-lock key for one schema's lock."""
-    digest = hashlib.blake2b(f"shikong:{purpose}:{schema}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"shikong/{purpose}/{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
