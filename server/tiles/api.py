@@ -37,6 +37,7 @@ from .render import (
     RASTER_FORMATS,
     TILED_KINDS,
     TileResult,
+    cached_vector_tile,
     open_layer,
     raster_tile,
     tile_source,
@@ -414,19 +415,17 @@ def routes(server: Server) -> list[Route]:
             return tile_response(result, request)
         _check_params(request, TILE_PARAMS, ("mvt",))
         z, y, x = _int(request, "z"), _int(request, "y"), _int(request, "x")
-        result = await run_in_threadpool(
-            vector_tile,
-            server,
-            _access(server, request),
-            request.path_params["cid"],
-            request.path_params["tms"],
-            z,
-            y,
-            x,
-            datetime=request.query_params.get("datetime"),
-            properties=_properties(request),
-            if_none_match=request.headers.get("if-none-match"),
-        )
+        args = (server, _access(server, request), cid, request.path_params["tms"], z, y, x)
+        options = {
+            "datetime": request.query_params.get("datetime"),
+            "properties": _properties(request),
+            "if_none_match": request.headers.get("if-none-match"),
+        }
+        # a cached tile is answered here (no layer opened, no thread hop); a miss is
+        # rendered in a thread
+        result = cached_vector_tile(*args, **options)
+        if result is None:
+            result = await run_in_threadpool(vector_tile, *args, **options)
         return tile_response(result, request)
 
     async def dataset_tile(request: Request) -> Response:
