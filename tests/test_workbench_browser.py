@@ -162,6 +162,25 @@ def test_sign_in_with_a_key(tab, keys):
     assert "未登录" in tab.page.inner_text("#sk-who")
 
 
+def test_every_page_shows_who_is_signed_in_and_signs_out(tab, keys):
+    """The pygeoapi pages' frame asks the server who is signed in (issue 20, item 2)."""
+    page = tab.page
+    page.goto(f"{tab.site.url}/collections?f=html&lang=zh")
+    page.wait_for_function("document.getElementById('sk-who').textContent.length > 0")
+    assert "未登录" in page.inner_text("#sk-who")
+    tab.sign_in(keys["nrp"])
+    for path in ("/collections?f=html&lang=zh", "/processes?f=html&lang=zh"):
+        page.goto(f"{tab.site.url}{path}")
+        page.wait_for_function("document.getElementById('sk-who').textContent.includes('wb-nrp')")
+        assert "自然资源和规划局" in page.inner_text("#sk-who")
+    page.goto(f"{tab.site.url}/collections?f=html&lang=en")
+    page.wait_for_function("document.getElementById('sk-who').textContent.includes('Signed in')")
+    page.click("#sk-who button")
+    page.wait_for_url("**/signin**")
+    page.goto(f"{tab.site.url}/collections?f=html&lang=en")
+    page.wait_for_function("document.getElementById('sk-who').textContent.includes('Not signed')")
+
+
 def test_sign_in_with_the_city_identity_provider(browser, site, provider):
     opened = Page(browser, site)
     opened.page.goto(f"{site.url}/signin?next=/workbench")
