@@ -11,7 +11,7 @@ builds each caller's API from that, so a check cannot be forgotten on one path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from shikong.spatial.errors import InputError
 from .masking import mask_id_number, mask_name
 
 RIGHTS = ("read", "write", "personal-data")
-ROLES = ("user", "auditor", "gateway")
+ROLES = ("user", "auditor", "gateway", "admin")
 MASK_RULES: dict[str, Callable[[str | None], str | None]] = {
     "name": mask_name,
     "id_number": mask_id_number,
@@ -35,8 +35,9 @@ class Caller:
     """Who is asking. Anonymous callers (no department) are the public.
 
     ``grants`` are (collection id, right) pairs a trusted token adds to the policy's;
-    ``role`` is ``user``, ``auditor`` (also reads the audit log) or ``gateway`` (an IoT
-    gateway that may post readings of any sensor).
+    ``role`` is ``user``, ``auditor`` (also reads the audit log), ``gateway`` (an IoT
+    gateway that may post readings of any sensor) or ``admin`` (decides its department's
+    access requests, :mod:`shikong.catalog.sharing`).
     """
 
     user: str | None = None
@@ -164,6 +165,11 @@ class Policy:
                 )
         limits = Limits(**(raw.get("limits") or {}))
         return cls(tuple(grants), personal, limits)
+
+    def with_grants(self, extra: Iterable[Grant]) -> Policy:
+        """This policy with more grants (approved access requests join the file's here)."""
+        extra = tuple(extra)
+        return replace(self, grants=self.grants + extra) if extra else self
 
     # -- decisions -----------------------------------------------------------------------
     def allows(self, caller: Caller, collection: CollectionMeta, right: str) -> bool:

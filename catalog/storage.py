@@ -90,6 +90,11 @@ class DataDir:
         return self.root / "access" / "keys.sqlite"
 
     @property
+    def grants(self) -> Path:
+        """Access requests between departments and the grants they made (catalog.sharing)."""
+        return self.root / "access" / "grants.sqlite"
+
+    @property
     def sessions(self) -> Path:
         """Browser sessions of signed-in callers (digests of their ids only)."""
         return self.root / "access" / "sessions.sqlite"

@@ -31,6 +31,7 @@ from pygeoapi.plugin import load_plugin
 from shikong.catalog import Catalog
 from shikong.catalog.live import LiveIngest
 from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
+from shikong.catalog.sharing import grants_of
 from shikong.spatial.errors import InputError, ShikongError
 from shikong.spatial.temporal import parse_datetime
 from starlette.applications import Starlette
@@ -41,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import log_masking, map_services, params, public_url, pygeoapi_fixes
+from . import sharing as sharing_routes
 from .audit import AuditLog
 from .audit import query as audit_query
 from .guard import Guard, RequestContext
@@ -148,17 +150,25 @@ class Server:
         self.catalog = catalog
         self.policy = policy or Policy.load(catalog.paths.root)
         self.publisher = Publisher(catalog, url, max_items=self.policy.limits.max_page_size)
-        self._access: dict[tuple[int, Caller], Access] = {}
+        self.grants = sharing_routes.server_grants(
+            catalog.paths.root,
+            lambda: self.publisher.snapshot.metas,
+            AuditLog(catalog.paths.root, personal=self.policy.personal_data),
+        )
+        self._access: dict[tuple[int, tuple[int, int], Caller], Access] = {}
 
     def access(self, caller: Caller) -> Access:
-        """What a caller may see in the current snapshot (cached per snapshot and caller)."""
+        """What a caller may see in the current snapshot, with the policy file's grants and
+        the approved access requests in force (cached per snapshot, grants and caller)."""
         snapshot = self.publisher.snapshot
-        key = (snapshot.version, caller)
+        granted, in_force = self.grants.current()
+        key = (snapshot.version, granted, caller)
         found = self._access.get(key)
         if found is None:
             if len(self._access) > 10_000:
                 self._access.clear()
-            found = self.policy.access(caller, snapshot.metas.values())
+            policy = self.policy.with_grants(grants_of(in_force))
+            found = policy.access(caller, snapshot.metas.values())
             self._access[key] = found
         return found
 
@@ -605,6 +615,7 @@ def create_app(
         + workbench_page.routes(server)
         + maps_routes.routes(server)
         + ows_routes.routes(server)
+        + sharing_routes.routes(server)
         + server.routes(),
         lifespan=lifespan,
         exception_handlers={
@@ -624,5 +635,6 @@ def create_app(
         server.classification,
         server.hidden,
     )
+    guard.audit.annotate = server.grants.annotate  # an entry names the grant it was served by
     guard.state = app.state  # tests and tools reach the server through the outer app
     return public.middleware(guard)  # outermost: the gate sees the caller behind a proxy

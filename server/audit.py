@@ -25,7 +25,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,9 +140,12 @@ class AuditLog:
         self._lock = threading.Lock()
         self._last_sync = 0.0
         self._key: bytes | None = None
+        self.annotate: Callable[[dict[str, Any]], None] | None = None  # adds to an entry
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Mask, chain and write one entry, then move the head; returns the entry."""
+        if self.annotate is not None:
+            self.annotate(entry)  # outside the lock: it may append entries of its own
         entry = self.redactor.entry({"time": _now(), **entry})
         with self._lock, open(self.path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
