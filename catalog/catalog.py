@@ -27,26 +27,42 @@ from .search import SearchResult, parse_interval
 from .sqlite_store import SqliteCatalogStore
 from .storage import DataDir, default_data_dir
 from .store import CatalogStore, LayerBatch, Query
+from .stores import configured_store
+
+
+def open_store(
+    data_dir: str | Path, database: str | None = None, schema: str | None = None
+) -> CatalogStore:
+    """The catalog store of a data directory, as configured: PostgreSQL when ``database``
+    or ``$SHIKONG_DATABASE`` names it (see :mod:`.stores`), else SQLite in the directory."""
+    store = configured_store(data_dir, database, schema)
+    return store if store is not None else SqliteCatalogStore(DataDir(Path(data_dir)))
 
 
 class Catalog:
     """A data directory's catalog: departments → layers (collections) → versions (items).
 
-    ``Catalog(store)`` over any :class:`CatalogStore`; ``Catalog(path)`` is the SQLite
-    store of that data directory (without :meth:`open`'s recovery of an interrupted
-    export: tools that only read use it).
+    ``Catalog(store)`` over any :class:`CatalogStore`; ``Catalog(path)`` is the store
+    configured for that data directory (:func:`open_store`: SQLite in it unless
+    ``$SHIKONG_DATABASE`` names PostgreSQL), without :meth:`open`'s recovery of an
+    interrupted export: tools that only read use it.
     """
 
     def __init__(self, store: CatalogStore | str | Path) -> None:
         if not isinstance(store, CatalogStore):
-            store = SqliteCatalogStore(DataDir(Path(store)))
+            store = open_store(Path(store))
         self.store = store
         self._observations: ObservationStore | None = None
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Catalog:
-        """Open (or create) the catalog in a data directory; default ``$SHIKONG_DATA``."""
-        catalog = cls(Path(path) if path is not None else default_data_dir())
+    def open(cls, path: str | Path | None = None, database: str | None = None) -> Catalog:
+        """Open (or create) the catalog in a data directory; default ``$SHIKONG_DATA``.
+
+        ``database``: a PostgreSQL DSN for the catalog store (default
+        ``$SHIKONG_DATABASE``; unset: SQLite in the data directory).
+        """
+        root = Path(path) if path is not None else default_data_dir()
+        catalog = cls(open_store(root, database))
         catalog.store.finish_interrupted_export()
         return catalog
 

@@ -11,6 +11,12 @@ NULLs first ascending, as SQLite does. The item JSON is ``jsonb`` (its keys come
 jsonb's order). The writer lock is a session advisory lock held by a connection of its
 own (re-entrant per process); readers use one autocommit connection per thread.
 The STAC mirror and the assets stay in a local data directory (``paths``).
+
+Every commit sends ``NOTIFY shikong_catalog, '<schema> <version>'`` inside its
+transaction (delivered when it commits), so servers on other machines watching
+:meth:`PostgresCatalogStore.watch_versions` publish a new layer at once instead of
+polling. :meth:`PostgresCatalogStore.put_verbatim` stores documents exactly as given
+(``shikong migrate`` copies an embedded catalog with it).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -41,7 +48,10 @@ from .storage import DataDir, collector_paused
 from .store import CatalogStore, LayerBatch, Query, merge_batches
 from .textsearch import index_text, match_terms
 
+LOGGER = logging.getLogger(__name__)
 SRID = 4490  # CGCS2000 geographic: every bbox and footprint of the catalog
+CHANNEL = "shikong_catalog"  # NOTIFY channel of every schema; the payload names the schema
+WATCH_FALLBACK_SECONDS = 2.0  # the version is read anew this often whatever is notified
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MAX_POSITION = 16383  # tsvector positions stop here (later tokens share it)
 _MAX_LEXEME_BYTES = 2046
@@ -475,6 +485,7 @@ class PostgresCatalogStore(CatalogStore):
             db = self._db()
             with db.transaction():
                 version = self._bump_version(db)
+                self._notify(db, version)  # delivered to listeners when this commits
                 ids = [b.target.collection_id for b in layers]
                 known = self.collections_by_id(ids)  # read in the transaction, before writes
                 existing = {cid: self.items_of(cid) for cid in known}
@@ -513,6 +524,33 @@ class PostgresCatalogStore(CatalogStore):
         ).fetchone()
         assert row is not None
         return int(row[0])
+
+    def _notify(self, db: psycopg.Connection[Any], version: int) -> None:
+        db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{self.schema} {version}"))
+
+    def watch_versions(
+        self, stop: threading.Event, fallback: float = WATCH_FALLBACK_SECONDS
+    ) -> Iterator[int]:
+        """The catalog version whenever it may have moved, until ``stop`` is set: at once
+        on a commit's NOTIFY (from any process on this database), and every ``fallback``
+        seconds and after each (re)connection read anew, so a lost notification or a
+        dropped connection delays a change by at most that long."""
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as db:
+                    db.execute(f"LISTEN {CHANNEL}")
+                    yield self.version()  # what was committed before we listened
+                    while not stop.is_set():
+                        versions = [
+                            int(version)
+                            for note in db.notifies(timeout=fallback, stop_after=1)
+                            for schema, _, version in [note.payload.partition(" ")]
+                            if schema == self.schema
+                        ]
+                        yield max(versions) if versions else self.version()
+            except psycopg.Error as exc:  # the database went away: retry, keep serving
+                LOGGER.warning("catalog watch of %r: %s; retrying", self, type(exc).__name__)
+                stop.wait(fallback)
 
     def _set_meta(self, db: psycopg.Connection[Any], key: str, value: object) -> None:
         db.execute(
@@ -595,6 +633,44 @@ class PostgresCatalogStore(CatalogStore):
                 ),
                 values,
             )
+
+    # -- copying a catalog in (shikong migrate) -----------------------------------------
+    def put_verbatim(
+        self, collection: dict[str, Any], items: Sequence[dict[str, Any]], version: int
+    ) -> None:
+        """Store a layer's collection document and items exactly as given, in one
+        transaction: no relinking, no version bump (the copy of another store's catalog;
+        :meth:`finish_copy` sets the version once everything is in). Items of the same
+        ids are replaced, so a copy that stopped half-way can run again."""
+        with self.writing(export=False):
+            db = self._db()
+            with db.transaction():
+                text = collection_text(collection)
+                self._put_collections(db, [(collection, text)], version)
+                self._put_items(db, [(item, text) for item in items], version)
+
+    def finish_copy(self, version: int, exported_version: int, source: str) -> None:
+        """The copy is whole: the catalog version (and the mirror's) as the source had
+        them, and where it came from; listeners are told."""
+        with self.writing(export=False):
+            db = self._db()
+            with db.transaction():
+                self._set_meta(db, "version", version)
+                self._set_meta(db, "exported_version", exported_version)
+                self._set_meta(db, "copied_from", source)
+                self._notify(db, version)
+
+    def copied_from(self) -> str | None:
+        """The source a finished copy came from (see :meth:`finish_copy`), or None."""
+        return self._meta("copied_from")
+
+    def counts(self) -> tuple[int, int]:
+        """How many collections and items are stored."""
+        row = self._one(
+            "SELECT (SELECT count(*) FROM {s}.collections), (SELECT count(*) FROM {s}.items)"
+        )
+        assert row is not None
+        return int(row[0]), int(row[1])
 
     def export(self) -> None:
         """Write the STAC mirror (under the writer lock, like any write)."""

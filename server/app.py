@@ -574,8 +574,12 @@ def create_app(
     jwt: JwtSettings | None = None,
     policy: Policy | None = None,
     local_url: str = "http://localhost:5000",
+    database: str | None = None,
 ):
     """The ASGI application serving one data directory (and an MQTT broker's sensors).
+
+    ``database``: the catalog's PostgreSQL DSN (default ``$SHIKONG_DATABASE``; unset:
+    SQLite in the data directory), see :mod:`shikong.catalog.stores`.
 
     Access control is not optional: the Starlette app is wrapped by the gate, and every
     handler serves the caller's view. Bearer tokens are accepted when ``jwt`` (or the
@@ -587,7 +591,7 @@ def create_app(
     log_masking.install()
     public = public_url.PublicUrl(url, local_url, public_url.trusted_from_env())
     url = url or local_url
-    catalog = Catalog.open(data_dir)
+    catalog = Catalog.open(data_dir, database)
     server = Server(catalog, url, policy)
     live = LiveIngest(catalog.store, catalog.observations)
     bridge = MqttBridge(live, mqtt) if mqtt else None

@@ -575,16 +575,29 @@ class Publisher:
             return True
 
     def watch(self) -> threading.Thread:
-        """Poll the catalog version in the background (a cheap SQLite read)."""
+        """Follow the catalog version in the background: a store that can announce its
+        commits (PostgreSQL's LISTEN/NOTIFY: ``watch_versions``, which also reads the
+        version every few seconds should a notification be lost) wakes it at once;
+        otherwise it polls (a cheap SQLite read)."""
+        watch_versions = getattr(self.catalog.store, "watch_versions", None)
 
-        def loop() -> None:
+        def refresh() -> None:
+            try:
+                self.refresh()
+            except Exception:  # keep serving the last good snapshot
+                LOGGER.exception("republishing failed")
+
+        def poll() -> None:
             while not self._stop.wait(POLL_SECONDS):
-                try:
-                    self.refresh()
-                except Exception:  # keep serving the last good snapshot
-                    LOGGER.exception("republishing failed")
+                refresh()
 
-        thread = threading.Thread(target=loop, name="shikong-publisher", daemon=True)
+        def listen() -> None:
+            for version in watch_versions(self._stop):
+                if version != self.snapshot.version:
+                    refresh()
+
+        target = poll if watch_versions is None else listen
+        thread = threading.Thread(target=target, name="shikong-publisher", daemon=True)
         thread.start()
         return thread
 

@@ -29,6 +29,15 @@ def clear_errors(func):
 
 
 def data_option(func):
+    """``--data`` and ``--database``: where the catalog lives."""
+    func = click.option(
+        "--database",
+        envvar="SHIKONG_DATABASE",
+        expose_value=False,
+        callback=_use_database,
+        help="PostgreSQL DSN of the catalog store, postgresql://user@host/db (or "
+        "$SHIKONG_DATABASE; unset: SQLite in the data directory).",
+    )(func)
     return click.option(
         "--data",
         "data_dir",
@@ -38,3 +47,23 @@ def data_option(func):
         show_default=True,
         help="Data directory (or $SHIKONG_DATA).",
     )(func)
+
+
+def _use_database(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Check the DSN once (a bad one is one line, exit 2), then leave it in the
+    environment, where every catalog this command opens (and the server's workers) find
+    it (shikong.catalog.stores)."""
+    import os
+
+    if not value:
+        return
+    from shikong.catalog.stores import DATABASE_ENV, check_database, configured_database
+
+    try:
+        dsn = configured_database(value)
+        if dsn is not None:
+            check_database(dsn)
+    except ShikongError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    os.environ[DATABASE_ENV] = value

@@ -1,0 +1,215 @@
+"""``shikong migrate --to postgresql://…``: an embedded catalog moved into PostgreSQL.
+
+The embedded data directory's catalog (collections and items, layer by layer, each
+layer's versions oldest first) is read through the store contract from its SQLite store
+and written into the PostgreSQL store as it is (``put_verbatim``: no relinking, so every
+item keeps its JSON), in batches; then checked: counts, every item equal to its source,
+every asset's ``file:checksum`` and ``file:size`` against the file it names, and the
+source checksum index. Only a whole, checked copy is marked finished; running it again is
+a no-op ("already migrated"), and a copy that stopped half-way resumes.
+
+Still local after a migration: the assets and the STAC mirror (the data directory; S3
+is a later step) and the readings (``observations*.sqlite``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .common import clear_errors, console, data_option
+
+if TYPE_CHECKING:
+    from shikong.catalog.postgres_store import PostgresCatalogStore
+    from shikong.catalog.store import CatalogStore
+
+BATCH_ITEMS = 1000  # items per transaction of the copy
+SHOWN_PROBLEMS = 10
+
+
+@dataclass
+class Checked:
+    """What the check of a copy found."""
+
+    layers: int = 0
+    items: int = 0
+    assets: int = 0
+    asset_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def plan(source: CatalogStore) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every layer's collection and its versions, oldest validity first."""
+    return [(c, source.items_of(c["id"])) for c in source.collections()]
+
+
+def copy_catalog(
+    layers: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    target: PostgresCatalogStore,
+    version: int,
+    advance: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Each layer's collection and items into the target, BATCH_ITEMS per transaction."""
+    for collection, items in layers:
+        for start in range(0, max(len(items), 1), BATCH_ITEMS):
+            chunk = items[start : start + BATCH_ITEMS]
+            target.put_verbatim(collection, chunk, version)
+            advance(len(chunk))
+
+
+def asset_paths(paths: Any, item: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], Path]]:
+    """(key, asset, file) of each asset an item names, resolved as the catalog resolves
+    them (relative to the item's place in the STAC mirror)."""
+    from shikong.catalog.extension import ShikongExtension
+
+    shikong = ShikongExtension.ext(item)
+    folder = paths.item_json(shikong.department, shikong.layer, item["id"]).parent
+    for key, asset in item.get("assets", {}).items():
+        yield key, asset, (folder / str(asset.get("href", ""))).resolve()
+
+
+def check_copy(
+    layers: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    target: PostgresCatalogStore,
+    advance: Callable[[int], None] = lambda n: None,
+) -> Checked:
+    """Counts, each item equal to its source, each asset's checksum and size, and the
+    source checksums findable, as the problems found (empty: the copy is whole)."""
+    from shikong.catalog.extension import Field
+    from shikong.catalog.storage import tree_size_and_checksum
+
+    checked = Checked()
+    problems = checked.problems
+    n_layers, n_items = target.counts()
+    want_items = sum(len(items) for _, items in layers)
+    if (n_layers, n_items) != (len(layers), want_items):
+        problems.append(
+            f"counts: {n_layers} layers and {n_items} items in the database, "
+            f"{len(layers)} and {want_items} in the data directory"
+        )
+    for collection, items in layers:
+        checked.layers += 1
+        if target.collection(collection["id"]) != collection:
+            problems.append(f"collection {collection['id']} differs from its source")
+        copied = {i["id"]: i for i in target.items_of(collection["id"])}
+        for item in items:
+            checked.items += 1
+            if copied.get(item["id"]) != item:
+                problems.append(f"item {item['id']} differs from its source")
+            source_sum = (item["properties"].get(Field.SOURCE) or {}).get("checksum")
+            if source_sum:
+                found = target.find_checksum(collection["id"], source_sum)
+                if found is None:
+                    problems.append(f"item {item['id']}: its source checksum is not found")
+            for key, asset, path in asset_paths(target.paths, item):
+                if "file:checksum" not in asset:
+                    continue
+                if not path.exists():
+                    problems.append(f"item {item['id']} asset {key}: {path} is missing")
+                    continue
+                size, checksum = tree_size_and_checksum(path)
+                if checksum != asset["file:checksum"] or size != asset.get("file:size", size):
+                    problems.append(
+                        f"item {item['id']} asset {key}: {path} does not match its checksum"
+                    )
+                checked.assets += 1
+                checked.asset_bytes += size
+            advance(1)
+    return checked
+
+
+@click.command()
+@click.option(
+    "--to",
+    "target_dsn",
+    required=True,
+    help="PostgreSQL DSN to move the catalog into, postgresql://user@host:port/dbname.",
+)
+@click.option(
+    "--schema",
+    help="Schema in that database (default $SHIKONG_DATABASE_SCHEMA or shikong).",
+)
+@click.option(
+    "--assets",
+    help="Where assets go (s3://…): not yet; assets stay in the data directory.",
+)
+@data_option
+@clear_errors
+def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: Path) -> None:
+    """Move the embedded catalog of a data directory into PostgreSQL, and check it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from shikong.catalog.catalog import open_store
+    from shikong.catalog.storage import DataDir
+    from shikong.catalog.stores import (
+        DatabaseError,
+        check_database,
+        configured_database,
+        configured_schema,
+        mask_dsn,
+    )
+
+    if assets:
+        raise DatabaseError(
+            f"--assets {assets}: moving assets to object storage is not built yet; "
+            "leave it out (assets stay in the data directory)"
+        )
+    dsn = configured_database(target_dsn)
+    if dsn is None:
+        raise DatabaseError("--to: give the PostgreSQL database to migrate into")
+    check_database(dsn)
+    if not DataDir(data_dir).index.exists():
+        raise DatabaseError(f"{data_dir}: no embedded catalog here (no index.sqlite)")
+    schema = configured_schema(schema)
+    source = open_store(data_dir, database="sqlite")
+    target = open_store(data_dir, database=dsn, schema=schema)
+    where = f"{mask_dsn(dsn)} (schema {schema})"
+    origin = str(Path(data_dir).resolve())
+    version = source.version()
+    layers = plan(source)
+    total = sum(len(items) for _, items in layers)
+    copied_from = target.copied_from()  # type: ignore[attr-defined]
+    if copied_from is not None:
+        if copied_from == origin and target.version() == version:
+            console.print(f"already migrated: {total} items of {origin} in {where}")
+            return
+        raise DatabaseError(
+            f"{where} already holds a catalog copied from {copied_from} at version "
+            f"{target.version()} (this one is at {version}): use another --schema"
+        )
+    if target.version() > 0:
+        raise DatabaseError(
+            f"{where} already holds a catalog (version {target.version()}): "
+            "migrate into an empty schema (--schema)"
+        )
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"copying {len(layers)} layers", total=total)
+        copy_catalog(layers, target, version, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
+        task = progress.add_task("checking items and assets", total=total)
+        checked = check_copy(layers, target, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
+    if checked.problems:
+        shown = "; ".join(checked.problems[:SHOWN_PROBLEMS])
+        more = len(checked.problems) - SHOWN_PROBLEMS
+        raise DatabaseError(
+            f"the copy in {where} does not match the data directory "
+            f"({len(checked.problems)} problems): {shown}{f' and {more} more' if more > 0 else ''}"
+        )
+    target.finish_copy(version, source.exported_version(), origin)  # type: ignore[attr-defined]
+    console.print(
+        f"[green]migrated[/] {checked.layers} layers, {checked.items} items (catalog "
+        f"version {version}) into {where}; {checked.assets} assets "
+        f"({checked.asset_bytes / 1e6:,.1f} MB) checked against their checksums"
+    )
+    console.print(
+        "still local: assets and the STAC mirror in the data directory, readings in "
+        "its observations*.sqlite (not migrated yet)"
+    )

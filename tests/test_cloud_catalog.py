@@ -1,0 +1,248 @@
+"""The catalog on PostgreSQL by configuration alone (issue 21): ``shikong migrate`` copies
+the demo city's embedded catalog item for item (checked against the STAC JSON files the
+SQLite store wrote, read here from disk), the server over the PostgreSQL store answers
+as over SQLite with the SQLite index gone, two ``shikong serve`` nodes on one database
+see each other's ingests through LISTEN/NOTIFY, and a bad DSN is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import httpx
+import psycopg
+import pytest
+from conftest import RunningServer, free_port
+from pg_cluster import pg_cluster, pg_database  # noqa: F401
+from shapely.geometry import box
+from starlette.testclient import TestClient
+
+SHIKONG = Path(sys.executable).with_name("shikong")
+BBOX = "113.25,33.74,113.35,33.82"
+
+
+@pytest.fixture
+def dsn(request) -> str:
+    """A fresh database with PostGIS (``pg_cluster.pg_database``)."""
+    return request.getfixturevalue("pg_database")
+
+
+def shikong(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [str(SHIKONG), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def copy_city(demo_data: Path, to: Path) -> Path:
+    """A private copy of the demo city's data directory (its keys, the tester's among
+    them, included); the source files are left behind."""
+    shutil.copytree(demo_data, to, ignore=shutil.ignore_patterns("sources", "cache", "jobs"))
+    return to
+
+
+def mirror_items(data: Path) -> dict[str, dict]:
+    """Every item of the STAC JSON mirror the SQLite store wrote, read from its files."""
+    return {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in (data / "stac").glob("*/*/items/*.json")
+    }
+
+
+def rows(dsn: str, sql: str) -> list[tuple]:
+    with psycopg.connect(dsn) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_migrate_copies_every_item_as_it_is_and_twice_is_a_no_op(
+    demo_data, tester_key, dsn, tmp_path
+):
+    city = copy_city(demo_data, tmp_path / "city")
+    truth = mirror_items(city)
+    first = shikong("migrate", "--data", str(city), "--to", dsn)
+    assert first.returncode == 0, first.stderr
+    layers = len(list((city / "stac").glob("*/*/collection.json")))
+    assert f"migrated {layers} layers, {len(truth)} items" in first.stdout
+    assert "readings in its observations*.sqlite (not migrated yet)" in first.stdout
+    copied = dict(rows(dsn, "SELECT id, json FROM shikong.item_json"))
+    assert copied.keys() == truth.keys()
+    assert all(copied[i] == truth[i] for i in truth)  # identical JSON, links and all
+    version = json.loads((city / "stac" / "catalog.json").read_text())
+    meta = dict(rows(dsn, "SELECT key, value FROM shikong.meta"))
+    assert meta["version"] == str(version["shikong:catalog_version"])
+    second = shikong("migrate", "--data", str(city), "--to", dsn)
+    assert second.returncode == 0, second.stderr
+    assert f"already migrated: {len(truth)} items" in second.stdout
+    assert dict(rows(dsn, "SELECT key, value FROM shikong.meta")) == meta
+
+
+def test_migrate_refuses_an_asset_that_does_not_match_its_checksum(demo_data, dsn, tmp_path):
+    city = copy_city(demo_data, tmp_path / "city")
+    item = mirror_items(city)["nrp-landuse-v2023"]
+    asset = (city / "stac/nrp/landuse/items" / item["assets"]["data"]["href"]).resolve()
+    good = asset.read_bytes()
+    asset.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit, same size
+    bad = shikong("migrate", "--data", str(city), "--to", dsn)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "item nrp-landuse-v2023 asset data" in bad.stderr
+    assert "does not match its checksum" in bad.stderr
+    assert rows(dsn, "SELECT value FROM shikong.meta WHERE key='copied_from'") == []
+    asset.write_bytes(good)  # mended: the interrupted copy is finished, not refused
+    again = shikong("migrate", "--data", str(city), "--to", dsn)
+    assert again.returncode == 0, again.stderr
+    assert "migrated" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("catalog", "list", "--database", "mysql://root:s3cret@db/x"), "not a PostgreSQL DSN"),
+        (("migrate", "--to", "postgresql://shikong:s3cret@127.0.0.1:{port}/x"), "cannot connect"),
+        (("serve", "--database", "postgresql://shikong:s3cret@127.0.0.1:{port}/x"), "connect"),
+        (("ingest", "x.geojson", "-d", "nrp", "-l", "x", "--database", "host=nowhere.invalid"),
+         "cannot connect"),
+    ],
+)  # fmt: skip
+def test_a_bad_database_is_one_line_without_its_password(args, says, tmp_path):
+    args = tuple(a.replace("{port}", str(free_port())) for a in args)
+    (tmp_path / "data").mkdir()
+    proc = shikong(*args, "--data", str(tmp_path / "data"))
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and says in lines[0], proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def answers(client: TestClient, key: str) -> dict[str, object]:
+    """What a department user is told: collections, a bbox page of Features, STAC item
+    search by bbox and by text, a layer's versions, and one item."""
+    headers = {"X-API-Key": key}
+
+    def get(path: str) -> dict:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.text)
+        return response.json()
+
+    features = get(f"/collections/nrp-landuse/items?bbox={BBOX}&limit=1000&f=json")
+    search = get(f"/stac/search?bbox={BBOX}&limit=200")
+    text = get("/stac/search?q=土地利用&limit=200")
+    versions = get("/stac/collections/nrp-landuse/items?limit=100")
+    return {
+        "collections": sorted(c["id"] for c in get("/collections?f=json")["collections"]),
+        "features": (features["numberMatched"], sorted(f["id"] for f in features["features"])),
+        "search": (search.get("numberMatched"), sorted(i["id"] for i in search["features"])),
+        "text": sorted(i["id"] for i in text["features"]),
+        "versions": [i["id"] for i in versions["features"]],
+        "item": get("/stac/collections/nrp-landuse/items/nrp-landuse-v2020")["properties"],
+        "anonymous": sorted(
+            c["id"] for c in client.get("/collections?f=json").json()["collections"]
+        ),
+    }
+
+
+def test_the_server_over_postgresql_answers_as_over_sqlite(demo_data, tester_key, dsn, tmp_path):
+    city = copy_city(demo_data, tmp_path / "city")
+    assert shikong("migrate", "--data", str(city), "--to", dsn).returncode == 0
+    (city / "index.sqlite").unlink()  # nothing can be read from SQLite any more
+    from shikong.server.app import create_app
+
+    with TestClient(create_app(demo_data, "http://testserver", watch=False)) as client:
+        expected = answers(client, tester_key)
+    app = create_app(city, "http://testserver", watch=False, database=dsn)
+    with TestClient(app) as client:
+        got = answers(client, tester_key)
+    assert not (city / "index.sqlite").exists()
+    assert got == expected
+    # and the truth, from the asset itself: land-use parcels whose shapes meet the bbox
+    landuse = gpd.read_parquet(
+        demo_data / "assets/nrp/landuse" / str(expected["versions"][-1]).rsplit("-v", 1)[1]
+    )
+    hits = landuse[landuse.intersects(box(*map(float, BBOX.split(","))))]
+    assert got["features"][0] == len(hits)
+    assert "nrp-landuse-v2020" in got["text"] and "nrp-landuse-v2023" in got["text"]
+    assert got["versions"] == ["nrp-landuse-v2020", "nrp-landuse-v2023"]
+
+
+def test_a_commit_wakes_a_watcher_through_notify(dsn, tmp_path):
+    """A watcher whose fallback read is an hour away still sees a commit made by another
+    store object (its own connections): only the NOTIFY can have told it."""
+    from shikong.catalog import Catalog
+    from shikong.catalog.postgres_store import PostgresCatalogStore
+    from shikong.catalog.storage import DataDir
+
+    watching = PostgresCatalogStore(dsn, DataDir(tmp_path / "b"))
+    writer = Catalog(PostgresCatalogStore(dsn, DataDir(tmp_path / "a")))
+    stop, seen, ready = threading.Event(), [], threading.Event()
+
+    def watch() -> None:
+        for version in watching.watch_versions(stop, fallback=3600):
+            seen.append(version)
+            ready.set()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    assert ready.wait(10) and seen == [0]  # the version when it started listening
+    source = tmp_path / "r.geojson"
+    gpd.GeoDataFrame({"n": [1]}, geometry=[box(113, 33, 114, 34)], crs=4490).to_file(source)
+    writer.ingest(source, department="wat", layer="rivers")
+    deadline = time.monotonic() + 10
+    while seen[-1] != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    assert seen[-1] == 1
+    watching.close()
+    writer.store.close()
+
+
+def node(data: Path, shared_assets: Path) -> Path:
+    """A node's own data directory whose assets folder is the shared one (until S3)."""
+    data.mkdir()
+    (data / "assets").symlink_to(shared_assets, target_is_directory=True)
+    return data
+
+
+def test_two_nodes_on_one_database_serve_what_either_ingests(dsn, tmp_path, monkeypatch):
+    shared = tmp_path / "shared-assets"
+    shared.mkdir()
+    a, b = node(tmp_path / "node-a", shared), node(tmp_path / "node-b", shared)
+    monkeypatch.setenv("SHIKONG_DATABASE", dsn)  # both nodes, and the CLI below
+    node_a, node_b = RunningServer(a, free_port()), RunningServer(b, free_port())
+    try:
+        assert httpx.get(f"{node_b.url}/collections/wat-wells?f=json").status_code == 404
+        source = tmp_path / "wells.geojson"
+        frame = gpd.GeoDataFrame(
+            {"name": ["东井", "西井"]},
+            geometry=[box(113.20, 33.70, 113.21, 33.71), box(113.30, 33.70, 113.31, 33.71)],
+            crs=4490,
+        )
+        frame.to_file(source)
+        ingest = shikong(
+            "ingest", str(source), "-d", "wat", "-l", "wells", "--classification", "public",
+            "--data", str(a),
+        )  # fmt: skip
+        assert ingest.returncode == 0, ingest.stderr
+        done = time.monotonic()
+        url = f"{node_b.url}/collections/wat-wells/items?f=json"
+        answer = httpx.get(url)
+        while answer.status_code != 200 and time.monotonic() < done + 10:
+            time.sleep(0.02)
+            answer = httpx.get(url)
+        delay = time.monotonic() - done
+        print(f"\nnode B served the layer ingested through node A {delay:.3f} s later")
+        assert answer.status_code == 200, answer.text
+        names = sorted(f["properties"]["name"] for f in answer.json()["features"])
+        assert names == ["东井", "西井"]
+        stac = httpx.get(f"{node_b.url}/stac/collections/wat-wells/items").json()
+        assert [i["id"] for i in stac["features"]] == ["wat-wells-v1"]
+        assert httpx.get(f"{node_a.url}/collections/wat-wells?f=json").status_code == 200
+        assert not (a / "index.sqlite").exists() and not (b / "index.sqlite").exists()
+    finally:
+        node_a.stop()
+        node_b.stop()
