@@ -27,14 +27,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
+from shikong.catalog.policy import RIGHTS
 from shikong.catalog.storage import DataDir
 
 from .audit_mask import Redactor
+
+if TYPE_CHECKING:
+    from shikong.catalog.policy import CollectionMeta, Policy
 
 AUDIT_FILE = DataDir(Path(".")).audit_log  # relative to a data directory
 HEAD_NAME = "head.json"
@@ -415,3 +419,56 @@ def _now() -> str:
 
 def _format(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def could_read(
+    path: str | Path,
+    collection: CollectionMeta,
+    day: str,
+    policy: Policy,
+    departments: list[str],
+) -> list[dict[str, Any]]:
+    """Who could read a collection on a day, and on what grounds, one row per ground.
+
+    Grounds: ``owner``; ``classification`` (public: anyone; shared: every signed-in
+    department); ``policy`` (a grant of the policy file, as the file reads now: it keeps
+    no history); ``request`` (an approved access request in force at some moment of that
+    day, from the chain's ``sharing.approved`` entries: decided by the day's end, its end
+    date not before the day). ``day`` is a date or an RFC 3339 date-time (:class:`BadTime`).
+    """
+    from shikong.catalog.sharing import end_of
+
+    start = datetime.fromisoformat(parse_time(day, "on"))
+    end = datetime.fromisoformat(parse_time(day, "on", end=True))
+    cls, owner = collection.classification, collection.department
+    rows: list[dict[str, Any]] = [{"department": owner, "grounds": "owner", "rights": list(RIGHTS)}]
+    if cls in ("public", "shared"):
+        who = "anyone" if cls == "public" else "every signed-in department"
+        rows.append({"department": who, "grounds": f"classification {cls}", "rights": ["read"]})
+    for g in policy.grants:
+        for department in departments:
+            if department != owner and g.covers(collection, department, "read"):
+                rights = [r for r in RIGHTS if r in g.rights or r == "read"]
+                rows.append({"department": department, "grounds": "policy", "rights": rights})
+    for e in entries(path):
+        if not isinstance(e, dict) or e.get("event") != "sharing.approved":
+            continue
+        if collection.id not in (e.get("collections") or []):
+            continue
+        try:
+            decided = datetime.fromisoformat(str(e.get("decided_at") or e["time"]))
+            ends = end_of(date.fromisoformat(str(e["granted_until"])))
+        except (KeyError, ValueError):
+            continue
+        if decided <= end and ends > start:
+            rows.append(
+                {
+                    "department": e.get("requester"),
+                    "grounds": f"request {e.get('request')}",
+                    "rights": list(e.get("granted_rights") or []),
+                    "decided_by": f"{e.get('department')}/{e.get('user')}",
+                    "decided_at": e.get("decided_at"),
+                    "until": e.get("granted_until"),
+                }
+            )
+    return rows

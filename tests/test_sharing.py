@@ -238,3 +238,70 @@ def test_bad_requests_name_the_problem(servers, keys):
         ).status_code
         == 404
     )
+
+
+def test_cli_steps_and_who_could_read(servers, keys, data):
+    """``shikong sharing`` takes the same steps as HTTP; ``audit query --could-read`` names
+    every department that could read the layer on a day and why."""
+    eco_key, _ = KeyStore(data).create("eco", "eco-analyst")
+    rer_admin = keys["rer_admin"]["X-API-Key"]
+    today = datetime.now(UTC).date()
+    until = today + timedelta(days=10)
+    asked = shikong(
+        "sharing", "request", LAYER, "--rights", "read,personal-data",
+        "--purpose", "生态红线内权属核查", "--until", str(until),
+        "--key", eco_key, "--data", str(data),
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    rid = orjson.loads(asked.stdout)["id"]
+    refused = shikong(
+        "sharing", "decide", str(rid), "approve", "--key", eco_key, "--data", str(data)
+    )
+    assert refused.returncode == 2 and "admin of the owner department rer" in refused.stderr
+    bad = shikong(
+        "sharing", "request", LAYER, "--rights", "fly", "--purpose", "x", "--until", str(until),
+        "--key", eco_key, "--data", str(data),
+    )  # fmt: skip
+    assert bad.returncode == 2 and "'fly'" in bad.stderr
+    approved = shikong(
+        "sharing", "decide", str(rid), "approve", "--rights", "read", "--key", rer_admin,
+        "--data", str(data),
+    )  # fmt: skip
+    assert approved.returncode == 0, approved.stderr
+    listed = shikong("sharing", "list", "--json", "--key", eco_key, "--data", str(data))
+    rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["id"], r["state"], r["granted_rights"]) for r in rows] == [
+        (rid, "approved", ["read"])
+    ]
+    # the server sees the CLI's decision at once
+    one, _ = servers
+    assert read_ids(one, {"X-API-Key": eco_key})[0] == 200
+
+    def could_read(day: date) -> set[tuple[str, str, str]]:
+        done = shikong(
+            "audit", "query", "--could-read", LAYER, "--on", str(day), "--json", "--data", str(data)
+        )
+        assert done.returncode == 0, done.stderr
+        rows = [orjson.loads(line) for line in done.stdout.splitlines()]
+        return {(r["department"], ",".join(r["rights"]), r["grounds"]) for r in rows}
+
+    # truth: rer owns the layer; config/access_policy.yaml grants nrp read, psb read and
+    # personal-data; the first test approved hud (read, to today + 30), this one eco
+    base = {
+        ("rer", "read,write,personal-data", "owner"),
+        ("nrp", "read", "policy"),
+        ("psb", "read,personal-data", "policy"),
+    }
+    hud = next(
+        r["id"] for r in one.get("/sharing/requests", headers=keys["hud"]).json()["requests"]
+        if r["granted_rights"]
+    )  # fmt: skip
+    assert could_read(today) == base | {
+        ("hud", "read", f"request {hud}"),
+        ("eco", "read", f"request {rid}"),
+    }
+    assert could_read(today + timedelta(days=20)) == base | {("hud", "read", f"request {hud}")}
+    assert could_read(today + timedelta(days=31)) == base
+    assert could_read(today - timedelta(days=1)) == base
+    verified = shikong("audit", "verify", "--data", str(data))
+    assert verified.returncode == 0, verified.stderr

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from . import audit, catalog, demo, ingest, keys, migrate, raster, serve, tiles
+from . import audit, catalog, demo, ingest, keys, raster, serve, sharing, tiles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +33,7 @@ for command in (
     audit.audit,
     raster.raster,
     tiles.tiles,
-    migrate.migrate,
+    sharing.sharing,
 ):
     main.add_command(command)
 del command

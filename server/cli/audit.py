@@ -53,6 +53,12 @@ def audit_verify(data_dir: Path) -> None:
     "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Newest N."
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option(
+    "--could-read",
+    metavar="COLLECTION",
+    help="Instead: who could read this layer on --on, and on what grounds.",
+)
+@click.option("--on", "on_day", help="The date (or date-time) for --could-read; default today.")
 @data_option
 def audit_query(
     user: str | None,
@@ -64,6 +70,8 @@ def audit_query(
     denied: bool | None,
     limit: int,
     as_json: bool,
+    could_read: str | None,
+    on_day: str | None,
     data_dir: Path,
 ) -> None:
     """Entries matching every filter given (personal values masked, as in the log)."""
@@ -72,6 +80,9 @@ def audit_query(
     from ..audit import AUDIT_FILE, BadTime, query
     from ..audit_mask import Redactor
 
+    if could_read is not None:
+        _could_read(could_read, on_day, as_json, data_dir)
+        return
     try:
         rows = query(
             data_dir / AUDIT_FILE,
@@ -103,5 +114,54 @@ def audit_query(
             ",".join(e.get("collections") or []),
             str(e.get("status", "")),
             "yes" if e.get("denied") else "",
+        )
+    console.print(table)
+
+
+def _could_read(collection: str, on_day: str | None, as_json: bool, data_dir: Path) -> None:
+    """Who could read a layer on a day: its owner, its classification, the policy file's
+    grants and the approved access requests in force then (from the chain)."""
+    from datetime import UTC, datetime
+
+    from shikong.catalog import Catalog
+    from shikong.catalog.departments import departments
+    from shikong.catalog.policy import CollectionMeta, Policy
+    from shikong.spatial.errors import ShikongError
+
+    from ..audit import AUDIT_FILE, BadTime, could_read
+
+    day = on_day or datetime.now(UTC).date().isoformat()
+    try:
+        layer = Catalog.open(data_dir)[collection]
+    except (ShikongError, KeyError):
+        err_console.print(f"[bold red]error:[/] no layer {collection!r}", highlight=False)
+        sys.exit(2)
+    meta = CollectionMeta(layer.id, layer.department, layer.classification)
+    try:
+        rows = could_read(
+            data_dir / AUDIT_FILE, meta, day, Policy.load(data_dir), list(departments())
+        )
+    except BadTime as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(
+        "department",
+        "rights",
+        "grounds",
+        "decided by",
+        "until",
+        title=(f"who could read {collection} ({meta.classification}) on {day}"),
+    )
+    for r in rows:
+        table.add_row(
+            r["department"],
+            ",".join(r["rights"]),
+            r["grounds"],
+            r.get("decided_by", ""),
+            r.get("until", ""),
         )
     console.print(table)
