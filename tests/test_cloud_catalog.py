@@ -122,7 +122,8 @@ def test_a_bad_database_is_one_line_without_its_password(args, says, tmp_path):
 
 def answers(client: TestClient, key: str) -> dict[str, object]:
     """What a department user is told: collections, a bbox page of Features, STAC item
-    search by bbox and by text, a layer's versions, and one item."""
+    search by bbox and by text, a layer's versions, one item, and a process's report
+    (its processor opens the catalog from its definition's data directory)."""
     headers = {"X-API-Key": key}
 
     def get(path: str) -> dict:
@@ -134,6 +135,14 @@ def answers(client: TestClient, key: str) -> dict[str, object]:
     search = get(f"/stac/search?bbox={BBOX}&limit=200")
     text = get("/stac/search?q=土地利用&limit=200")
     versions = get("/stac/collections/nrp-landuse/items?limit=100")
+    region = box(*map(float, BBOX.split(","))).__geo_interface__
+    executed = client.post(
+        "/processes/area-by-class/execution",
+        json={"inputs": {"region": region, "level": "group"}},
+        headers=headers,
+    )
+    assert executed.status_code == 200, executed.text
+    process = {k: v for k, v in executed.json().items() if k != "as_of"}
     return {
         "collections": sorted(c["id"] for c in get("/collections?f=json")["collections"]),
         "features": (features["numberMatched"], sorted(f["id"] for f in features["features"])),
@@ -141,6 +150,7 @@ def answers(client: TestClient, key: str) -> dict[str, object]:
         "text": sorted(i["id"] for i in text["features"]),
         "versions": [i["id"] for i in versions["features"]],
         "item": get("/stac/collections/nrp-landuse/items/nrp-landuse-v2020")["properties"],
+        "process": process,
         "anonymous": sorted(
             c["id"] for c in client.get("/collections?f=json").json()["collections"]
         ),
@@ -246,3 +256,47 @@ def test_two_nodes_on_one_database_serve_what_either_ingests(dsn, tmp_path, monk
     finally:
         node_a.stop()
         node_b.stop()
+
+
+def test_edits_through_a_server_over_postgresql_become_versions_there(dsn, demo_data, tmp_path):
+    """The features provider's editor builds its catalog from the provider definition's
+    data directory: it gets the app's PostgreSQL store (no SQLite index appears)."""
+    from conftest import share_keys
+    from shikong.catalog import Catalog
+    from shikong.catalog.postgres_store import PostgresCatalogStore
+    from shikong.catalog.storage import DataDir
+    from shikong.server.app import create_app
+    from shikong.server.identity import KeyStore
+
+    data = tmp_path / "data"
+    source = tmp_path / "facilities.geojson"
+    frame = gpd.GeoDataFrame(
+        {"pid": [1, 2], "name": ["一号", "二号"]},
+        geometry=[box(113.1, 33.7, 113.2, 33.8), box(113.2, 33.7, 113.3, 33.8)],
+        crs=4490,
+    )
+    frame.to_file(source)
+    Catalog.open(data, database=dsn).ingest(
+        source, department="urb", layer="facilities", id_field="pid", editable=True
+    )
+    share_keys(demo_data, data)
+    key, _ = KeyStore(data).create("urb", "editor")
+    feature = {
+        "type": "Feature",
+        "properties": {"name": "三号"},
+        "geometry": box(113.3, 33.7, 113.4, 33.8).__geo_interface__,
+    }
+    with TestClient(create_app(data, "http://testserver", watch=False, database=dsn)) as client:
+        created = client.post(
+            "/collections/urb-facilities/items",
+            json=feature,
+            headers={"Content-Type": "application/geo+json", "X-API-Key": key},
+        )
+        assert created.status_code == 201, created.text
+    assert not (data / "index.sqlite").exists()
+    fresh = PostgresCatalogStore(dsn, DataDir(tmp_path / "elsewhere"))
+    versions = fresh.items_of("urb-facilities")
+    fresh.close()
+    assert len(versions) == 2  # the ingested one and the edit's
+    latest = Catalog.open(data, database=dsn)["urb-facilities"].to_geodataframe()
+    assert sorted(latest["name"]) == ["一号", "三号", "二号"]
