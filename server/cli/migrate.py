@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import clear_errors, console, data_option
+from .common import clear_errors, console
 
 if TYPE_CHECKING:
     from shikong.catalog.postgres_store import PostgresCatalogStore
@@ -137,7 +137,15 @@ def check_copy(
     "--assets",
     help="Where assets go (s3://…): not yet; assets stay in the data directory.",
 )
-@data_option
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    envvar="SHIKONG_DATA",
+    default="./data",
+    show_default=True,
+    help="The embedded data directory to migrate (or $SHIKONG_DATA).",
+)  # not common.data_option: its --database would name the target a second way
 @clear_errors
 def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: Path) -> None:
     """Move the embedded catalog of a data directory into PostgreSQL, and check it."""
