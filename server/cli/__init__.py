@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from . import audit, catalog, demo, ingest, keys, raster, serve, sharing, tiles
+from . import audit, catalog, demo, ingest, keys, migrate, raster, serve, sharing, tiles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +34,7 @@ for command in (
     raster.raster,
     tiles.tiles,
     sharing.sharing,
+    migrate.migrate,
 ):
     main.add_command(command)
 del command
