@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import directory
 from .audit import AuditLog
 from .problems import problem
 
@@ -256,6 +257,7 @@ def routes(server: Server) -> list[Route]:
         return JSONResponse(found.as_dict())
 
     return [
+        *directory.routes(server),  # discovering a layer comes before asking for it
         Route("/sharing/requests", create, methods=["POST"]),
         Route("/sharing/requests", listing, methods=["GET"]),
         Route("/sharing/requests/{request_id}", one, methods=["GET"]),

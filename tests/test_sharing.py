@@ -305,3 +305,44 @@ def test_cli_steps_and_who_could_read(servers, keys, data):
     assert could_read(today - timedelta(days=1)) == base
     verified = shikong("audit", "verify", "--data", str(data))
     assert verified.returncode == 0, verified.stderr
+
+
+DEPARTMENTS = [
+    "nrp", "rer", "hud", "tra", "wat", "eco", "agr", "frs", "ema", "met", "urb", "sta", "psb",
+]  # fmt: skip
+DIRECTORY_PATHS = [
+    "/directory?f=json",
+    "/directory/conformance?f=json",
+    "/directory/collections?f=json",
+    "/directory/collections/directory?f=json",
+    "/directory/collections/directory/queryables?f=json",
+    "/directory/collections/directory/items?f=json&limit=1000",
+    "/directory/collections/directory/items/rer-parcels?f=json",
+]
+
+
+def test_new_routes_in_the_access_matrix(servers, data):
+    """Every department sees the whole directory (metadata of every layer, the library's
+    records exactly) and only its own requests; the public sees neither."""
+    from shikong.catalog.directory import records
+    from shikong.catalog.policy import Policy
+
+    one, _ = servers
+    catalog = Catalog.open(data)
+    layer_ids = {layer.id for layer in catalog.collections()}
+    library = records(catalog, Policy.load(data).personal_data)
+    store = KeyStore(data)
+    for department in DEPARTMENTS:
+        key, _ = store.create(department, f"{department}-matrix")
+        headers = {"X-API-Key": key}
+        for path in DIRECTORY_PATHS:
+            assert one.get(path, headers=headers).status_code == 200, (department, path)
+        items = one.get(DIRECTORY_PATHS[5], headers=headers).json()
+        assert {f["id"] for f in items["features"]} == layer_ids
+        served = [{k: v for k, v in f.items() if k != "links"} for f in items["features"]]
+        assert orjson.loads(orjson.dumps(library)) == served  # pygeoapi adds links only
+        mine = one.get("/sharing/requests", headers=headers).json()["requests"]
+        assert all(r["department"] == department for r in mine), department
+    for path in DIRECTORY_PATHS:
+        assert one.get(path).status_code == 404, path
+    assert one.get("/sharing/requests").status_code == 403
