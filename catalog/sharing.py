@@ -17,8 +17,6 @@ of a data directory.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +26,7 @@ from typing import Any, Protocol
 from shikong.spatial.errors import InputError, ShikongError
 
 from .policy import RIGHTS, Caller, CollectionMeta, Grant
+from .storage import SqliteConnections, immediate_transaction
 
 STATES = ("requested", "approved", "refused", "expired")
 DECISIONS = ("approve", "refuse")
@@ -186,51 +185,36 @@ def _row(row: tuple) -> AccessRequest:
     )
 
 
-class SqliteSharingStore:
-    """Access requests in ``<data>/access/grants.sqlite`` (WAL; one connection per thread).
+def _schema(db: Any) -> None:
+    with immediate_transaction(db):
+        for statement in SCHEMA:
+            db.execute(statement)
 
-    Reading the version costs one indexed row read on a kept connection; before the file
-    exists nothing is created by a read (version 0, no requests).
+
+class SqliteSharingStore:
+    """Access requests in ``<data>/access/grants.sqlite`` (the storage module's per-thread
+    WAL connections and transactions).
+
+    Reading the version costs one row read on a kept connection; before the file exists
+    a read creates nothing (version 0, no requests).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self._ready = False
+        self._connections = SqliteConnections(self.path, setup=_schema)
 
-    def _db(self, create: bool) -> sqlite3.Connection | None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            return db
+    def _db(self, create: bool) -> Any:
         if not create and not self.path.exists():
             return None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
-        if not self._ready:
-            db.execute("BEGIN IMMEDIATE")
-            for statement in SCHEMA:
-                db.execute(statement)
-            db.execute("COMMIT")
-            self._ready = True
-        self._local.db = db
-        return db
+        return self._connections.get()
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _write(self, fn: Callable[[Any], Any]) -> Any:
         db = self._db(create=True)
-        assert db is not None
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        with immediate_transaction(db):
+            return fn(db)
 
     def add(self, department, user, owner, collection, rights, purpose, until, created):
-        def insert(db: sqlite3.Connection) -> int:
+        def insert(db: Any) -> int:
             cur = db.execute(
                 "INSERT INTO requests (department, user, owner, collection, rights, purpose, "
                 "until, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'requested', ?)",
@@ -268,7 +252,7 @@ class SqliteSharingStore:
         return [_row(r) for r in db.execute(sql + " ORDER BY id", args)]
 
     def decide(self, request_id, state, by, at, reason, rights, until):
-        def update(db: sqlite3.Connection) -> bool:
+        def update(db: Any) -> bool:
             moved = db.execute(
                 "UPDATE requests SET state=?, decided_by=?, decided_at=?, reason=?, "
                 "granted_rights=?, granted_until=? WHERE id=? AND state='requested'",
@@ -284,7 +268,7 @@ class SqliteSharingStore:
     def expire(self, request_ids: Iterable[int]) -> list[int]:
         ids = list(request_ids)
 
-        def update(db: sqlite3.Connection) -> list[int]:
+        def update(db: Any) -> list[int]:
             moved = []
             for rid in ids:
                 if db.execute(
