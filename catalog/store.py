@@ -27,8 +27,9 @@ What every implementation guarantees:
 from __future__ import annotations
 
 import contextlib
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,6 +175,12 @@ class CatalogStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Let go of connections (the store may be reopened)."""
+
+    def watch_versions(self, stop: threading.Event) -> Iterator[int] | None:
+        """The catalog version each time it may have moved, until ``stop`` is set, for a
+        store that can announce commits to other processes (PostgreSQL: LISTEN/NOTIFY);
+        None for one that cannot, which servers then poll (:meth:`version` is cheap)."""
+        return None
 
     def finish_interrupted_export(self) -> None:
         """A writer that died between commit and export left the mirror behind: catch up."""

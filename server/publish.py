@@ -576,10 +576,10 @@ class Publisher:
 
     def watch(self) -> threading.Thread:
         """Follow the catalog version in the background: a store that can announce its
-        commits (PostgreSQL's LISTEN/NOTIFY: ``watch_versions``, which also reads the
+        commits (``CatalogStore.watch_versions``: PostgreSQL's LISTEN/NOTIFY, which also reads the
         version every few seconds should a notification be lost) wakes it at once;
         otherwise it polls (a cheap SQLite read)."""
-        watch_versions = getattr(self.catalog.store, "watch_versions", None)
+        announced = self.catalog.store.watch_versions(self._stop)
 
         def refresh() -> None:
             try:
@@ -592,11 +592,11 @@ class Publisher:
                 refresh()
 
         def listen() -> None:
-            for version in watch_versions(self._stop):
+            for version in announced:
                 if version != self.snapshot.version:
                     refresh()
 
-        target = poll if watch_versions is None else listen
+        target = poll if announced is None else listen
         thread = threading.Thread(target=target, name="shikong-publisher", daemon=True)
         thread.start()
         return thread
