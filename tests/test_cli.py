@@ -137,3 +137,28 @@ def test_python_m_runs_every_command_group(tmp_path):
     revoked = python_m("keys", "revoke", record.key_id, "--data", str(tmp_path))
     assert revoked.returncode == 0 and f"revoked {record.key_id}" in revoked.stdout
     assert KeyStore(tmp_path).list()[0].revoked
+
+
+def test_catalog_directory_finds_layers_by_chinese_text_as_the_stac_files_say(demo_data):
+    """`catalog directory -q 宗地` lists exactly the layers whose collection (read from the
+    STAC JSON on disk) mentions 宗地 in its title, description or keywords."""
+    expected = set()
+    for path in (demo_data / "stac").glob("*/*/collection.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        words = " ".join(
+            [doc.get("title") or "", doc.get("description") or "", *doc.get("keywords", [])]
+        )
+        if "宗地" in words:
+            expected.add(doc["id"])
+    result = CliRunner().invoke(
+        main, ["catalog", "directory", "-q", "宗地", "--json", "--data", str(demo_data)]
+    )
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert expected and {rec["id"] for rec in found} == expected
+    restricted = [rec for rec in found if rec["properties"]["classification"] == "restricted"]
+    assert all("owner_name" not in json.dumps(rec, ensure_ascii=False) for rec in restricted)
+    bad = CliRunner().invoke(
+        main, ["catalog", "directory", "--bbox", "1,2", "--data", str(demo_data)]
+    )
+    assert bad.exit_code == 2 and "four numbers" in bad.output

@@ -105,3 +105,63 @@ def catalog_validate(data_dir: Path) -> None:
     console.print(f"{len(files)} STAC files, {bad} errors")
     if bad:
         sys.exit(1)
+
+
+@catalog.command("directory")
+@click.option("--text", "-q", help="Words to find in titles, descriptions, keywords (Chinese too).")
+@click.option("--department", "-d", help="Only this department's layers.")
+@click.option("--kind", help="vector, raster, sensors, readings, datacube.")
+@click.option("--classification", help="public, shared or restricted.")
+@click.option("--bbox", help="minlon,minlat,maxlon,maxlat: layers whose extent meets it.")
+@click.option("--json", "as_json", is_flag=True, help="The records as JSON (as /directory).")
+@data_option
+@clear_errors
+def catalog_directory(
+    text: str | None,
+    department: str | None,
+    kind: str | None,
+    classification: str | None,
+    bbox: str | None,
+    as_json: bool,
+    data_dir: Path,
+) -> None:
+    """The resource directory (数据资源目录): every layer's metadata, as /directory serves it
+    to any signed-in department (never data, never personal field names)."""
+    from shikong.catalog import Catalog
+    from shikong.catalog.directory import records, search
+    from shikong.catalog.policy import Policy
+
+    box = None
+    if bbox:
+        try:
+            box = [float(v) for v in bbox.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"{bbox!r} is not four numbers", param_hint="--bbox") from None
+        if len(box) != 4:
+            raise click.BadParameter(f"{bbox!r} is not four numbers", param_hint="--bbox")
+    cat = Catalog.open(data_dir)
+    found = search(
+        records(cat, Policy.load(data_dir).personal_data),
+        q=text,
+        department=department,
+        kind=kind,
+        classification=classification,
+        bbox=box,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(found, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(found)} layers in the directory")
+    for column in ("layer", "title", "department", "kind", "classification", "versions"):
+        table.add_column(column, overflow="fold")
+    for rec in found:
+        p = rec["properties"]
+        table.add_row(
+            rec["id"],
+            p["title"],
+            p.get("department_name") or p["department"],
+            p["kind"],
+            p["classification"],
+            ", ".join(p.get("versions") or []),
+        )
+    console.print(table)

@@ -23,8 +23,9 @@ def keys() -> None:
     "--role",
     default="user",
     show_default=True,
-    help="user, auditor (may also read the audit log) or gateway (may post any sensor's "
-    "readings).",  # checked by KeyStore.create: naming policy.ROLES here would load the stack
+    # checked by KeyStore.create: naming policy.ROLES here would load the stack
+    help="user, auditor (may also read the audit log), gateway (may post any sensor's "
+    "readings) or admin (decides its department's access requests).",
 )
 @data_option
 def keys_create(department: str, user: str, role: str, data_dir: Path) -> None:
