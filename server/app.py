@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import log_masking, map_services, params, public_url, pygeoapi_fixes
+from . import log_masking, map_services, metrics, params, public_url, pygeoapi_fixes, stats
 from . import sharing as sharing_routes
 from .audit import AuditLog
 from .audit import query as audit_query
@@ -620,6 +620,8 @@ def create_app(
         + maps_routes.routes(server)
         + ows_routes.routes(server)
         + sharing_routes.routes(server)
+        + stats.routes(server)
+        + metrics.routes(server)
         + server.routes(),
         lifespan=lifespan,
         exception_handlers={
@@ -632,7 +634,7 @@ def create_app(
     )
     app.state.server = server
     guard = Guard(
-        app,
+        metrics.instrument(app, server),  # counts and times each request by route (/metrics)
         Authenticator(KeyStore(catalog.paths.root), jwt or JwtSettings.from_env()),
         AuditLog(catalog.paths.root, personal=server.policy.personal_data),
         server.policy.limits,

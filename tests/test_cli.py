@@ -104,7 +104,7 @@ def test_a_folder_of_several_datasets_is_refused_listing_them(tmp_path):
 
 GROUPS = (
     "audit", "catalog", "check", "demo", "ingest", "keys", "migrate", "raster", "serve",
-    "sharing", "simulate", "tiles",
+    "sharing", "simulate", "stats", "tiles",
 )  # fmt: skip
 
 

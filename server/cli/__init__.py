@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from . import audit, catalog, demo, ingest, keys, migrate, raster, serve, sharing, tiles
+from . import audit, catalog, demo, ingest, keys, migrate, raster, serve, sharing, stats, tiles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +35,7 @@ for command in (
     tiles.tiles,
     sharing.sharing,
     migrate.migrate,
+    stats.stats,
 ):
     main.add_command(command)
 del command

@@ -49,6 +49,7 @@ class TileCache:
         self.max_bytes = max_bytes_from_env() if max_bytes is None else max_bytes
         self._size: int | None = None  # bytes on disk, counted on first write
         self._lock = threading.Lock()
+        self.hits = self.misses = 0  # tiles read / rendered and offered (server/metrics.py)
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.mvt"
@@ -57,11 +58,14 @@ class TileCache:
         if self.max_bytes <= 0:
             return None
         try:
-            return self._path(key).read_bytes()
+            data = self._path(key).read_bytes()
         except OSError:
             return None
+        self.hits += 1
+        return data
 
     def put(self, key: str, data: bytes) -> None:
+        self.misses += 1  # counted here: a miss is looked up twice (event loop, thread)
         if self.max_bytes <= 0 or len(data) > self.max_bytes:
             return
         path = self._path(key)
