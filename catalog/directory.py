@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .departments import departments
+from .extension import ShikongExtension
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -49,7 +50,7 @@ def record(layer: Layer, personal: Mapping[str, Mapping[str, str]]) -> dict[str,
         "properties": {
             "type": "dataset",
             "title": collection.get("title"),
-            "title_en": collection.get("shikong:title_en"),
+            "title_en": ShikongExtension.ext(collection).title_en,
             "description": collection.get("description"),
             "keywords": collection.get("keywords") or [],
             "department": code,
