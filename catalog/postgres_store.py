@@ -21,7 +21,6 @@ polling. :meth:`PostgresCatalogStore.put_verbatim` stores documents exactly as g
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
@@ -41,7 +40,6 @@ from shikong.spatial.temporal import parse_instant
 
 from .departments import departments
 from .extension import Field, ShikongExtension
-from .faults import fault
 from .mirror import write_mirror
 from .relink import relink_layer
 from .storage import DataDir, collector_paused
@@ -459,26 +457,6 @@ class PostgresCatalogStore(CatalogStore):
             db.close()
             self._lock_db = None
 
-    @contextlib.contextmanager
-    def writing(self, export: bool = True) -> Iterator[None]:
-        with self._lock:
-            outer = self._writing == 0
-            if outer:
-                self._take_lock()
-            self._writing += 1
-            try:
-                yield
-            finally:
-                try:
-                    if outer:
-                        fault("before-export")
-                        if export:
-                            self._export_held()
-                finally:
-                    self._writing -= 1
-                    if outer:
-                        self._let_go()
-
     def commit(self, batches: Sequence[LayerBatch], export: bool = True) -> int:
         layers = merge_batches(batches)
         with collector_paused(), self.writing(export=export):
@@ -671,11 +649,6 @@ class PostgresCatalogStore(CatalogStore):
         )
         assert row is not None
         return int(row[0]), int(row[1])
-
-    def export(self) -> None:
-        """Write the STAC mirror (under the writer lock, like any write)."""
-        with self.writing(export=False):
-            self._export_held()
 
     def _export_held(self) -> None:
         done = self.exported_version()

@@ -8,7 +8,6 @@ process.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,7 +21,6 @@ from shikong.spatial.temporal import parse_instant
 from .cells import item_key
 from .departments import departments
 from .extension import Field, ShikongExtension
-from .faults import fault
 from .index import (
     CatalogIndex,
     ItemRow,
@@ -103,26 +101,12 @@ class SqliteCatalogStore(CatalogStore):
         self.index.close()
 
     # -- writing -----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def writing(self, export: bool = True) -> Iterator[None]:
-        with self._lock:
-            outer = self._writing == 0
-            if outer:
-                lock = exclusive_lock(self.paths.lock)
-                lock.__enter__()
-            self._writing += 1
-            try:
-                yield
-            finally:
-                try:
-                    if outer:
-                        fault("before-export")
-                        if export:
-                            self._export_held()
-                finally:
-                    self._writing -= 1
-                    if outer:
-                        lock.__exit__(None, None, None)
+    def _take_lock(self) -> None:
+        self._file_lock = exclusive_lock(self.paths.lock)
+        self._file_lock.__enter__()
+
+    def _let_go(self) -> None:
+        self._file_lock.__exit__(None, None, None)
 
     def commit(self, batches: Sequence[LayerBatch], export: bool = True) -> int:
         layers = merge_batches(batches)
@@ -161,11 +145,6 @@ class SqliteCatalogStore(CatalogStore):
                     CatalogIndex.put_prepared(db, items)
                     CatalogIndex.put_prepared_collections(db, collections)
         return version
-
-    def export(self) -> None:
-        """Write the STAC mirror (under the writer lock, like any write)."""
-        with self.writing(export=False):
-            self._export_held()
 
     def _export_held(self) -> None:
         done = self.exported_version()

@@ -36,6 +36,7 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
+from .faults import fault
 from .storage import DataDir
 
 
@@ -159,18 +160,55 @@ class CatalogStore(ABC):
         """One page of matching items, and how many matched in all."""
 
     # -- writing -----------------------------------------------------------------------
+    # Subclasses set ``self._lock = threading.RLock()`` and ``self._writing = 0`` in
+    # ``__init__``; the lock that spans processes is theirs (_take_lock / _let_go).
+    _lock: threading.RLock
+    _writing: int
+
     @abstractmethod
-    def writing(self, export: bool = True) -> contextlib.AbstractContextManager[None]:
-        """Hold the writer lock; export the STAC mirror on the way out of the outermost
-        hold unless ``export=False`` (bulk loads export once at the end)."""
+    def _take_lock(self) -> None:
+        """Wait for the writer lock that spans processes (and machines, where it can)."""
+
+    @abstractmethod
+    def _let_go(self) -> None:
+        """Release what :meth:`_take_lock` took."""
+
+    @abstractmethod
+    def _export_held(self) -> None:
+        """:meth:`export`'s work, the writer lock being held."""
+
+    @contextlib.contextmanager
+    def writing(self, export: bool = True) -> Iterator[None]:
+        """Hold the writer lock (re-entrant in a process); export the STAC mirror on the
+        way out of the outermost hold unless ``export=False`` (bulk loads export once at
+        the end)."""
+        with self._lock:
+            outer = self._writing == 0
+            if outer:
+                self._take_lock()
+            self._writing += 1
+            try:
+                yield
+            finally:
+                try:
+                    if outer:
+                        fault("before-export")
+                        if export:
+                            self._export_held()
+                finally:
+                    self._writing -= 1
+                    if outer:
+                        self._let_go()
 
     @abstractmethod
     def commit(self, batches: Sequence[LayerBatch], export: bool = True) -> int:
         """Add the batches in ONE transaction; the new catalog version."""
 
-    @abstractmethod
     def export(self) -> None:
-        """Write the STAC JSON mirror of what was committed since the last export."""
+        """Write the STAC JSON mirror of what was committed since the last export (under
+        the writer lock, like any write)."""
+        with self.writing(export=False):
+            self._export_held()
 
     @abstractmethod
     def close(self) -> None:
