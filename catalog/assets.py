@@ -27,6 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import FormatError
 from shikong.spatial.raster import is_cog, open_raster, write_cog
 
+from .asset_store import head, is_remote, join, locate, served_path
 from .extension import DEFAULT_ID_FIELD, Field, ShikongExtension
 from .storage import copy_atomic, tree_size_and_checksum
 
@@ -51,10 +52,11 @@ class AssetInfo:
     footprint: BaseGeometry | None = None
 
 
-def committed_asset(store: CatalogStore, relative: str) -> Path | None:
-    """The file at ``assets/<relative>`` if a committed version names it: the asset file
-    itself, or a file inside the Zarr folder it names. Anything else under ``assets/``
-    (what a killed or refused ingest left, temporary names) is None: it is not served.
+def committed_asset(store: CatalogStore, relative: str) -> Path | str | None:
+    """Where the asset served at ``/assets/<relative>`` is, if a committed version names
+    it: the asset file itself, or a file inside the Zarr folder it names; a local path or
+    an ``s3://`` URL (``asset_store``). Anything else (what a killed or refused ingest
+    left, temporary names) is None: it is not served.
 
     ``relative`` is ``{department}/{layer}/{version}/{file...}``, as ingest lays it out.
     """
@@ -65,12 +67,16 @@ def committed_asset(store: CatalogStore, relative: str) -> Path | None:
     item = store.item(f"{department}-{layer}-v{version}")
     if item is None or item.get("collection") != f"{department}-{layer}":
         return None
-    root = store.paths.assets.resolve()
-    wanted = (root / relative).resolve()
-    item_dir = store.paths.item_json(department, layer, item["id"]).parent
-    for asset in item.get("assets", {}).values():
-        named = (item_dir / str(asset.get("href", ""))).resolve()
-        if named.is_relative_to(root) and wanted.is_relative_to(named) and wanted.is_file():
+    for name in item.get("assets", {}):
+        served = served_path(store.paths, item, name)
+        if served is None or not (relative == served or relative.startswith(served + "/")):
+            continue
+        named = locate(store.paths, item, name)
+        wanted = join(named, relative[len(served) :].lstrip("/"))
+        if is_remote(wanted):
+            return wanted if head(wanted) is not None else None
+        wanted = Path(wanted).resolve()
+        if wanted.is_relative_to(Path(named)) and wanted.is_file():
             return wanted
     return None
 

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,13 +36,21 @@ from shikong.spatial.readers.integrity import regular_file, shapefile_parts
 from shikong.spatial.temporal import parse_instant, rfc3339
 
 from . import assets as asset_writers
+from .asset_store import (
+    AssetStore,
+    AssetStoreError,
+    LocalAssets,
+    configured_assets,
+    store_of,
+    version_key,
+)
 from .departments import departments
 from .extension import CLASSIFICATIONS, KINDS, Field, ShikongExtension
 from .faults import fault
 from .layer import find_layer
 from .observations import AppendResult, SensorSpec
-from .stac import item_dict, rel
-from .storage import DataDir, sha256_file
+from .stac import item_dict
+from .storage import sha256_file
 from .store import CatalogStore, LayerBatch, LayerTarget
 
 if TYPE_CHECKING:
@@ -218,19 +225,21 @@ def ingest(store: CatalogStore, observations: ObservationStore, req: IngestReque
             )
         valid_from = parse_instant(req.valid_from) if req.valid_from else datetime.now(UTC)
         frame, report = _read_vector(req, kind)
-        folder = store.paths.asset_dir(req.department, req.layer, version)
-        with _pending_asset(store, folder, item_id, existing):
-            asset = _write_asset(req, kind, folder, frame)
+        assets = configured_assets(store.paths)
+        key = version_key(req.department, req.layer, version)
+        with _pending_asset(store, assets, key, item_id, existing):
+            asset = _write_asset(req, kind, assets.workspace(key), frame)
+            assets.publish(key)  # object storage: uploaded before the item names it
             fault("after-asset")
-            item = _version_item(
-                store.paths, req, kind, version, valid_from, checksum, report, asset
-            )
+            item_dir = store.paths.item_json(req.department, req.layer, item_id).parent
+            href = assets.href(key, asset.path, item_dir)
+            item = _version_item(req, kind, version, valid_from, checksum, report, asset, href)
             store.commit([LayerBatch(req.target, kind, [item])])
+        assets.release(key)
         return IngestResult(cid, item_id, version, "created", store.version(), report=report)
 
 
 def _version_item(
-    paths: DataDir,
     req: IngestRequest,
     kind: str,
     version: str,
@@ -238,10 +247,10 @@ def _version_item(
     checksum: str,
     report: ReadReport | None,
     asset: asset_writers.AssetInfo,
+    href: str,
 ) -> dict[str, Any]:
-    """The STAC item of a new version whose asset is written."""
+    """The STAC item of a new version whose asset is written (and named by ``href``)."""
     item_id = f"{req.collection_id}-v{version}"
-    item_dir = paths.item_json(req.department, req.layer, item_id).parent
     source = {
         "path": str(req.source.resolve()),
         "checksum": checksum,
@@ -266,7 +275,7 @@ def _version_item(
         geometry=asset.footprint,
         assets={
             "data": {
-                "href": rel(asset.path, item_dir),
+                "href": href,
                 "type": asset.media_type,
                 "title": asset.title,
                 "roles": ["data"],
@@ -305,33 +314,13 @@ def _write_asset(
 
 
 # -- residues of ingests that died or failed ------------------------------------------
-def _asset_folders(paths: DataDir, items: list[dict[str, Any]]) -> set[Path]:
-    """The version folders that committed items' assets live in."""
-    folders = set()
-    for item in items:
-        shikong = ShikongExtension.ext(item)
-        item_dir = paths.item_json(shikong.department, shikong.layer, item["id"]).parent
-        for asset in item.get("assets", {}).values():
-            folders.add((item_dir / asset["href"]).resolve().parent)
-    return folders
-
-
-def _remove(paths: DataDir, folder: Path) -> None:
-    """Remove a version folder, and its layer and department folders if left empty."""
-    shutil.rmtree(folder, ignore_errors=True)
-    assets = paths.assets
-    for parent in (folder.parent, folder.parent.parent):
-        if parent == assets or not parent.is_relative_to(assets):
-            break
-        with contextlib.suppress(OSError):  # not empty: other versions live there
-            parent.rmdir()
-
-
-def remove_residues(store: CatalogStore) -> list[Path]:
+def remove_residues(store: CatalogStore) -> list[str]:
     """Remove what ingests that died left (call under the writer lock): the version
-    folder of every journal entry whose item was never committed. Returns them."""
+    folder of every journal entry whose item was never committed, locally or in object
+    storage. Returns what was removed. An entry whose store cannot be reached now stays
+    for the next writer."""
     journal = store.paths.pending_assets
-    removed = []
+    removed: list[str] = []
     if not journal.is_dir():
         return removed
     for entry in sorted(journal.glob("*.json")):
@@ -340,43 +329,52 @@ def remove_residues(store: CatalogStore) -> list[Path]:
         except (OSError, ValueError):  # cut short while being written: nothing followed
             pending = None
         if pending and store.item(pending["item"]) is None:
-            folder = store.paths.root / pending["folder"]
-            if folder.exists():
-                _remove(store.paths, folder)
-                removed.append(folder)
+            if "key" in pending:
+                where = store_of(store.paths, pending["store"])
+                try:
+                    where.discard(pending["key"])
+                except AssetStoreError:
+                    continue
+                removed.append(f"{where.url}/{pending['key']}")
+            else:  # a journal entry written before object storage: a local folder
+                folder = store.paths.root / pending["folder"]
+                if folder.exists():
+                    LocalAssets(store.paths).discard(
+                        folder.relative_to(store.paths.assets).as_posix()
+                    )
+                    removed.append(str(folder))
         entry.unlink(missing_ok=True)
     return removed
 
 
 @contextlib.contextmanager
 def _pending_asset(
-    store: CatalogStore, folder: Path, item_id: str, existing: list[dict[str, Any]]
+    store: CatalogStore, assets: AssetStore, key: str, item_id: str, existing: list[dict[str, Any]]
 ) -> Iterator[None]:
-    """Write an asset into ``folder`` for ``item_id``: journalled first, so that a kill
+    """Write the asset folder ``key`` for ``item_id``: journalled first, so that a kill
     before the commit leaves a residue the next writer removes, and removed at once if
     the ingest fails. Residues of the same layer that predate the journal go too."""
-    layer_dir = folder.parent
-    if layer_dir.is_dir():
-        keep = _asset_folders(store.paths, existing)
-        for child in layer_dir.iterdir():
-            if child.resolve() not in keep:
-                if child.is_dir():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+    department, layer, _ = key.split("/")
+    assets.sweep(department, layer, existing)
     journal = store.paths.pending_assets
     journal.mkdir(parents=True, exist_ok=True)
     entry = journal / f"{uuid.uuid4().hex}.json"
-    relative = folder.relative_to(store.paths.root).as_posix()
-    entry.write_text(json.dumps({"folder": relative, "item": item_id}), encoding="utf-8")
+    relative = assets.workspace(key).relative_to(store.paths.root).as_posix()
+    record = {"folder": relative, "item": item_id, "store": assets.url, "key": key}
+    entry.write_text(json.dumps(record), encoding="utf-8")
+    kept = False
     try:
         yield
     except BaseException:
         if store.item(item_id) is None:  # failed before its commit
-            _remove(store.paths, folder)
+            try:
+                assets.discard(key)
+            except AssetStoreError:  # storage unreachable: the next writer tries again
+                kept = True
         raise
     finally:
-        entry.unlink(missing_ok=True)
+        if not kept:
+            entry.unlink(missing_ok=True)
 
 
 def sensor_specs(frame: pd.DataFrame) -> dict[str, SensorSpec]:
@@ -435,7 +433,6 @@ def ingest_readings(
         if result.accepted == 0 and store.item(item_id) is not None:
             return IngestResult(cid, item_id, "live", "unchanged", store.version(), readings=result)
         item_dir = store.paths.item_json(req.department, req.layer, item_id).parent
-        archive = store.paths.observations_archive
         geometry = sensors.current.footprint
         item = item_dict(
             item_id=item_id,
@@ -448,22 +445,7 @@ def ingest_readings(
             valid_from=first.to_pydatetime() if first is not None else datetime.now(UTC),
             title=f"{req.title or req.layer}",
             geometry=geometry,
-            assets={
-                "data": {
-                    "href": rel(archive, item_dir),
-                    "type": "application/vnd.sqlite3",
-                    "title": "observation store: archive (series, points)",
-                    "roles": ["data"],
-                    Field.STORE_LAYER: sensors_id,
-                },
-                "live": {
-                    "href": rel(observations.live_path, item_dir),
-                    "type": "application/vnd.sqlite3",
-                    "title": "observation store: live file (recent runs, newest values, "
-                    "alerts); attaches the archive as 'archive'",
-                    "roles": ["data"],
-                },
-            },
+            assets=observations.data_assets(item_dir, sensors_id),
             properties={
                 Field.SENSOR_COLLECTION: sensors_id,
                 Field.READING_COUNT: count,

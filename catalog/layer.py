@@ -19,6 +19,7 @@ from shikong.spatial.errors import InputError
 from shikong.spatial.raster import open_raster
 from shikong.spatial.temporal import parse_instant
 
+from .asset_store import gdal_path, is_remote, locate, open_zarr, parquet_source
 from .extension import ShikongExtension
 from .opened import open_layer
 from .store import CatalogStore
@@ -64,10 +65,18 @@ class LayerVersion:
         return shape(self.item["geometry"]) if self.item.get("geometry") else None
 
     @property
-    def asset_path(self) -> Path:
-        shikong = ShikongExtension.ext(self.item)
-        item_json = self.store.paths.item_json(shikong.department, shikong.layer, self.id)
-        return (item_json.parent / self.item["assets"]["data"]["href"]).resolve()
+    def asset_location(self) -> Path | str:
+        """Where the asset is: a local path, or its ``s3://`` URL (``asset_store``)."""
+        return locate(self.store.paths, self.item)
+
+    @property
+    def asset_path(self) -> Path | str:
+        """What a reader opens: the local path; in object storage a COG's GDAL path
+        (``/vsis3/…``, which rasterio opens as it is) and any other asset's URL."""
+        where = self.asset_location
+        if is_remote(where) and ShikongExtension.ext(self.item).kind == "raster":
+            return gdal_path(where)
+        return where
 
     def to_geodataframe(
         self,
@@ -75,7 +84,8 @@ class LayerVersion:
         columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Features (EPSG:4490); with ``bbox`` only the row groups that can match are read."""
-        frame = gpd.read_parquet(self.asset_path, bbox=bbox, columns=columns)
+        path, filesystem = parquet_source(self.asset_location)
+        frame = gpd.read_parquet(path, bbox=bbox, columns=columns, filesystem=filesystem)
         return frame.drop(columns=["bbox"], errors="ignore")
 
     def features(self, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
@@ -97,7 +107,7 @@ class LayerVersion:
         if kind == "raster":
             return open_raster(self.asset_path, masked=masked)
         if kind == "datacube":
-            return xr.open_zarr(self.asset_path, consolidated=False)
+            return open_zarr(self.asset_location)
         raise InputError(self.id, f"a {kind} layer has no raster form; use to_geodataframe()")
 
     def __repr__(self) -> str:

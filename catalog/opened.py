@@ -19,8 +19,9 @@ import geopandas as gpd
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import shapely
+
+from .asset_store import is_remote, read_table
 
 MAX_OPEN_LAYERS = 64
 
@@ -29,7 +30,7 @@ MAX_OPEN_LAYERS = 64
 class OpenedLayer:
     """A GeoParquet asset in memory: attributes as Arrow, bounds, an STRtree, an id map."""
 
-    path: Path
+    path: Path | str  # a local file or an s3:// URL (asset_store)
     table: pa.Table  # attribute columns and WKB geometry, no bbox column
     geometry_column: str
     id_field: str
@@ -98,8 +99,8 @@ def _field_type(arrow_type: pa.DataType) -> dict[str, str]:
     return {"type": "string"}
 
 
-def _open(path: Path, id_field: str) -> OpenedLayer:
-    table = pq.read_table(path).combine_chunks()  # take() on one chunk is much faster
+def _open(path: Path | str, id_field: str) -> OpenedLayer:
+    table = read_table(path).combine_chunks()  # take() on one chunk is much faster
     meta = table.schema.metadata or {}
     import json
 
@@ -159,7 +160,7 @@ def open_layer(path: str | Path, id_field: str) -> OpenedLayer:
         with _lock:
             if key in _cache:
                 return _cache[key]
-        layer = _open(Path(path), id_field)
+        layer = _open(path if is_remote(path) else Path(path), id_field)
         with _lock:
             _cache[key] = layer
             while len(_cache) > MAX_OPEN_LAYERS:

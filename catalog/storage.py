@@ -66,6 +66,12 @@ class DataDir:
         return self.assets / department / layer / version
 
     @property
+    def asset_staging(self) -> Path:
+        """Where assets bound for object storage are written before their upload
+        (``catalog/asset_store.py``): ``.staging-assets/{department}/{layer}/{version}/``."""
+        return self.root / ".staging-assets"
+
+    @property
     def pending_assets(self) -> Path:
         """The journal of assets being written (see ``ingest``): one entry per asset."""
         return self.root / ".pending-assets"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,7 +32,7 @@ from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from shapely.geometry import shape
 from shikong.catalog import Catalog
-from shikong.catalog.extension import CLASSIFICATIONS, KINDS, Field, ShikongExtension
+from shikong.catalog.extension import CLASSIFICATIONS, KINDS, Field
 from shikong.catalog.policy import Access
 from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import InputError
@@ -43,6 +42,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import cql_text
+from .asset_download import object_response
 from .problems import problem
 from .public_url import current as current_base_url
 from .stac_search import (
@@ -133,19 +133,14 @@ class StacApi:
         return cid in self.access_of(request).visible
 
     # -- link rewriting --------------------------------------------------------------
-    def _asset_url(self, item: dict[str, Any], href: str) -> str:
-        """``/assets/{dept}/{layer}/{version}/{file}``: the file's place under the data
-        directory's ``assets/`` folder, served by :meth:`asset`."""
-        shikong = ShikongExtension.ext(item)
-        folder = self.catalog.paths.item_json(shikong.department, shikong.layer, item["id"]).parent
-        path = (folder / href).resolve()
-        try:
-            return f"{self.url}/assets/{path.relative_to(self._assets_root()).as_posix()}"
-        except ValueError:
-            return href
+    def _asset_url(self, item: dict[str, Any], name: str) -> str:
+        """``/assets/{dept}/{layer}/{version}/{file}``, served by :meth:`asset`, wherever
+        the asset is stored (``asset_store.served_path``): clients never see the bucket.
+        A file outside ``assets/`` keeps its href."""
+        from shikong.catalog.asset_store import served_path
 
-    def _assets_root(self) -> Path:
-        return self.catalog.paths.assets.resolve()
+        served = served_path(self.catalog.paths, item, name)
+        return f"{self.url}/assets/{served}" if served else item["assets"][name]["href"]
 
     def item_out(self, item: dict[str, Any]) -> dict[str, Any]:
         item = copy.deepcopy(item)
@@ -170,8 +165,8 @@ class StacApi:
             *versions,
             *keep,
         ]
-        for asset in item.get("assets", {}).values():
-            asset["href"] = self._asset_url(item, asset["href"])
+        for name, asset in item.get("assets", {}).items():
+            asset["href"] = self._asset_url(item, name)
         return item
 
     def collection_out(self, collection: dict[str, Any]) -> dict[str, Any]:
@@ -334,7 +329,8 @@ class StacApi:
         """An asset file at ``/assets/{dept}/{layer}/{version}/{file}``, if its collection
         is visible; a layer with personal fields the caller sees masked is not
         downloadable raw (the file holds them whole). Only files a committed version
-        names are served, whatever else lies in the folder (committed_asset)."""
+        names are served, whatever else lies in the folder (committed_asset). An asset
+        in object storage is streamed through this server (``asset_download``)."""
         from shikong.catalog.assets import committed_asset
 
         relative = request.path_params["path"]
@@ -362,6 +358,8 @@ class StacApi:
                 "personal-data grant. Its features are served masked at "
                 f"{self.url}/collections/{cid}/items",
             )
+        if isinstance(path, str):  # in object storage: proxied, after the same checks
+            return await object_response(request, path)
         return FileResponse(path)
 
     async def _asset_checked(self, request: Request) -> Response:

@@ -38,8 +38,9 @@ def open_raster(
     no nodata, or NaN, is read as it is (masking would only copy every pixel, converting
     it to float: that cost more than NDVI from uint16 bands, or than zonal statistics).
     """
-    path = Path(path)
-    if not path.exists():
+    virtual = str(path).startswith("/vsi")  # GDAL's own file systems (/vsis3/ objects)
+    path = str(path) if virtual else Path(path)
+    if not virtual and not path.exists():
         raise InputError(path, "no such file")
     try:
         with rasterio.open(path) as src:
