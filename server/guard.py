@@ -25,6 +25,7 @@ import orjson
 from shikong.catalog.policy import Caller, Limits
 
 from .audit import AuditLog
+from .audit_queue import AuditQueue
 from .identity import Authenticator, AuthError
 from .problems import problem_body
 from .signin_hint import hinted
@@ -124,6 +125,7 @@ class Guard:
         self.app = app
         self.auth = auth
         self.audit = audit
+        self.audit_queue = AuditQueue(audit)  # lines written off the event loop
         self.limits = limits
         self.classify = classify  # collection id → classification (None if unknown)
         self.hidden = hidden  # (caller, collection id) → exists but the caller may not see it
@@ -214,15 +216,15 @@ class Guard:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            self._record(scope, ctx, status, sent, body)
+            await self._record(scope, ctx, status, sent, body)
 
     async def _refuse(self, scope: dict, send: Callable, ctx: RequestContext, reply) -> None:
         status, headers, body = reply
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self._record(scope, ctx, status, len(body))
+        await self._record(scope, ctx, status, len(body))
 
-    def _record(
+    async def _record(
         self, scope: dict, ctx: RequestContext, status: int, sent: int, body: bytes | None = None
     ) -> None:
         sensitive = [c for c in ctx.collections if self.classify(c) in AUDITED_CLASSES]
@@ -253,7 +255,7 @@ class Guard:
             entry["note"] = ctx.note
         if body and LOGGED_BODIES.match(scope["path"]):
             entry.update(_logged_body(body))
-        self.audit.append(entry)  # masks personal values before hashing
+        await self.audit_queue.append(entry)  # masks personal values before hashing
 
 
 def _logged_body(body: bytes) -> dict[str, Any]:

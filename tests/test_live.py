@@ -299,13 +299,15 @@ def test_two_workers_share_the_subscription_and_the_counts(demo_data, tmp_path, 
     assert len(stored) == 300 + 8 * 500
 
 
-def test_server_connections_send_without_nagle_delay():
+@pytest.mark.parametrize("protocol", ["NoDelayH11Protocol", "NoDelayHttpToolsProtocol"])
+def test_server_connections_send_without_nagle_delay(protocol):
     """Worker processes accept on an inherited socket asyncio does not recognise as TCP;
-    the protocol turns Nagle's algorithm off itself (else each response waited 40 ms)."""
+    the protocol turns Nagle's algorithm off itself (else each response waited 40 ms).
+    Both parsers: httptools (what serve uses) and h11 (the fallback)."""
     import asyncio
     import socket
 
-    from shikong.server.http_protocol import NoDelayH11Protocol
+    from shikong.server import http_protocol
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
@@ -329,9 +331,10 @@ def test_server_connections_send_without_nagle_delay():
         raise AssertionError
 
     async def made() -> None:
-        config = Config(app=app, http="shikong.server.http_protocol:NoDelayH11Protocol")
+        config = Config(app=app, http=f"shikong.server.http_protocol:{protocol}")
         config.load()
-        NoDelayH11Protocol(config, ServerState(), app_state={}).connection_made(Transport())
+        made = getattr(http_protocol, protocol)(config, ServerState(), app_state={})
+        made.connection_made(Transport())
 
     asyncio.run(made())
     assert inherited.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

@@ -297,6 +297,32 @@ def test_etag_304_and_cache_control(client, city):
     assert public.headers["cache-control"].startswith("public")
 
 
+def test_cached_tiles_go_gzipped_to_clients_that_take_gzip(client, city):
+    """A cached tile is answered in its gzip form to a client sending Accept-Encoding:
+    gzip (as browsers, GDAL and QGIS do), as itself to one refusing it; both decode to the
+    same tile, each form has its own ETag, and either ETag gets a 304."""
+    import gzip
+
+    _, _, path = parcel_tile(city)
+    get(client, path, city["rer"])  # rendered: cached (with its gzip form) after answering
+    plain = get(client, path, city["rer"], headers={"Accept-Encoding": "identity"})
+    refused = get(client, path, city["rer"], headers={"Accept-Encoding": "gzip;q=0, br"})
+    assert "content-encoding" not in plain.headers and "content-encoding" not in refused.headers
+    assert refused.content == plain.content and decode(plain.content)["rer-parcels"]["features"]
+    raw = client.build_request(
+        "GET", path, headers={"X-API-Key": city["rer"], "Accept-Encoding": "gzip"}
+    )
+    zipped = client.send(raw, stream=True)
+    body = b"".join(zipped.iter_raw())
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["vary"]
+    assert len(body) < len(plain.content) and gzip.decompress(body) == plain.content
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    for etag in (plain.headers["etag"], zipped.headers["etag"]):
+        held = get(client, path, city["rer"], headers={"If-None-Match": etag})
+        assert held.status_code == 304
+
+
 def test_reingest_serves_the_new_version_at_once(tmp_path):
     data = tmp_path / "data"
     catalog = Catalog.open(data)

@@ -70,6 +70,7 @@ def serve(
 
     refuse_unbindable(host, port)
     import uvicorn
+    from shikong.server.http_protocol import PROTOCOL
 
     local = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
     os.environ["SHIKONG_DATA"] = str(data_dir)
@@ -87,7 +88,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
-        http="shikong.server.http_protocol:NoDelayH11Protocol",
+        http=PROTOCOL,
+        loop="auto",  # uvloop where installed
         proxy_headers=False,  # forwarded headers are ours to trust or not (public_url)
     )
 

@@ -24,6 +24,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from shikong.catalog.policy import ANONYMOUS, Access
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -291,13 +292,31 @@ def tile_response(result: TileResult, request: Request) -> Response:
         cache = f"{scope}, max-age={IMMUTABLE_MAX_AGE}, immutable"
     else:
         cache = f"{scope}, max-age={SHORT_MAX_AGE}"
-    headers = {"ETag": result.etag, "Cache-Control": cache}
+    headers = {"ETag": result.etag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
+    if result.encoding:
+        headers["Content-Encoding"] = result.encoding
     match = request.headers.get("if-none-match")
     if match and result.etag in [t.strip() for t in match.split(",")]:
         return Response(status_code=304, headers=headers)
+    after = BackgroundTask(result.store) if result.store is not None else None
     if not result.content:
-        return Response(status_code=204, headers=headers)
-    return Response(result.content, media_type=result.media_type, headers=headers)
+        return Response(status_code=204, headers=headers, background=after)
+    return Response(result.content, media_type=result.media_type, headers=headers, background=after)
+
+
+def accepts_gzip(request: Request) -> bool:
+    """Whether Accept-Encoding takes gzip (not refused with ``q=0``)."""
+    for part in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = params.strip().lower()
+            if not q.startswith("q="):
+                return True
+            try:
+                return float(q[2:]) > 0
+            except ValueError:  # a malformed weight: the plain form always works
+                return False
+    return False
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -411,6 +430,7 @@ def routes(server: Server) -> list[Route]:
                 x,
                 fmt=f,
                 if_none_match=request.headers.get("if-none-match"),
+                defer_store=True,
             )
             return tile_response(result, request)
         _check_params(request, TILE_PARAMS, ("mvt",))
@@ -423,9 +443,9 @@ def routes(server: Server) -> list[Route]:
         }
         # a cached tile is answered here (no layer opened, no thread hop); a miss is
         # rendered in a thread
-        result = cached_vector_tile(*args, **options)
+        result = cached_vector_tile(*args, **options, gzip_ok=accepts_gzip(request))
         if result is None:
-            result = await run_in_threadpool(vector_tile, *args, **options)
+            result = await run_in_threadpool(vector_tile, *args, **options, defer_store=True)
         return tile_response(result, request)
 
     async def dataset_tile(request: Request) -> Response:

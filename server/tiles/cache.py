@@ -7,6 +7,10 @@ new encoder never meet an old tile, and nothing needs purging by hand. Files are
 atomically (rename), so a reader never sees half a tile, and several workers can share
 the folder.
 
+Beside each tile its gzip form (``<key>.mvt.gz``), written with it: map clients (browsers,
+GDAL, QGIS) send ``Accept-Encoding: gzip``, and a z14 tile of dense parcels is 159 KB raw
+and 58 KB gzipped, compressed once here rather than per request.
+
 Size bound: ``SHIKONG_TILE_CACHE_MB`` (default 1024; 0 turns the cache off). When the
 files written pass the bound, the least recently written are removed until the cache
 holds 80 % of it.
@@ -15,6 +19,7 @@ holds 80 % of it.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import os
 import threading
@@ -25,6 +30,8 @@ import orjson
 DEFAULT_MB = 1024
 ENV = "SHIKONG_TILE_CACHE_MB"
 KEEP_AFTER_EVICTION = 0.8
+GZIP_LEVEL = 3  # 159 KB -> 58 KB in 4 ms; level 6 saves 2 KB more for twice the time
+SUFFIXES = (".mvt", ".mvt.gz")
 
 
 def tile_key(*parts: object) -> str:
@@ -64,22 +71,45 @@ class TileCache:
         self.hits += 1
         return data
 
-    def put(self, key: str, data: bytes) -> None:
+    def get_encoded(self, key: str, gzip_ok: bool) -> tuple[bytes, str | None] | None:
+        """(content, ``"gzip"`` or None): the gzip form when the client takes it."""
+        if gzip_ok and self.max_bytes > 0:
+            try:
+                data = self._path(key).with_suffix(".mvt.gz").read_bytes()
+            except OSError:
+                pass
+            else:
+                self.hits += 1
+                return data, "gzip"
+        data = self.get(key)
+        return None if data is None else (data, None)
+
+    def put(self, key: str, data: bytes, gzip_too: bool = True) -> None:
+        """Store a tile (and its gzip form unless ``gzip_too`` is false: images are
+        compressed already)."""
         self.misses += 1  # counted here: a miss is looked up twice (event loop, thread)
         if self.max_bytes <= 0 or len(data) > self.max_bytes:
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        written = self._write(path, data)
+        if data and gzip_too:  # an empty tile is answered 204 either way
+            written += self._write(path.with_suffix(".mvt.gz"), _gzip(data))
         with self._lock:
             if self._size is None:
                 self._size = self.size()
             else:
-                self._size += len(data)
+                self._size += written
             if self._size > self.max_bytes:
                 self._size = self._evict(int(self.max_bytes * KEEP_AFTER_EVICTION))
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> int:
+        """Atomically (a reader sees the whole file or none); the bytes written."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return len(data)
 
     def _files(self) -> list[os.DirEntry]:
         out = []
@@ -89,7 +119,7 @@ class TileCache:
             for shard in shards:
                 if shard.is_dir():
                     with os.scandir(shard.path) as files:
-                        out += [f for f in files if f.name.endswith(".mvt")]
+                        out += [f for f in files if f.name.endswith(SUFFIXES)]
         return out
 
     def size(self) -> int:
@@ -120,3 +150,7 @@ class TileCache:
             except OSError:
                 pass
         return total
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)

@@ -30,7 +30,9 @@ What a tile holds (documented in docs-draft/tiles.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,6 +72,10 @@ class TileResult:
     media_type: str = MVT_MEDIA_TYPE
     immutable: bool = False  # the request named a closed version: the tile never changes
     public: bool = False  # the collection is public (shared caches may keep it)
+    # a fresh tile's cache write, left for after the response when the caller asked
+    # (``defer_store``): a file created on a slow disk costs the first reader nothing
+    store: Callable[[], None] | None = None
+    encoding: str | None = None  # "gzip": content is the gzip form (Content-Encoding)
 
 
 @dataclass(frozen=True)
@@ -198,8 +204,17 @@ def _request(
     )
 
 
+def gzip_etag(etag: str) -> str:
+    """The ETag of a tile's gzip form: another representation, another strong validator."""
+    return etag[:-1] + '-gzip"'
+
+
 def _not_modified(req: _Request, if_none_match: str | None) -> bool:
-    return bool(if_none_match) and req.etag in [t.strip() for t in if_none_match.split(",")]
+    """The client holds this tile in either form (a 304 names the form it matched)."""
+    if not if_none_match:
+        return False
+    held = [t.strip() for t in if_none_match.split(",")]
+    return req.etag in held or gzip_etag(req.etag) in held
 
 
 def cached_vector_tile(
@@ -214,19 +229,25 @@ def cached_vector_tile(
     datetime: str | None = None,
     properties: list[str] | None = None,
     if_none_match: str | None = None,
+    gzip_ok: bool = False,
 ) -> TileResult | None:
     """The tile if the cache holds it (or a 304), else None; never opens the layer.
 
     Cheap enough for the event loop (a small file read): the API answers cache hits
     without a thread hop and sends misses to :func:`vector_tile` in a thread.
+    ``gzip_ok``: the client takes gzip, so the cache's gzip form is answered (its own
+    ETag, as a representation of its own).
     """
     req = _request(server, access, collection_id, tms_id, z, y, x, datetime, properties)
     if _not_modified(req, if_none_match):
-        return TileResult(b"", req.etag, immutable=req.immutable, public=req.public)
-    content = _cache(server).get(req.key)
-    if content is None:
+        matched = req.etag if req.etag in if_none_match else gzip_etag(req.etag)
+        return TileResult(b"", matched, immutable=req.immutable, public=req.public)
+    found = _cache(server).get_encoded(req.key, gzip_ok)
+    if found is None:
         return None
-    return TileResult(content, req.etag, immutable=req.immutable, public=req.public)
+    content, encoding = found
+    etag = gzip_etag(req.etag) if encoding else req.etag
+    return TileResult(content, etag, immutable=req.immutable, public=req.public, encoding=encoding)
 
 
 def vector_tile(
@@ -241,10 +262,13 @@ def vector_tile(
     datetime: str | None = None,
     properties: list[str] | None = None,
     if_none_match: str | None = None,
+    defer_store: bool = False,
 ) -> TileResult:
     """The MVT of one collection's tile for this caller (from the cache when there).
 
     With ``if_none_match`` equal to the tile's ETag the content is not rendered (b"").
+    ``defer_store``: a fresh tile is not written to the cache here but by the result's
+    ``store``, which the caller runs after answering.
     """
     req = _request(server, access, collection_id, tms_id, z, y, x, datetime, properties)
     if _not_modified(req, if_none_match):
@@ -255,7 +279,13 @@ def vector_tile(
         layer = open_layer(req.version["path"], req.source.id_field)
         names = selected(layer, properties)  # unknown properties: 400 (never cached)
         content = render(layer, collection_id, req.box, req.tms.id, names, req.masks, z=z)
-        cache.put(req.key, content)
+        store = partial(cache.put, req.key, content)
+        if not defer_store:
+            store()
+            store = None
+        return TileResult(
+            content, req.etag, immutable=req.immutable, public=req.public, store=store
+        )
     return TileResult(content, req.etag, immutable=req.immutable, public=req.public)
 
 
@@ -412,10 +442,12 @@ def raster_tile(
     *,
     fmt: str = "png",
     if_none_match: str | None = None,
+    defer_store: bool = False,
 ) -> TileResult:
     """A raster collection's map tile, drawn by server/maps (its style: the collection's).
 
-    The current version only; cached like vector tiles (key: the COG, grid, tile, format).
+    The current version only; cached like vector tiles (key: the COG, grid, tile, format);
+    ``defer_store`` as for :func:`vector_tile`.
     """
     from ..maps.raster import render_tile
 
@@ -438,5 +470,9 @@ def raster_tile(
     content = cache.get(key)
     if content is None:
         content = render_tile(coverage["data"], tms, x, y, z, style=collection_id, fmt=fmt) or b""
-        cache.put(key, content)
+        store = partial(cache.put, key, content, gzip_too=False)
+        if not defer_store:
+            store()
+            store = None
+        return TileResult(content, etag, RASTER_FORMATS[fmt], public=public, store=store)
     return TileResult(content, etag, RASTER_FORMATS[fmt], public=public)
