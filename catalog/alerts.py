@@ -4,13 +4,16 @@ An alert fires exactly once per upward crossing: each (rule, sensor, parameter) 
 "above" state, so a sensor that stays above its threshold does not fire again until it
 has fallen back below. Readings older than the last evaluated one (late arrivals,
 duplicates) do not move the state.
+
+The rules are the same on every backend; where the state and the fired alerts are kept is
+an ``AlertBook`` (``SqliteAlertBook`` here; the PostgreSQL observation store has its own).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from shikong.config import load as load_config
@@ -69,19 +72,68 @@ def _threshold(rule: dict, attrs: dict[str, Any]) -> float | None:
         return None
 
 
-def _value_before(
-    db: sqlite3.Connection, layer: str, sensor: str, parameter: str, time_ms: int
-) -> tuple[int, float] | None:
-    row = db.execute(
-        "SELECT time, value FROM readings WHERE layer=? AND sensor=? AND parameter=? AND "
-        "time <= ? ORDER BY time DESC LIMIT 1",
-        (layer, sensor, parameter, time_ms),
-    ).fetchone()
-    return row
+class AlertBook(Protocol):
+    """Where a backend keeps the alert state and the fired alerts (its own tables, read
+    and written inside the transaction that stores the readings)."""
+
+    def state(self, key: tuple[str, str, str, str]) -> tuple[bool, int] | None:
+        """(above, last evaluated time in ms) of (rule, layer, sensor, parameter)."""
+
+    def value_before(
+        self, layer: str, sensor: str, parameter: str, time_ms: int
+    ) -> tuple[int, float] | None:
+        """The newest stored reading (time in ms, value) at or before ``time_ms``."""
+
+    def set_state(self, key: tuple[str, str, str, str], above: bool, last: int) -> None: ...
+
+    def record(self, fired: list[Alert]) -> None:
+        """Store fired alerts (in the order given)."""
+
+
+class SqliteAlertBook:
+    """The alert tables of the observation store's live file (``SCHEMA``)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def state(self, key: tuple[str, str, str, str]) -> tuple[bool, int] | None:
+        row = self.db.execute(
+            "SELECT above, last_time FROM alert_state WHERE rule=? AND "
+            "layer=? AND sensor=? AND parameter=?",
+            key,
+        ).fetchone()
+        return (bool(row[0]), int(row[1])) if row else None
+
+    def value_before(
+        self, layer: str, sensor: str, parameter: str, time_ms: int
+    ) -> tuple[int, float] | None:
+        return self.db.execute(
+            "SELECT time, value FROM readings WHERE layer=? AND sensor=? AND parameter=? AND "
+            "time <= ? ORDER BY time DESC LIMIT 1",
+            (layer, sensor, parameter, time_ms),
+        ).fetchone()
+
+    def set_state(self, key: tuple[str, str, str, str], above: bool, last: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?,?,?)", (*key, int(above), last)
+        )
+
+    def record(self, fired: list[Alert]) -> None:
+        self.db.executemany(
+            "INSERT INTO alerts (rule, layer, sensor, parameter, time, value, threshold, "
+            "message) VALUES (?,?,?,?,?,?,?,?)",
+            [alert_row(a) for a in fired],
+        )
+
+
+def alert_row(a: Alert) -> tuple[str, str, str, str, int, float, float, str]:
+    """An alert as the alert tables hold it (time in epoch ms)."""
+    time_ms = int(a.time.value // 1_000_000)
+    return (a.rule, a.layer, a.sensor, a.parameter, time_ms, a.value, a.threshold, a.message)
 
 
 def evaluate(
-    db: sqlite3.Connection,
+    book: AlertBook,
     layer: str,
     good: pd.DataFrame,
     attributes: dict[str, dict[str, Any]],
@@ -98,19 +150,14 @@ def evaluate(
             if threshold is None:
                 continue
             key = (rule["id"], layer, sensor, rule.get("parameter", "value"))
-            state = db.execute(
-                "SELECT above, last_time FROM alert_state WHERE rule=? AND "
-                "layer=? AND sensor=? AND parameter=?",
-                key,
-            ).fetchone()
-            above, last = (bool(state[0]), state[1]) if state else (False, -1)
+            above, last = book.state(key) or (False, -1)
             for t, v in zip(series["time"], series["value"], strict=True):
                 if t <= last:
                     continue
                 measure = v
                 if rule["kind"] == "rate":
                     window = int(rule.get("window_hours", 24) * 3_600_000)
-                    before = _value_before(db, layer, sensor, key[3], int(t) - window)
+                    before = book.value_before(layer, sensor, key[3], int(t) - window)
                     if before is None:
                         last = t
                         continue
@@ -131,26 +178,7 @@ def evaluate(
                         )
                     )
                 above, last = now_above, t
-            db.execute(
-                "INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?,?,?)",
-                (*key, int(above), int(last)),
-            )
+            book.set_state(key, above, int(last))
     if fired:
-        db.executemany(
-            "INSERT INTO alerts (rule, layer, sensor, parameter, time, value, threshold, "
-            "message) VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (
-                    a.rule,
-                    a.layer,
-                    a.sensor,
-                    a.parameter,
-                    int(a.time.value // 1_000_000),
-                    a.value,
-                    a.threshold,
-                    a.message,
-                )
-                for a in fired
-            ],
-        )
+        book.record(fired)
     return fired

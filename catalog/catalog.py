@@ -2,7 +2,8 @@
 
 A thin facade: the catalog's storage is a :class:`~shikong.catalog.store.CatalogStore`
 (SQLite in a data directory here), the readings an
-:class:`~shikong.catalog.observations.ObservationStore`. Ingest, layers and the live path
+:class:`~shikong.catalog.observation_store.ReadingStore` (SQLite files beside the index, or
+PostgreSQL beside a PostgreSQL catalog). Ingest, layers and the live path
 take the store itself; this class gives analysts one object to start from.
 """
 
@@ -22,12 +23,12 @@ from .departments import Department, departments
 from .extension import ShikongExtension
 from .ingest import IngestRequest, IngestResult, ingest
 from .layer import Layer, find_layer
-from .observations import ObservationStore
+from .observation_store import ReadingStore
 from .search import SearchResult, parse_interval
 from .sqlite_store import SqliteCatalogStore
 from .storage import DataDir, default_data_dir
 from .store import CatalogStore, LayerBatch, Query
-from .stores import configured_store
+from .stores import configured_store, observation_store
 
 
 def open_store(
@@ -52,7 +53,7 @@ class Catalog:
         if not isinstance(store, CatalogStore):
             store = open_store(Path(store))
         self.store = store
-        self._observations: ObservationStore | None = None
+        self._observations: ReadingStore | None = None
 
     @classmethod
     def open(cls, path: str | Path | None = None, database: str | None = None) -> Catalog:
@@ -92,12 +93,12 @@ class Catalog:
         return self.store.version()
 
     @property
-    def observations(self) -> ObservationStore:
-        if self._observations is None:
-            self._observations = ObservationStore(self.paths.observations_archive)
+    def observations(self) -> ReadingStore:
+        if self._observations is None:  # beside the catalog: SQLite here, or PostgreSQL
+            self._observations = observation_store(self.store)
         return self._observations
 
-    def _observation_store(self) -> ObservationStore:
+    def _observation_store(self) -> ReadingStore:
         return self.observations
 
     # -- reading ---------------------------------------------------------------------

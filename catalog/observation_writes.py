@@ -69,7 +69,7 @@ class AppendResult:
 
 
 @dataclass
-class _Valid:
+class Valid:
     """The readings of a batch that passed validation."""
 
     pairs: list[tuple[str, str]]  # distinct (sensor, parameter)
@@ -153,7 +153,7 @@ class ObservationWriter:
         holds ``run_rows``; returns the result and how many readings then wait in closed
         runs for compaction (0 when no run closed)."""
         result = AppendResult()
-        valid = _validate(frame, sensors, now, result)
+        valid = validate(frame, sensors, now, result)
         if valid is None:
             return result, 0
         pairs, pair_of = valid.pairs, valid.pair_of
@@ -164,7 +164,7 @@ class ObservationWriter:
         if None in per_pair:
             self.register_series({(layer, *pair) for pair in pairs})
             per_pair = [known_ids[pair] for pair in pairs]
-        keyed = _in_key_order(per_pair, pair_of, valid.t_ms, valid.vals)
+        keyed = in_key_order(per_pair, pair_of, valid.t_ms, valid.vals)
         sid, t_ms, vals, first = keyed
         result.duplicates += len(pair_of) - len(first)  # repeated within the batch
         with self.transaction() as db:
@@ -184,16 +184,8 @@ class ObservationWriter:
                 _insert_unless_stored(db, run, last_run, sid, t_ms, vals, near, old)
             inserted = db.total_changes - before
             if attributes is not None and alerts.rules_for(layer):  # seen in the same commit
-                which = pair_of[first]
-                good = pd.DataFrame(
-                    {
-                        "sensor": pd.array([pairs[i][0] for i in which], dtype=object),
-                        "parameter": pd.array([pairs[i][1] for i in which], dtype=object),
-                        "time": t_ms,
-                        "value": vals,
-                    }
-                )
-                result.alerts = alerts.evaluate(db, layer, good, attributes)
+                good = alert_frame(pairs, pair_of[first], t_ms, vals)
+                result.alerts = alerts.evaluate(alerts.SqliteAlertBook(db), layer, good, attributes)
             set_meta(db, run_rows=in_run + inserted)
             waiting = close_run(db, run) if in_run + inserted >= run_rows else 0
         result.accepted = inserted
@@ -240,12 +232,12 @@ class ObservationWriter:
         return self._settled, self._newest, self._last_run
 
 
-def _validate(
+def validate(
     frame: pd.DataFrame,
     sensors: dict[str, SensorSpec],
     now: pd.Timestamp | None,
     result: AppendResult,
-) -> _Valid | None:
+) -> Valid | None:
     """The readings (sensor_id, time, value[, parameter]) fit to store; the others are
     counted as refused in ``result``. None when none is left."""
     if frame.empty:
@@ -300,7 +292,7 @@ def _validate(
             strict=True,
         )
     )
-    return _Valid(pairs, pair_of, ms[keep], values[keep])
+    return Valid(pairs, pair_of, ms[keep], values[keep])
 
 
 def _insert_unless_stored(
@@ -351,6 +343,20 @@ def _insert_unless_stored(
         )
 
 
+def alert_frame(
+    pairs: list[tuple[str, str]], which: np.ndarray, t_ms: np.ndarray, vals: np.ndarray
+) -> pd.DataFrame:
+    """A batch's readings (one per series and time) as the alert rules read them."""
+    return pd.DataFrame(
+        {
+            "sensor": pd.array([pairs[i][0] for i in which], dtype=object),
+            "parameter": pd.array([pairs[i][1] for i in which], dtype=object),
+            "time": t_ms,
+            "value": vals,
+        }
+    )
+
+
 def factorize_names(column: pd.Series, name: Callable[[Any], str]) -> tuple[np.ndarray, list[str]]:
     """(code per row, distinct names) with ``name`` applied once per distinct value, not
     per row (a batch holds few sensors); values that map to the same name share a code."""
@@ -370,7 +376,7 @@ def _objects(names: list[str]) -> np.ndarray:
     return array
 
 
-def _in_key_order(
+def in_key_order(
     per_pair: list[int], pair_of: np.ndarray, t_ms: np.ndarray, vals: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Series id, time and value of a batch's readings, the first of each repeated

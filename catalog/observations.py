@@ -41,12 +41,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from . import observation_compaction as compaction
 from . import observation_queries as queries
+from .extension import Field
 from .observation_compaction import COMPACTION_NICENESS, Compaction
 from .observation_files import (
     connection_setup,
@@ -54,6 +56,7 @@ from .observation_files import (
     migrate_legacy_layouts,
     move_tables_to_live,
 )
+from .observation_store import ReadingStore
 from .observation_writes import (
     FUTURE_TOLERANCE,
     AppendResult,
@@ -61,6 +64,7 @@ from .observation_writes import (
     SensorSpec,
     factorize_names,
 )
+from .stac import rel
 from .storage import SqliteConnections, exclusive_lock
 
 __all__ = [
@@ -83,8 +87,9 @@ COMPACT_ROWS = 1_000_000  # readings waiting in closed runs before they move to 
 MAX_WAITING = 4 * COMPACT_ROWS
 
 
-class ObservationStore:
-    """Readings of every sensor layer: an archive file and its live file beside it."""
+class ObservationStore(ReadingStore):
+    """Readings of every sensor layer: an archive file and its live file beside it (the
+    embedded backend of the :class:`~.observation_store.ReadingStore` contract)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)  # the archive; the live file is found beside it
@@ -117,6 +122,44 @@ class ObservationStore:
     @property
     def db(self) -> sqlite3.Connection:
         return self._connections.get()
+
+    def close(self) -> None:
+        self.wait_for_compaction()
+        self._connections.close()
+
+    def data_assets(self, item_dir: Path, layer: str) -> dict[str, dict]:
+        """The archive and the live file, as a readings layer's item names them."""
+        return {
+            "data": {
+                "href": rel(self.path, item_dir),
+                "type": "application/vnd.sqlite3",
+                "title": "observation store: archive (series, points)",
+                "roles": ["data"],
+                Field.STORE_LAYER: layer,
+            },
+            "live": {
+                "href": rel(self.live_path, item_dir),
+                "type": "application/vnd.sqlite3",
+                "title": "observation store: live file (recent runs, newest values, "
+                "alerts); attaches the archive as 'archive'",
+                "roles": ["data"],
+            },
+        }
+
+    def dump(self, chunk: int = 200_000) -> Iterator[tuple[str, pd.DataFrame]]:
+        """Every stored reading, by layer in chunks: (layer, frame of sensor_id,
+        parameter, time as epoch ms, value); what ``shikong migrate`` copies."""
+        yield from queries.dump(self.db, chunk)
+
+    def alert_tables(self) -> tuple[list[tuple], list[tuple]]:
+        """Fired alerts (rule, layer, sensor, parameter, time ms, value, threshold,
+        message) in the order they fired, and alert states (rule, layer, sensor,
+        parameter, above, last time ms)."""
+        return queries.alert_tables(self.db)
+
+    def all_counts(self) -> list[tuple[str, str, int]]:
+        """Every channel counter: (channel, reason, n)."""
+        return self.db.execute("SELECT channel, reason, n FROM channel_counts").fetchall()
 
     def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A transaction on the live file, with its writers queued on a file lock (see
@@ -227,6 +270,10 @@ class ObservationStore:
     ) -> pd.DataFrame:
         """Fired alerts, newest first."""
         return queries.alerts(self.db, layer, since, limit)
+
+    def layers(self) -> list[str]:
+        """The layers whose sensors have sent readings."""
+        return queries.layers(self.db)
 
     def parameters(self, layer: str) -> list[str]:
         """The parameters a layer's sensors have reported (from the latest table)."""

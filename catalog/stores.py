@@ -1,4 +1,4 @@
-"""Which catalog store a data directory uses: the one place that decides (issue 21).
+"""Which stores a data directory uses: the one place that decides (issue 21).
 
 The embedded default is SQLite in the data directory (one command, no servers). A cloud
 deployment names a PostgreSQL database instead, by configuration alone:
@@ -10,6 +10,12 @@ A data directory opened on PostgreSQL in a process stays bound to that store the
 server's providers and processors that build ``Catalog(Path(data_root))`` from a
 pygeoapi definition get the very store the app opened (and its connections), without the
 DSN, password and all, being written into any pygeoapi config.
+
+The readings follow the catalog: a PostgreSQL catalog keeps them in the same database and
+schema (:class:`~.observations_pg.PostgresObservationStore`, one per process), the
+embedded one in the data directory's ``observations*.sqlite``
+(:func:`observation_store`, and :func:`observation_store_at` for the EDR providers,
+which pygeoapi hands the archive's path).
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from shikong.spatial.errors import ShikongError
 from .storage import DataDir
 
 if TYPE_CHECKING:
+    from .observation_store import ReadingStore
+    from .observations_pg import PostgresObservationStore
     from .postgres_store import PostgresCatalogStore
+    from .store import CatalogStore
 
 DATABASE_ENV = "SHIKONG_DATABASE"
 SCHEMA_ENV = "SHIKONG_DATABASE_SCHEMA"
@@ -36,6 +45,7 @@ _EMBEDDED = ("", "sqlite")  # what names the embedded store explicitly
 _guard = threading.Lock()
 _opened: dict[tuple[str, str, Path], PostgresCatalogStore] = {}
 _bound: dict[Path, PostgresCatalogStore] = {}
+_readings: dict[tuple[str, str], PostgresObservationStore] = {}
 
 
 class DatabaseError(ShikongError):
@@ -126,6 +136,49 @@ def _postgres(dsn: str, schema: str, root: Path) -> PostgresCatalogStore:
                 raise DatabaseError(str(exc)) from None
             _opened[key] = store
         _bound[key[2]] = store
+    return store
+
+
+def observation_store(catalog_store: CatalogStore) -> ReadingStore:
+    """The readings of a catalog: in the same PostgreSQL database and schema as a
+    PostgreSQL catalog store, else the SQLite files of its data directory."""
+    dsn, schema = getattr(catalog_store, "dsn", None), getattr(catalog_store, "schema", None)
+    if dsn is not None and schema is not None:
+        return _postgres_readings(dsn, schema)
+    from .observations import ObservationStore
+
+    return ObservationStore(catalog_store.paths.observations_archive)
+
+
+def observation_store_at(archive: str | Path) -> ReadingStore:
+    """The readings whose embedded archive would be ``archive`` (what a pygeoapi provider
+    is given): PostgreSQL when this process bound its data directory to a database."""
+    path = Path(archive)
+    with _guard:
+        bound = _bound.get(path.parent.resolve())
+    if bound is not None:
+        return _postgres_readings(bound.dsn, bound.schema)
+    from .observations import ObservationStore
+
+    return ObservationStore(path)
+
+
+def _postgres_readings(dsn: str, schema: str) -> PostgresObservationStore:
+    """The PostgreSQL readings of (database, schema), opened once per process."""
+    import psycopg
+
+    from .observations_pg import PostgresObservationStore
+
+    with _guard:
+        store = _readings.get((dsn, schema))
+        if store is None:
+            try:
+                store = PostgresObservationStore(dsn, schema)
+            except psycopg.Error as exc:
+                raise DatabaseError(
+                    f"cannot use the readings in {mask_dsn(dsn)}: {first_line(exc, dsn)}"
+                ) from None
+            _readings[(dsn, schema)] = store
     return store
 
 

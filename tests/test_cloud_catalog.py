@@ -70,7 +70,7 @@ def test_migrate_copies_every_item_as_it_is_and_twice_is_a_no_op(
     assert first.returncode == 0, first.stderr
     layers = len(list((city / "stac").glob("*/*/collection.json")))
     assert f"migrated {layers} layers, {len(truth)} items" in first.stdout
-    assert "readings in its observations*.sqlite (not migrated yet)" in first.stdout
+    assert "still local: assets and the STAC mirror" in first.stdout
     copied = dict(rows(dsn, "SELECT id, json FROM shikong.item_json"))
     assert copied.keys() == truth.keys()
     assert all(copied[i] == truth[i] for i in truth)  # identical JSON, links and all

@@ -8,8 +8,10 @@ every asset's ``file:checksum`` and ``file:size`` against the file it names, and
 source checksum index. Only a whole, checked copy is marked finished; running it again is
 a no-op ("already migrated"), and a copy that stopped half-way resumes.
 
-Still local after a migration: the assets and the STAC mirror (the data directory; S3
-is a later step) and the readings (``observations*.sqlite``).
+The readings (``observations*.sqlite``) follow, into the same database and schema
+(``catalog/observation_migrate.py``: counts checked, a no-op when run again). Still
+local after a migration: the assets and the STAC mirror (the data directory; S3 is a
+later step).
 """
 
 from __future__ import annotations
@@ -151,6 +153,7 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
     """Move the embedded catalog of a data directory into PostgreSQL, and check it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from shikong.catalog.catalog import open_store
+    from shikong.catalog.observation_migrate import migrate_readings
     from shikong.catalog.storage import DataDir
     from shikong.catalog.stores import (
         DatabaseError,
@@ -183,6 +186,7 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
     if copied_from is not None:
         if copied_from == origin and target.version() == version:
             console.print(f"already migrated: {total} items of {origin} in {where}")
+            console.print(migrate_readings(target, console))
             return
         raise DatabaseError(
             f"{where} already holds a catalog copied from {copied_from} at version "
@@ -217,7 +221,5 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
         f"version {version}) into {where}; {checked.assets} assets "
         f"({checked.asset_bytes / 1e6:,.1f} MB) checked against their checksums"
     )
-    console.print(
-        "still local: assets and the STAC mirror in the data directory, readings in "
-        "its observations*.sqlite (not migrated yet)"
-    )
+    console.print(migrate_readings(target, console))
+    console.print("still local: assets and the STAC mirror in the data directory")

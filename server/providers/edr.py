@@ -23,8 +23,9 @@ from pygeoapi.provider.base import (
 from pygeoapi.provider.base_edr import BaseEDRProvider
 from pyproj import Geod
 from shikong.catalog.extension import Field
-from shikong.catalog.observations import ObservationStore
+from shikong.catalog.observation_store import ReadingStore
 from shikong.catalog.opened import open_layer
+from shikong.catalog.stores import observation_store_at
 from shikong.spatial.errors import InputError
 from shikong.spatial.temporal import parse_datetime
 
@@ -40,9 +41,10 @@ UNITS_TO_METRES = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "ft": 0.3048}
 
 
 @lru_cache(maxsize=16)
-def store(path: str) -> ObservationStore:
-    """One store object per process: it keeps a connection per thread."""
-    return ObservationStore(path)
+def store(path: str) -> ReadingStore:
+    """One store object per process: it keeps a connection per thread (the readings in
+    PostgreSQL when the app bound the data directory to a database)."""
+    return observation_store_at(path)
 
 
 def _when(text: str) -> pd.Timestamp:
