@@ -2,9 +2,17 @@
 
 Any signed-in department may discover every layer here, including layers it may not read:
 that is what the directory is for (it then asks for access, :mod:`sharing`). A record
-holds what describes a layer (title, owner department and contact, classification, kind,
-extent, versions, its fields' names and types) and nothing of its features; the names of
-personal-data fields are left out too, a record only says that the layer has some.
+holds what describes a layer (title, owner department and its contact point from
+``config/departments.yaml``, classification, kind, extent, versions and how often they
+come, its fields' names, types, Chinese aliases and units) and nothing of its features;
+the names of personal-data fields are left out too, a record only says that the layer has
+some.
+
+``update_frequency`` is an ISO 19115 maintenance frequency code, read from the layer's
+history: ``continual`` for sensor readings, else the median gap between its versions'
+``valid_from`` dates (``daily`` under 2 days, ``weekly`` under 10, ``monthly`` under 45,
+``quarterly`` under 120, ``biannually`` under 240, ``annually`` under 500, else
+``irregular``), ``asNeeded`` with fewer than three versions to tell from.
 Records are GeoJSON features shaped as OGC API Records records, so the server's Records
 collection and the library give the same.
 
@@ -21,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .departments import departments
 from .extension import ShikongExtension
+from .field_aliases import alias_of
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -37,10 +46,11 @@ def record(layer: Layer, personal: Mapping[str, Mapping[str, str]]) -> dict[str,
     props = current.get("properties", {})
     hidden = set(personal.get(layer.id, {}))
     fields = [
-        {"name": c["name"], "type": c.get("type")}
+        {"name": c["name"], "type": c.get("type"), **alias_of(layer.id, c["name"])}
         for c in props.get("table:columns") or []
         if c.get("name") not in hidden
     ]
+    office = departments().get(code, {})
     bbox = (collection.get("extent", {}).get("spatial", {}).get("bbox") or [None])[0]
     interval = (collection.get("extent", {}).get("temporal", {}).get("interval") or [None])[0]
     return {
@@ -55,16 +65,53 @@ def record(layer: Layer, personal: Mapping[str, Mapping[str, str]]) -> dict[str,
             "keywords": collection.get("keywords") or [],
             "department": code,
             "department_name": name,
-            "contacts": [{"organization": name, "roles": ["pointOfContact", "owner"]}],
+            "contacts": [_contact(name, office.get("contact") or {})],
             "classification": layer.classification,
             "kind": layer.kind,
             "versions": [v.version for v in versions],
             "updated": props.get("updated"),
+            "update_frequency": update_frequency(layer),
             "time": interval,
             "fields": fields,
             "personal_data": bool(hidden),
         },
     }
+
+
+FREQUENCIES = (  # (median gap under, in days; ISO 19115 MD_MaintenanceFrequencyCode)
+    (2, "daily"),
+    (10, "weekly"),
+    (45, "monthly"),
+    (120, "quarterly"),
+    (240, "biannually"),
+    (500, "annually"),
+)
+
+
+def update_frequency(layer: Layer) -> str:
+    """How often the layer gets a new version (see the module docstring)."""
+    from itertools import pairwise
+    from statistics import median
+
+    if layer.kind == "readings":
+        return "continual"
+    starts = sorted(version.valid_from for version in layer.versions)
+    if len(starts) < 3:
+        return "asNeeded"
+    gap = median((b - a).total_seconds() / 86400 for a, b in pairwise(starts))
+    return next((code for limit, code in FREQUENCIES if gap < limit), "irregular")
+
+
+def _contact(name: str, contact: Mapping[str, Any]) -> dict[str, Any]:
+    """An OGC API Records contact: the owner department and its data office's details."""
+    out: dict[str, Any] = {"organization": name, "roles": ["pointOfContact", "owner"]}
+    if contact.get("name"):
+        out["name"] = contact["name"]
+    if contact.get("phone"):
+        out["phones"] = [{"value": str(contact["phone"])}]
+    if contact.get("email"):
+        out["emails"] = [{"value": str(contact["email"])}]
+    return out
 
 
 def _box(bbox: Sequence[float] | None) -> dict[str, Any] | None:

@@ -96,3 +96,58 @@ def test_a_restricted_layer_is_found_but_its_data_stays_hidden(running, mirror):
     # the public sees no directory at all
     assert httpx.get(f"{server.url}/directory?f=json").status_code == 404
     assert httpx.get(f"{server.url}/directory/collections/directory/items").status_code == 404
+
+
+def test_records_name_fields_aliases_contacts_and_update_frequency(running, mirror):
+    """A record's fields carry their Chinese aliases and units, its contact is the owner's
+    data office, both as config/ writes them (read here with yaml), and no personal field."""
+    from pathlib import Path
+
+    import yaml
+
+    config = Path(__file__).resolve().parents[1] / "config"
+    server, _, headers = running
+    aliases = yaml.safe_load((config / "field_aliases.yaml").read_text("utf-8"))["fields"]
+    offices = {
+        d["code"]: d["contact"]
+        for d in yaml.safe_load((config / "departments.yaml").read_text("utf-8"))["departments"]
+    }
+    found = httpx.get(
+        f"{server.url}/directory/collections/directory/items?f=json&limit=1000", headers=headers
+    ).json()["features"]
+    named = 0
+    for rec in found:
+        props = rec["properties"]
+        contact = props["contacts"][0]
+        office = offices[props["department"]]
+        assert contact["name"] == office["name"]
+        assert contact["emails"] == [{"value": office["email"]}]
+        assert props["update_frequency"] in {
+            "continual", "daily", "weekly", "monthly", "quarterly", "biannually",
+            "annually", "irregular", "asNeeded",
+        }  # fmt: skip
+        for field in props["fields"]:
+            known = aliases.get(field["name"])
+            if known is None:
+                assert "alias" not in field
+                continue
+            named += 1
+            assert field["alias"] == known["alias"]
+            assert field.get("unit") == known.get("unit")
+    assert named > 10  # the demo city's layers use the standards' field codes
+
+
+def test_update_frequency_follows_the_versions(tmp_path):
+    """Three versions a month apart are monthly; two are too few to tell (asNeeded)."""
+    from shikong.catalog.directory import update_frequency
+
+    source = tmp_path / "kiosks.geojson"
+    catalog = Catalog.open(tmp_path / "data")
+    for n, start in enumerate(["2025-01-01", "2025-02-01", "2025-03-03"], start=1):
+        gpd.GeoDataFrame(  # a new kiosk each month: each delivery is a new version
+            {"fid": list(range(n))}, geometry=gpd.points_from_xy([113.3] * n, [33.78] * n), crs=4490
+        ).to_file(source, driver="GeoJSON")
+        catalog.ingest(source, department="urb", layer="kiosks", version=str(n),
+                       valid_from=start, classification="public")  # fmt: skip
+        expected = "asNeeded" if n < 3 else "monthly"
+        assert update_frequency(Catalog.open(tmp_path / "data")["urb-kiosks"]) == expected
