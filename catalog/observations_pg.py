@@ -13,13 +13,15 @@ with the same answers, in the catalog's schema (tables ``obs_*``):
   a newer one (never a scan of history);
 - ``obs_alert_state``, ``obs_alerts``, ``obs_channel_counts``, ``obs_meta``.
 
-A batch is validated exactly as the SQLite store does it (``observation_writes``), sent
-with binary ``COPY`` into a temporary table of the connection, then moved into
-``obs_points`` by one ``INSERT … ON CONFLICT DO NOTHING`` in key order whose stored rows
-also update ``obs_latest``, all in one transaction: a reading already stored (by this
-process or any other on the database, even one committing at the same moment) is counted
-as a duplicate and keeps the first value, and a process killed during the COPY leaves
-nothing of its batch. Layers with alert rules take a transaction-level advisory lock per
+A batch is validated exactly as the SQLite store does it (``observation_writes``), put
+in key order and sent with binary ``COPY`` straight into ``obs_points``; should one of
+its readings be stored already, that attempt is rolled back (a savepoint) and the batch
+goes through a temporary table of the connection and ``INSERT … ON CONFLICT DO NOTHING``.
+The newest reading per series moves ``obs_latest`` up in the same transaction. So a
+reading already stored (by this process or any other on the database, even one
+committing at the same moment: the unique key makes the later one wait) is counted as a
+duplicate and keeps the first value, and a process killed during the COPY leaves nothing
+of its batch. Layers with alert rules take a transaction-level advisory lock per
 layer, so their rules see readings in the order they commit, once, as on SQLite.
 """
 
@@ -100,7 +102,7 @@ CREATE TABLE IF NOT EXISTS {s}.obs_points_before PARTITION OF {s}.obs_points
     FOR VALUES FROM (MINVALUE) TO ('2000-01-01 00:00:00+00');
 CREATE TABLE IF NOT EXISTS {s}.obs_latest (
     series integer PRIMARY KEY, time timestamptz NOT NULL, value double precision NOT NULL
-);
+) WITH (fillfactor = 50);
 CREATE TABLE IF NOT EXISTS {s}.obs_channel_counts (
     channel text COLLATE "C" NOT NULL, reason text COLLATE "C" NOT NULL, n bigint NOT NULL,
     PRIMARY KEY (channel, reason)
@@ -120,21 +122,25 @@ CREATE TABLE IF NOT EXISTS {s}.obs_alerts (
 CREATE INDEX IF NOT EXISTS obs_alerts_time ON {s}.obs_alerts (time);
 CREATE TABLE IF NOT EXISTS {s}.obs_meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
 """
-# the batch in the temporary table → obs_points in key order (so that two transactions
-# storing overlapping batches wait on each other in one order, never in a cycle); the
-# rows stored (not those already there) move obs_latest up, and are counted
-_MERGE = """
-WITH stored AS (
-    INSERT INTO {s}.obs_points SELECT series, time, value FROM %(incoming)s
-    ORDER BY series, time ON CONFLICT DO NOTHING RETURNING series, time, value
-), newest AS (
-    INSERT INTO {s}.obs_latest SELECT DISTINCT ON (series) series, time, value FROM stored
-    ORDER BY series, time DESC
-    ON CONFLICT (series) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value
-    WHERE EXCLUDED.time > obs_latest.time
+# a batch that repeats a stored reading: from the temporary table into obs_points in key
+# order (two transactions storing overlapping batches then wait on each other in one
+# order, never in a cycle), the readings already there left out and not counted
+_MERGE = (
+    f"INSERT INTO {{s}}.obs_points SELECT series, time, value FROM {_INCOMING} "
+    "ORDER BY series, time ON CONFLICT DO NOTHING"
 )
-SELECT count(*) FROM stored
-""".replace("%(incoming)s", _INCOMING)
+# the newest reading of each series of a batch (series, epoch ms, value arrays) into
+# obs_latest where newer. A reading of the batch already stored by another commit is no
+# newer than obs_latest (that commit moved it up to at least its time), so a duplicate
+# never replaces the stored newest value
+_NEWEST = """
+INSERT INTO {s}.obs_latest
+SELECT s, 'epoch'::timestamptz + t * interval '1 millisecond', v
+FROM unnest(%s::integer[], %s::bigint[], %s::double precision[]) AS n(s, t, v)
+ON CONFLICT (series) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value
+WHERE EXCLUDED.time > obs_latest.time
+"""
+DEADLOCK_RETRIES = 3
 
 
 def advisory_key(purpose: str, schema: str, name: str = "") -> int:
@@ -303,22 +309,51 @@ class PostgresObservationStore(ReadingStore):
         when ``good`` is given. Returns how many readings were new, and the alerts."""
         self._partitions_for(t_ms)
         data = _HEADER + binary_rows(sid, t_ms, vals).tobytes() + _TRAILER
-        db = self._db()
-        fired: list[alerts.Alert] = []
-        with db.transaction():
-            if good is not None:  # the layer's rules see its readings one commit at a time
-                key = advisory_key("alerts", self.schema, layer)
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-            with db.cursor().copy(f"COPY {_INCOMING} FROM STDIN (FORMAT BINARY)") as copy:
-                for start in range(0, len(data), COPY_CHUNK):
-                    copy.write(data[start : start + COPY_CHUNK])
-                    fault("readings-mid-copy")
-            row = db.execute(self._sql(_MERGE)).fetchone()
-            inserted = int(row[0]) if row else 0
-            if good is not None:
-                fired = alerts.evaluate(_AlertBook(self, db), layer, good, attributes)
-            fault("readings-before-commit")
-        return inserted, fired
+        newest = np.r_[sid[1:] != sid[:-1], True]  # the batch is in key order
+        latest = (sid[newest].tolist(), t_ms[newest].tolist(), vals[newest].tolist())
+        for attempt in range(DEADLOCK_RETRIES):
+            db = self._db()
+            try:
+                with db.transaction():
+                    if good is not None:  # the layer's rules see its readings in turn
+                        key = advisory_key("alerts", self.schema, layer)
+                        db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                    inserted = self._copy_in(db, data, len(sid))
+                    db.execute(self._sql(_NEWEST), latest)
+                    fired = []
+                    if good is not None:
+                        fired = alerts.evaluate(_AlertBook(self, db), layer, good, attributes)
+                    fault("readings-before-commit")
+                return inserted, fired
+            except psycopg.errors.DeadlockDetected:  # not in key order after all: again
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _copy_in(self, db: psycopg.Connection[Any], data: bytes, n: int) -> int:
+        """COPY a batch (binary rows) into ``obs_points``; returns how many were new.
+
+        Straight into the table first, in a savepoint: a batch of new readings (the
+        usual one) is stored by the COPY alone. If one of them is stored already (a
+        client sending again, another node storing the same reading), the attempt
+        fails whole and the batch goes through the temporary table instead, where
+        ``ON CONFLICT DO NOTHING`` leaves the stored ones out.
+        """
+        try:
+            with db.transaction():
+                self._copy(db, self._sql("{s}.obs_points"), data)
+            return n
+        except psycopg.errors.UniqueViolation:
+            pass
+        self._copy(db, _INCOMING, data)
+        return db.execute(self._sql(_MERGE)).rowcount
+
+    @staticmethod
+    def _copy(db: psycopg.Connection[Any], table: str, data: bytes) -> None:
+        with db.cursor().copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+            for start in range(0, len(data), COPY_CHUNK):
+                copy.write(data[start : start + COPY_CHUNK])
+                fault("readings-mid-copy")
 
     def _partitions_for(self, t_ms: np.ndarray) -> None:
         """Create the monthly partitions a batch's readings need (each once, by whichever

@@ -79,6 +79,12 @@ FIGURES = {
             r"hourly means over 30 days",
         )
     ],
+    "observations_pg": [  # readings into PostgreSQL: the store beside plain COPY
+        rf"^the store \(append: validation, COPY, newest values\): ({N}) readings/s$",
+        rf"^the store's COPY path alone \(load, no validation\): ({N}) readings/s$",
+        rf"^plain COPY of the same rows into a keyed table: ({N}) rows/s; ratio store/COPY "
+        rf"({N}), COPY path/COPY ({N})$",
+    ],
     "raster": [
         rf"^NDVI of one date: ({N}) Mpx/s reading from disk",
         rf"^NDVI change \+ zonal mean \(200 polygons\), best of 1: 1 worker ({N}) s, 2 workers "
@@ -121,6 +127,9 @@ def prerequisites(bench: str) -> list[str]:
     if bench == "raster":
         for module in ("rasterstats", "exactextract"):
             require(has_module(module), f"{module} (a zonal baseline) is not installed")
+    if bench == "observations_pg":  # its own throwaway cluster (bench/tiles.py's)
+        pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+        require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
     if bench == "iot":
         require(has_module("psycopg"), "psycopg (the PostgreSQL baseline) is not installed")
         for tool in ("mosquitto", "mosquitto_pub"):
