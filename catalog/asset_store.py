@@ -29,6 +29,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -126,9 +127,15 @@ def is_remote(location: Location) -> bool:
 
 
 def _short(exc: BaseException) -> str:
-    """obstore's messages carry a debug dump after the first lines: keep the first."""
+    """One line of an obstore error: its first line without the XML body it quotes,
+    then the S3 error code and message from that body (a debug dump follows them)."""
     text = str(exc).split("\n\nDebug source")[0]
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first.split(": <?xml")[0]
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    if code:
+        first += f": {code.group(1)}" + (f" ({message.group(1)})" if message else "")
     return first or type(exc).__name__
 
 
@@ -501,23 +508,27 @@ class S3Assets(AssetStore):
         return self.paths.asset_staging / key
 
     def publish(self, key: str) -> None:
-        """Upload every file of the workspace, then check each object's size."""
+        """Upload what the workspace holds (the asset file, or its Zarr folder)."""
+        for child in sorted(self.workspace(key).iterdir()):
+            self.upload(child, f"{key}/{child.name}")
+
+    def upload(self, local: Path, key: str) -> str:
+        """A file as the object ``key`` (under the prefix), or a folder's files under it;
+        each object's size checked after. Returns its ``s3://`` URL."""
         import obstore
 
-        folder = self.workspace(key)
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
         for f in files:
-            name = self.key_of(f"{key}/{f.relative_to(folder).as_posix()}")
+            name = self.key_of(key if f == local else f"{key}/{f.relative_to(local).as_posix()}")
             with _s3_errors(f"uploading {f.name} to s3://{self.bucket}/{name}"):
                 obstore.put(self.client, name, f)
-        for f in files:
-            name = self.key_of(f"{key}/{f.relative_to(folder).as_posix()}")
             size = head(f"{S3_SCHEME}{self.bucket}/{name}")
             if size != f.stat().st_size:
                 raise AssetStoreError(
                     f"object storage: s3://{self.bucket}/{name} holds {size} bytes after "
                     f"its upload, the file {f.stat().st_size}"
                 )
+        return f"{S3_SCHEME}{self.bucket}/{self.key_of(key)}"
 
     def href(self, key: str, written: Path, item_dir: Path) -> str:
         inner = written.relative_to(self.workspace(key)).as_posix()
@@ -561,6 +572,26 @@ class S3Assets(AssetStore):
         if stray:
             with _s3_errors(f"removing residues under s3://{self.bucket}/{layer_prefix}"):
                 obstore.delete(self.client, stray)
+
+
+def rehomed(paths: DataDir, item: dict[str, Any], to: S3Assets) -> tuple[dict, list]:
+    """An item whose assets in the data directory's ``assets/`` are named by their
+    objects in ``to`` instead (same ``{department}/{layer}/{version}/{file}`` layout),
+    and the (local file or folder, key) pairs to upload for it. Other hrefs (the
+    observation store a readings item names, objects already elsewhere) stay."""
+    import copy
+
+    root = paths.assets.resolve()
+    item = copy.deepcopy(item)
+    moves = []
+    for name, asset in item.get("assets", {}).items():
+        where = locate(paths, item, name)
+        if is_remote(where) or not Path(where).is_relative_to(root):
+            continue
+        key = Path(where).relative_to(root).as_posix()
+        asset["href"] = f"{S3_SCHEME}{to.bucket}/{to.key_of(key)}"
+        moves.append((Path(where), key))
+    return item, moves
 
 
 def _remove_local(root: Path, folder: Path) -> None:

@@ -29,7 +29,16 @@ def clear_errors(func):
 
 
 def data_option(func):
-    """``--data`` and ``--database``: where the catalog lives."""
+    """``--data``, ``--database`` and ``--assets``: where the catalog lives."""
+    func = click.option(
+        "--assets",
+        envvar="SHIKONG_ASSETS",
+        expose_value=False,
+        callback=_use_assets,
+        help="Where new assets are stored: s3://bucket/prefix (endpoint and keys from "
+        "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; or $SHIKONG_ASSETS; "
+        "unset: the data directory's assets/).",
+    )(func)
     func = click.option(
         "--database",
         envvar="SHIKONG_DATABASE",
@@ -67,3 +76,23 @@ def _use_database(ctx: click.Context, param: click.Parameter, value: str | None)
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     os.environ[DATABASE_ENV] = value
+
+
+def _use_assets(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Check the object storage once (a bad one is one line, exit 2), then leave it in
+    the environment for every ingest of this command and the server's workers
+    (shikong.catalog.asset_store)."""
+    import os
+
+    if not value:
+        return
+    from shikong.catalog.asset_store import ASSETS_ENV, check_bucket, configured_url
+
+    try:
+        url = configured_url(value)
+        if url != "local":
+            check_bucket(url)
+    except ShikongError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    os.environ[ASSETS_ENV] = url
