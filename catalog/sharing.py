@@ -9,8 +9,9 @@ their end date (a bare date is its whole UTC day, as everywhere on the platform)
 write needed. The policy file stays the base.
 
 The store sits behind :class:`SharingStore`; :class:`SqliteSharingStore` keeps it in the
-data directory (``DataDir.grants``). A PostgreSQL store can follow the same contract (not
-built yet). Each decision bumps the store's version in the same transaction; servers read
+data directory (``DataDir.grants``), :class:`~.postgres_sharing.PostgresSharingStore` in a
+PostgreSQL catalog's database; :func:`~.stores.open_sharing` picks the one beside the
+catalog. Each decision bumps the store's version in the same transaction; servers read
 that one row on every access check, so a decision takes effect at once on every process
 of a data directory.
 """
@@ -102,7 +103,8 @@ class AccessRequest:
 
 
 class SharingStore(Protocol):
-    """What a backend of access requests must do (SQLite here; PostgreSQL may follow).
+    """What a backend of access requests must do (SQLite here, PostgreSQL in
+    :mod:`postgres_sharing`).
 
     Every write is one transaction; ``decide`` moves only a ``requested`` row and bumps
     the version in the same transaction; ``expire`` moves only ``approved`` rows and says
@@ -472,12 +474,3 @@ class Sharing:
 
 def grants_of(requests: Iterable[AccessRequest]) -> tuple[Grant, ...]:
     return tuple(r.grant() for r in requests)
-
-
-def open_sharing(
-    root: str | Path, collections: Callable[[], Mapping[str, CollectionMeta]]
-) -> Sharing:
-    """The sharing workflow of a data directory (SQLite store in ``DataDir.grants``)."""
-    from .storage import DataDir
-
-    return Sharing(SqliteSharingStore(DataDir(Path(root)).grants), collections)

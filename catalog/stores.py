@@ -31,9 +31,13 @@ from shikong.spatial.errors import ShikongError
 from .storage import DataDir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from .observation_store import ReadingStore
     from .observations_pg import PostgresObservationStore
+    from .policy import CollectionMeta
     from .postgres_store import PostgresCatalogStore
+    from .sharing import Sharing
     from .store import CatalogStore
 
 DATABASE_ENV = "SHIKONG_DATABASE"
@@ -210,3 +214,18 @@ def _passwords(dsn: str) -> list[str]:
     found = re.findall(r"://[^:/@?]*:([^@/?]+)@", dsn)
     found += re.findall(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", dsn)
     return [f for f in found if f]
+
+
+def open_sharing(
+    root: str | Path, collections: Callable[[], Mapping[str, CollectionMeta]]
+) -> Sharing:
+    """The sharing workflow of a data directory, its access requests kept where its
+    catalog is: PostgreSQL beside a PostgreSQL catalog, else SQLite in ``DataDir.grants``."""
+    from .sharing import Sharing, SqliteSharingStore
+
+    catalog_store = configured_store(root)
+    if catalog_store is not None:
+        from .postgres_sharing import PostgresSharingStore
+
+        return Sharing(PostgresSharingStore(catalog_store), collections)
+    return Sharing(SqliteSharingStore(DataDir(Path(root)).grants), collections)

@@ -37,6 +37,7 @@ from shikong.catalog.sharing import (
     Sharing,
     UnknownRequest,
 )
+from shikong.catalog.stores import open_sharing
 from shikong.spatial.errors import InputError, ShikongError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -269,4 +270,4 @@ def server_grants(
     root: Any, collections: Callable[[], Mapping[str, CollectionMeta]], audit: AuditLog
 ) -> GrantsInForce:
     """The grants in force of a data directory, as a server reads them."""
-    return GrantsInForce(sharing.open_sharing(root, collections), audit)
+    return GrantsInForce(open_sharing(root, collections), audit)

@@ -300,3 +300,55 @@ def test_edits_through_a_server_over_postgresql_become_versions_there(dsn, demo_
     assert len(versions) == 2  # the ingested one and the edit's
     latest = Catalog.open(data, database=dsn)["urb-facilities"].to_geodataframe()
     assert sorted(latest["name"]) == ["一号", "三号", "二号"]
+
+
+def test_a_grant_decided_on_one_node_is_in_force_on_another(dsn, tmp_path):
+    """On a PostgreSQL catalog the access requests live in that database: a request made
+    through node A and approved through node B lets the requester read on node A at once,
+    and neither node keeps a grants file of its own."""
+    from datetime import UTC, datetime, timedelta
+
+    from conftest import share_keys
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+    from shikong.server.identity import KeyStore
+
+    a, b = tmp_path / "node-a", tmp_path / "node-b"
+    source = tmp_path / "parcels.geojson"
+    gpd.GeoDataFrame(
+        {"pid": [1, 2], "name": ["甲", "乙"]},
+        geometry=[box(113.1, 33.7, 113.2, 33.8), box(113.2, 33.7, 113.3, 33.8)],
+        crs=4490,
+    ).to_file(source)
+    Catalog.open(a, database=dsn).ingest(
+        source, department="rer", layer="plots", id_field="pid", classification="restricted"
+    )
+    keys = KeyStore(a)
+    hud = {"X-API-Key": keys.create("hud", "clerk")[0]}
+    admin = {"X-API-Key": keys.create("rer", "chief", role="admin")[0]}
+    share_keys(a, b)
+    until = str(datetime.now(UTC).date() + timedelta(days=30))
+    node_a = create_app(a, "http://testserver", watch=False, database=dsn)
+    node_b = create_app(b, "http://testserver", watch=False, database=dsn)
+    with TestClient(node_a) as one, TestClient(node_b) as two:
+        items = "/collections/rer-plots/items?f=json"
+        assert one.get(items, headers=hud).status_code == 404
+        asked = one.post(
+            "/sharing/requests",
+            json={"collection": "rer-plots", "rights": ["read"], "purpose": "核查", "until": until},
+            headers=hud,
+        )
+        assert asked.status_code == 201, asked.text
+        rid = asked.json()["id"]
+        seen = two.get(f"/sharing/requests/{rid}", headers=admin)
+        assert seen.status_code == 200 and seen.json()["state"] == "requested"
+        approved = two.post(
+            f"/sharing/requests/{rid}/decision", json={"decision": "approve"}, headers=admin
+        )
+        assert approved.status_code == 200, approved.text
+        read = one.get(items, headers=hud)
+        assert read.status_code == 200, read.text
+        assert sorted(f["properties"]["name"] for f in read.json()["features"]) == ["乙", "甲"]
+    assert not (a / "access" / "grants.sqlite").exists()
+    assert not (b / "access" / "grants.sqlite").exists()
+    assert rows(dsn, "SELECT state FROM shikong.access_requests") == [("approved",)]

@@ -34,7 +34,7 @@ def _open(data_dir: Path, key: str) -> tuple[Any, Any, Any]:
     """(workflow, the key's caller, audit log) of a data directory; a bad key exits 2."""
     from shikong.catalog import Catalog
     from shikong.catalog.policy import CollectionMeta
-    from shikong.catalog.sharing import open_sharing
+    from shikong.catalog.stores import open_sharing
 
     from ..audit import AuditLog
     from ..identity import AuthError, KeyStore
