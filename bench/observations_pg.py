@@ -83,7 +83,7 @@ def load_rate(dsn: str, schema: str, parts: list[pd.DataFrame]) -> float:
             {
                 "sensor_id": f["sensor_id"],
                 "parameter": "value",
-                "time": pd.to_datetime(f["time"], utc=True).astype("int64") // 1_000_000,
+                "time": pd.to_datetime(f["time"], utc=True).dt.as_unit("ms").astype("int64"),
                 "value": f["value"],
             }
         )

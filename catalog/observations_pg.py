@@ -55,6 +55,7 @@ from .observation_writes import (
     AppendResult,
     SensorSpec,
     alert_frame,
+    factorize_names,
     in_key_order,
     validate,
 )
@@ -255,14 +256,14 @@ class PostgresObservationStore(ReadingStore):
         returns how many were new. No validation, no alert rules."""
         if frame.empty:
             return 0
-        keys = frame[["sensor_id", "parameter"]].astype(str)
-        codes, pairs = pd.MultiIndex.from_frame(keys).factorize()
-        ids = self.series_ids(layer, [tuple(p) for p in pairs])
+        s_code, sensors = factorize_names(frame["sensor_id"], str)
+        p_code, parameters = factorize_names(frame["parameter"], str)
+        pair_code = s_code * len(parameters) + p_code
+        distinct, pair_of = np.unique(pair_code, return_inverse=True)
+        pairs = [(sensors[c // len(parameters)], parameters[c % len(parameters)]) for c in distinct]
+        ids = self.series_ids(layer, pairs)
         sid, t_ms, vals, _ = in_key_order(
-            ids,
-            np.asarray(codes),
-            frame["time"].to_numpy(np.int64),
-            frame["value"].to_numpy(float),
+            ids, pair_of, frame["time"].to_numpy(np.int64), frame["value"].to_numpy(float)
         )
         return self._store(layer, sid, t_ms, vals, None, {})[0]
 
