@@ -642,5 +642,6 @@ def create_app(
         server.hidden,
     )
     guard.audit.annotate = server.grants.annotate  # an entry names the grant it was served by
+    guard.on_refusal = app.state.metrics.refused  # the gate's own refusals in /metrics
     guard.state = app.state  # tests and tools reach the server through the outer app
     return public.middleware(guard)  # outermost: the gate sees the caller behind a proxy

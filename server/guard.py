@@ -126,6 +126,7 @@ class Guard:
         self.auth = auth
         self.audit = audit
         self.audit_queue = AuditQueue(audit)  # lines written off the event loop
+        self.on_refusal: Callable[[int], None] | None = None  # counts the gate's refusals
         self.limits = limits
         self.classify = classify  # collection id → classification (None if unknown)
         self.hidden = hidden  # (caller, collection id) → exists but the caller may not see it
@@ -220,6 +221,8 @@ class Guard:
 
     async def _refuse(self, scope: dict, send: Callable, ctx: RequestContext, reply) -> None:
         status, headers, body = reply
+        if self.on_refusal is not None:
+            self.on_refusal(status)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         await self._record(scope, ctx, status, len(body))

@@ -91,6 +91,9 @@ class LiveApi:
             return problem(400, "InvalidParameterValue", str(exc))
         if result.rejected:
             LOGGER.info("POST /readings: %s refused (%s)", dict(result.rejected), result.examples)
+        metrics = getattr(request.app.state, "metrics", None)  # /metrics counts outcomes
+        if metrics is not None:
+            metrics.posted(result.accepted, result.duplicates, result.rejected)
         if result.alerts and self.bridge is not None:
             self.bridge.publish_alerts(result.alerts)
         return JSONResponse(result.to_dict())

@@ -5,8 +5,10 @@ the app answers and times it, labelled by the *route template* that served it
 (``/collections/{collection_id}/items``, never the raw path, so the label set stays
 bounded), the method and the status class (``2xx``…). A request no route matched is
 ``route="(unmatched)"``. Refusals the gate answers itself (bad credential 401, rate limit
-429, body too large 413, CSRF 403) never reach the app and are not counted here; they
-are all in the audit log (``/stats``, ``refusals``).
+429, body too large 413, CSRF 403) never reach the app: the gate counts them in
+``shikong_gate_refusals`` by status (and the audit log has each, ``/stats``).
+Readings posted over HTTP are counted per process by outcome in
+``shikong_readings_posted`` (accepted, duplicate, and each reason of refusal).
 
 Read at each scrape: the catalog version, the tile cache's hits and misses, and the
 readings the MQTT channel ingested (the observation store's counters, summed over every
@@ -23,7 +25,7 @@ missing resource. A reverse proxy on the same host must be a trusted proxy
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -65,7 +67,33 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self.gate_refusals = Counter(
+            "shikong_gate_refusals",
+            "Requests the gate refused before the app (401 credential, 403 CSRF, 413 body "
+            "too large, 429 rate limit), by status",
+            ("status",),
+            registry=self.registry,
+        )
+        self.readings_posted = Counter(
+            "shikong_readings_posted",
+            "Readings posted over HTTP to this process, by outcome",
+            ("outcome",),
+            registry=self.registry,
+        )
         self.registry.register(ServerCollector(server))
+
+    def refused(self, status: int) -> None:
+        """A request the gate answered itself."""
+        self.gate_refusals.labels(str(status)).inc()
+
+    def posted(self, accepted: int, duplicates: int, rejected: Mapping[str, int]) -> None:
+        """The outcome of one HTTP batch of readings."""
+        if accepted:
+            self.readings_posted.labels("accepted").inc(accepted)
+        if duplicates:
+            self.readings_posted.labels("duplicate").inc(duplicates)
+        for reason, n in rejected.items():
+            self.readings_posted.labels(reason).inc(n)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "other"

@@ -214,3 +214,42 @@ def test_tile_cache_hits_and_misses_are_counted(tmp_path):
 def test_cli_refuses_a_bad_date(data):
     bad = _stats_cli(data, "--since", "last week")
     assert bad.returncode == 2 and "since" in bad.stderr
+
+
+def test_metrics_count_the_gates_refusals_and_posted_readings(data, keys):
+    """The gate's own refusals (a bad key 401 twice, a body over the limit 413) and the
+    outcomes of HTTP readings (accepted, duplicate, refused by reason) are in /metrics,
+    equal to what this test did."""
+    app = create_app(data, "http://testserver", watch=False)
+    limit = app.state.server.policy.limits.max_body_bytes
+    wat = {"X-API-Key": keys["wat"]}  # the water sensors' department posts its readings
+    start = datetime.now(UTC).timestamp()
+    rows = [
+        {"sensor_id": "WAT-WL-001", "time": datetime.fromtimestamp(start + i, UTC).isoformat(),
+         "value": 150 + i / 10}
+        for i in range(3)
+    ]  # fmt: skip
+    with TestClient(app) as client:
+        for _ in range(2):
+            assert client.get("/collections", headers={"X-API-Key": "not-a-key"}).status_code == 401
+        big = client.post("/processes/x/execution", content=b"x" * (limit + 1), headers=wat)
+        assert big.status_code == 413
+        first = client.post("/readings", json=[*rows, {"sensor_id": "NOPE", "time": rows[0]["time"],
+                                                       "value": 1}], headers=wat)  # fmt: skip
+        assert first.json()["accepted"] == 3 and first.json()["rejected"] == {"unknown sensor": 1}
+        again = client.post("/readings", json=rows, headers=wat)
+        assert again.json()["duplicates"] == 3
+        text = client.get("/metrics", headers={"X-API-Key": keys["auditor"]}).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    refused = {
+        s.labels["status"]: s.value
+        for s in families["shikong_gate_refusals"].samples
+        if s.name.endswith("_total")
+    }
+    assert refused == {"401": 2, "413": 1}
+    posted = {
+        s.labels["outcome"]: s.value
+        for s in families["shikong_readings_posted"].samples
+        if s.name.endswith("_total")
+    }
+    assert posted == {"accepted": 3, "duplicate": 3, "unknown sensor": 1}
