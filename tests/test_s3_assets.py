@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import morecantile
 import numpy as np
 import pytest
 import rasterio
+from pg_cluster import pg_cluster, pg_database  # noqa: F401
 from rasterio.windows import from_bounds
 from s3_server import REGION, s3_assets, s3_bucket, s3_server  # noqa: F401
 from shapely.geometry import box
@@ -274,3 +276,87 @@ def test_a_bad_object_storage_is_one_line(assets, tmp_path):
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], lines
+
+
+@pytest.fixture
+def dsn(request) -> str:
+    """A fresh PostgreSQL database with PostGIS (``pg_cluster.pg_database``)."""
+    return request.getfixturevalue("pg_database")
+
+
+def shikong(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [str(SHIKONG), *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_migrate_moves_the_assets_with_their_checksums_and_twice_is_a_no_op(
+    demo_data, assets, weed, dsn, tmp_path
+):
+    import psycopg
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+
+    sources = demo_data.parent / "sources"
+    bucket, prefix = assets[len("s3://") :].split("/", 1)
+    city = tmp_path / "city"
+    build(city, sources)  # assets in the data directory
+    local_items = {
+        i["id"]: i
+        for c in ("nrp-farmland", "nrp-mining", "nrp-elevation")
+        for i in Catalog(city).store.items_of(c)
+    }
+    files = {
+        p.relative_to(city / "assets").as_posix(): p
+        for p in (city / "assets").rglob("*")
+        if p.is_file()
+    }
+    assert len(files) == 3
+
+    first = shikong("migrate", "--data", city, "--to", dsn, "--assets", assets)
+    assert first.returncode == 0, first.stderr
+    assert "3 assets" in first.stdout
+    with psycopg.connect(dsn) as db:
+        copied = dict(db.execute("SELECT id, json FROM shikong.item_json").fetchall())
+    assert copied.keys() == local_items.keys()
+    for item_id, item in copied.items():
+        href = item["assets"]["data"]["href"]
+        relative = href.removeprefix(f"{assets}/")
+        assert href.startswith(f"{assets}/") and relative in files, href
+        # the object holds the very bytes of the file
+        body = fetch(weed, bucket, f"{prefix}/{relative}")
+        assert (
+            hashlib.sha256(body).digest() == hashlib.sha256(files[relative].read_bytes()).digest()
+        )
+        # and nothing else of the item changed
+        rest = {**item, "assets": {}}
+        assert rest == {**local_items[item_id], "assets": {}}
+    # the data directory's own catalog is left as it was
+    assert Catalog(city)["nrp-farmland"].current.item == local_items["nrp-farmland-v1"]
+    stored = objects(weed, bucket, prefix)
+    assert len(stored) == 3
+
+    second = shikong("migrate", "--data", city, "--to", dsn, "--assets", assets)
+    assert second.returncode == 0, second.stderr
+    assert "already migrated" in second.stdout
+    assert objects(weed, bucket, prefix) == stored  # not uploaded again
+    elsewhere = shikong("migrate", "--data", city, "--to", dsn, "--assets", f"{assets}-other")
+    assert elsewhere.returncode == 2
+    assert "its assets elsewhere" in elsewhere.stderr
+
+    # served from PostgreSQL and object storage alone: the local assets are gone
+    dem_bytes = files["nrp/elevation/1/data.tif"].read_bytes()
+    shutil.rmtree(city / "assets")
+    (city / "index.sqlite").unlink()
+    truth = source_hits(sources / VECTOR)
+    with TestClient(create_app(city, "http://testserver", watch=False, database=dsn)) as client:
+        got = client.get(
+            "/collections/nrp-farmland/items",
+            params={"bbox": ",".join(map(str, BBOX)), "limit": 1000, "f": "json"},
+        )
+        assert got.status_code == 200, got.text
+        assert {f["id"] for f in got.json()["features"]} == truth
+        tif = client.get("/assets/nrp/elevation/1/data.tif")
+        assert tif.status_code == 200
+        assert tif.content == dem_bytes

@@ -8,10 +8,16 @@ every asset's ``file:checksum`` and ``file:size`` against the file it names, and
 source checksum index. Only a whole, checked copy is marked finished; running it again is
 a no-op ("already migrated"), and a copy that stopped half-way resumes.
 
+With ``--assets s3://bucket/prefix`` the layers' assets move to object storage as well:
+each is uploaded (its size checked) before the catalog that names it is written, its
+item then names the object (``asset_store.rehomed``: the same department/layer/version
+layout), and the check reads every object back against its ``file:checksum``. The data
+directory's own catalog and files are left as they were.
+
 The readings (``observations*.sqlite``) follow, into the same database and schema
 (``catalog/observation_migrate.py``: counts checked, a no-op when run again). Still
-local after a migration: the assets and the STAC mirror (the data directory; S3 is a
-later step).
+local after a migration: the STAC mirror (the data directory), and the assets unless
+``--assets`` moved them.
 """
 
 from __future__ import annotations
@@ -63,15 +69,24 @@ def copy_catalog(
             advance(len(chunk))
 
 
-def asset_paths(paths: Any, item: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], Path]]:
-    """(key, asset, file) of each asset an item names, resolved as the catalog resolves
-    them (relative to the item's place in the STAC mirror)."""
-    from shikong.catalog.extension import ShikongExtension
+def asset_paths(
+    paths: Any, item: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, Any], Path | str]]:
+    """(key, asset, where) of each asset an item names, located as the catalog locates
+    them (``asset_store.locate``: a file, or an object's s3:// URL)."""
+    from shikong.catalog.asset_store import locate
 
-    shikong = ShikongExtension.ext(item)
-    folder = paths.item_json(shikong.department, shikong.layer, item["id"]).parent
     for key, asset in item.get("assets", {}).items():
-        yield key, asset, (folder / str(asset.get("href", ""))).resolve()
+        yield key, asset, locate(paths, item, key)
+
+
+def upload_assets(
+    moves: list[tuple[Path, str]], to: Any, advance: Callable[[int], None] = lambda n: None
+) -> None:
+    """Each (local file or folder, key) into object storage (``S3Assets.upload``)."""
+    for local, key in moves:
+        to.upload(local, key)
+        advance(1)
 
 
 def check_copy(
@@ -81,8 +96,8 @@ def check_copy(
 ) -> Checked:
     """Counts, each item equal to its source, each asset's checksum and size, and the
     source checksums findable, as the problems found (empty: the copy is whole)."""
+    from shikong.catalog.asset_store import exists, size_and_checksum
     from shikong.catalog.extension import Field
-    from shikong.catalog.storage import tree_size_and_checksum
 
     checked = Checked()
     problems = checked.problems
@@ -110,10 +125,10 @@ def check_copy(
             for key, asset, path in asset_paths(target.paths, item):
                 if "file:checksum" not in asset:
                     continue
-                if not path.exists():
+                if not exists(path):
                     problems.append(f"item {item['id']} asset {key}: {path} is missing")
                     continue
-                size, checksum = tree_size_and_checksum(path)
+                size, checksum = size_and_checksum(path)
                 if checksum != asset["file:checksum"] or size != asset.get("file:size", size):
                     problems.append(
                         f"item {item['id']} asset {key}: {path} does not match its checksum"
@@ -122,6 +137,41 @@ def check_copy(
                 checked.asset_bytes += size
             advance(1)
     return checked
+
+
+def rehome_layers(
+    layers: list[tuple[dict[str, Any], list[dict[str, Any]]]], to: Any
+) -> tuple[list[tuple[dict[str, Any], list[dict[str, Any]]]], list[tuple[Path, str]]]:
+    """The plan with every item naming its assets' objects in ``to``, and what to upload."""
+    from shikong.catalog.asset_store import rehomed
+
+    out, moves = [], []
+    for collection, items in layers:
+        moved = []
+        for item in items:
+            item, more = rehomed(to.paths, item, to)
+            moved.append(item)
+            moves += more
+        out.append((collection, moved))
+    return out, moves
+
+
+def check_assets_named(
+    target: PostgresCatalogStore,
+    layers: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    to: Any,
+) -> None:
+    """A finished copy asked to move assets: it must have moved them to ``to`` already."""
+    from shikong.catalog.stores import DatabaseError
+
+    for collection, items in layers:
+        copied = {i["id"]: i for i in target.items_of(collection["id"])}
+        for item in items:
+            if copied.get(item["id"], {}).get("assets") != item.get("assets"):
+                raise DatabaseError(
+                    f"the catalog was migrated before with its assets elsewhere (item "
+                    f"{item['id']} does not name {to.url}): migrate into another --schema"
+                )
 
 
 @click.command()
@@ -137,7 +187,9 @@ def check_copy(
 )
 @click.option(
     "--assets",
-    help="Where assets go (s3://…): not yet; assets stay in the data directory.",
+    help="Object storage to move the assets into, s3://bucket/prefix (endpoint and keys "
+    "from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); left out, they stay "
+    "in the data directory.",
 )
 @click.option(
     "--data",
@@ -154,6 +206,7 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from shikong.catalog.catalog import open_store
     from shikong.catalog.observation_migrate import migrate_readings
+    from shikong.server.keys_pg import migrate_keys
     from shikong.catalog.storage import DataDir
     from shikong.catalog.stores import (
         DatabaseError,
@@ -163,11 +216,15 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
         mask_dsn,
     )
 
+    to = None
     if assets:
-        raise DatabaseError(
-            f"--assets {assets}: moving assets to object storage is not built yet; "
-            "leave it out (assets stay in the data directory)"
-        )
+        from shikong.catalog.asset_store import S3Assets, check_bucket, configured_url
+
+        url = configured_url(assets)
+        if url == "local":
+            raise DatabaseError("--assets: give s3://bucket/prefix (or leave it out)")
+        check_bucket(url)
+        to = S3Assets(DataDir(data_dir), url)
     dsn = configured_database(target_dsn)
     if dsn is None:
         raise DatabaseError("--to: give the PostgreSQL database to migrate into")
@@ -182,11 +239,17 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
     version = source.version()
     layers = plan(source)
     total = sum(len(items) for _, items in layers)
+    moves: list[tuple[Path, str]] = []
+    if to is not None:
+        layers, moves = rehome_layers(layers, to)
     copied_from = target.copied_from()  # type: ignore[attr-defined]
     if copied_from is not None:
+        if to is not None:
+            check_assets_named(target, layers, to)
         if copied_from == origin and target.version() == version:
             console.print(f"already migrated: {total} items of {origin} in {where}")
             console.print(migrate_readings(target, console))
+            console.print(migrate_keys(data_dir, target))
             return
         raise DatabaseError(
             f"{where} already holds a catalog copied from {copied_from} at version "
@@ -204,6 +267,9 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
+        if moves:
+            task = progress.add_task(f"uploading assets to {to.url}", total=len(moves))  # type: ignore[union-attr]
+            upload_assets(moves, to, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
         task = progress.add_task(f"copying {len(layers)} layers", total=total)
         copy_catalog(layers, target, version, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
         task = progress.add_task("checking items and assets", total=total)
@@ -222,4 +288,8 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
         f"({checked.asset_bytes / 1e6:,.1f} MB) checked against their checksums"
     )
     console.print(migrate_readings(target, console))
-    console.print("still local: assets and the STAC mirror in the data directory")
+    console.print(migrate_keys(data_dir, target))
+    if to is None:
+        console.print("still local: assets and the STAC mirror in the data directory")
+    else:
+        console.print(f"assets now in {to.url}; still local: the STAC mirror")
