@@ -29,6 +29,7 @@ from shikong.spatial.temporal import parse_instant
 
 from . import pygeoapi_fixes
 from .i18n import locale_dir
+from .jobs import manager_config
 from .processes import bind_process, process_allowed, process_resources
 from .tiles.links import tile_links
 from .workbench.basemap import basemap_config
@@ -549,11 +550,7 @@ class Publisher:
         config = base_config(self.url, self.max_items)
         jobs = self.catalog.paths.jobs
         jobs.mkdir(parents=True, exist_ok=True)
-        config["server"]["manager"] = {
-            "name": "shikong.server.jobs.ShikongJobManager",
-            "connection": str(jobs / "jobs.db"),
-            "output_dir": str(jobs),
-        }
+        config["server"]["manager"] = manager_config(self.catalog.paths.root, jobs)
         resources.update(process_resources(self.catalog.paths.root))
         if any(r["shikong"]["kind"] == "sensors" for r in resources.values() if "shikong" in r):
             resources["alerts"] = alerts_resource(self.catalog)
