@@ -4,7 +4,8 @@ API keys are issued by ``shikong keys create`` as ``sk_<id>_<secret>``; only the
 of the whole key is stored (the secret is 32 random bytes, so a fast hash is enough: there
 is nothing to brute-force that a slow hash would protect). Keys live in
 ``<data>/access/keys.sqlite``; a server notices a revocation on the next request (it
-re-reads the table when the file changes).
+re-reads the table when the file changes). A data directory whose catalog is in
+PostgreSQL keeps its keys there too (:mod:`keys_pg`), shared by every node.
 
 An API key may also come as ``Authorization: Bearer sk_...`` (GDAL >= 3.9's
 ``GDAL_HTTP_AUTH=BEARER``) or as the password of HTTP Basic auth (RFC 7617), the one
@@ -69,13 +70,23 @@ class KeyRecord:
 
 
 class KeyStore:
-    """API keys of one data directory."""
+    """API keys of one data directory: in its ``access/keys.sqlite``, or in the catalog's
+    PostgreSQL database when the data directory's catalog is there (``SHIKONG_DATABASE``,
+    or the store this process bound to the directory)."""
 
     def __init__(self, data_dir: str | Path) -> None:
+        from shikong.catalog.stores import configured_store
+
         self.path = Path(data_dir) / KEYS_FILE
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._by_digest: dict[str, KeyRecord] = {}
+        catalog_store = configured_store(data_dir)
+        self._pg = None
+        if catalog_store is not None:
+            from .keys_pg import PostgresKeys
+
+            self._pg = PostgresKeys(catalog_store)
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,9 @@ class KeyStore:
         key_id = secrets.token_hex(4)
         key = f"sk_{key_id}_{secrets.token_urlsafe(32)}"
         record = KeyRecord(key_id, department, user, role, _now(), None)
+        if self._pg is not None:
+            self._pg.insert((key_id, _digest(key), department, user, role, record.created))
+            return key, record
         with self._connect() as db:
             db.execute(
                 "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
@@ -108,6 +122,8 @@ class KeyStore:
         return key, record
 
     def revoke(self, key_id: str) -> bool:
+        if self._pg is not None:
+            return self._pg.revoke(key_id, _now())
         with self._connect() as db:
             changed = db.execute(
                 "UPDATE keys SET revoked=? WHERE key_id=? AND revoked IS NULL", (_now(), key_id)
@@ -116,6 +132,8 @@ class KeyStore:
         return bool(changed)
 
     def list(self) -> list[KeyRecord]:
+        if self._pg is not None:
+            return [KeyRecord(*row) for row in self._pg.all()]
         db = self._connect()
         try:
             rows = db.execute(
@@ -147,13 +165,20 @@ class KeyStore:
 
     def revoked(self, key_id: str) -> bool:
         """Whether a key was revoked (or deleted): sessions it opened end with it."""
+        if self._pg is not None:
+            row = self._pg.by_key_id(key_id)
+            return row is None or row[5] is not None
         self._reload_if_changed()
         found = [r for r in self._by_digest.values() if r.key_id == key_id]
         return not found or found[0].revoked is not None
 
     def lookup(self, key: str) -> Caller:
-        self._reload_if_changed()
-        record = self._by_digest.get(_digest(key))
+        if self._pg is not None:
+            row = self._pg.by_digest(_digest(key))
+            record = KeyRecord(*row) if row else None
+        else:
+            self._reload_if_changed()
+            record = self._by_digest.get(_digest(key))
         if record is None:
             raise AuthError("unknown API key")
         if record.revoked:

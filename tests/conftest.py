@@ -102,12 +102,15 @@ def demo_data(tmp_path_factory):
 
 
 def share_keys(source, target) -> None:
-    """Give a fresh data directory the API keys of another (the tester's among them)."""
+    """Give a fresh data directory the API keys of another (the tester's among them);
+    nothing to copy when the source keeps its keys in PostgreSQL (shared already)."""
     import shutil
     from pathlib import Path
 
-    (Path(target) / "access").mkdir(parents=True, exist_ok=True)
-    shutil.copy(Path(source) / "access" / "keys.sqlite", Path(target) / "access" / "keys.sqlite")
+    keys = Path(source) / "access" / "keys.sqlite"
+    if keys.exists():
+        (Path(target) / "access").mkdir(parents=True, exist_ok=True)
+        shutil.copy(keys, Path(target) / "access" / "keys.sqlite")
 
 
 @pytest.fixture(scope="session")

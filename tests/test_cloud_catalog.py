@@ -81,6 +81,15 @@ def test_migrate_copies_every_item_as_it_is_and_twice_is_a_no_op(
     assert second.returncode == 0, second.stderr
     assert f"already migrated: {len(truth)} items" in second.stdout
     assert dict(rows(dsn, "SELECT key, value FROM shikong.meta")) == meta
+    # the API keys follow (digests and revocations as they were), once
+    import sqlite3
+
+    local = sqlite3.connect(city / "access" / "keys.sqlite")
+    keys = sorted(local.execute("SELECT key_id, digest, revoked FROM keys").fetchall())
+    local.close()
+    assert f"API keys: {len(keys)} copied, 0 already there" in first.stdout
+    assert f"API keys: 0 copied, {len(keys)} already there" in second.stdout
+    assert sorted(rows(dsn, "SELECT key_id, digest, revoked FROM shikong.api_keys")) == keys
 
 
 def test_migrate_refuses_an_asset_that_does_not_match_its_checksum(demo_data, dsn, tmp_path):
@@ -352,3 +361,40 @@ def test_a_grant_decided_on_one_node_is_in_force_on_another(dsn, tmp_path):
     assert not (a / "access" / "grants.sqlite").exists()
     assert not (b / "access" / "grants.sqlite").exists()
     assert rows(dsn, "SELECT state FROM shikong.access_requests") == [("approved",)]
+
+
+def test_a_key_made_on_one_node_works_on_another_until_revoked_there(dsn, tmp_path):
+    """On a PostgreSQL catalog the API keys are in the database: a key made with the CLI
+    beside node A is accepted by node B; revoked beside node B, node A refuses it on the
+    next request."""
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+
+    shared = tmp_path / "shared-assets"
+    shared.mkdir()
+    a, b = node(tmp_path / "node-a", shared), node(tmp_path / "node-b", shared)
+    source = tmp_path / "wells.geojson"
+    gpd.GeoDataFrame({"name": ["井"]}, geometry=[box(113.2, 33.7, 113.21, 33.71)],
+                     crs=4490).to_file(source)  # fmt: skip
+    Catalog.open(a, database=dsn).ingest(
+        source, department="wat", layer="wells", classification="shared"
+    )
+    env = {"SHIKONG_DATABASE": dsn}
+    made = shikong(
+        "keys", "create", "--department", "wat", "--user", "gauge", "--data", str(a), env=env
+    )
+    assert made.returncode == 0, made.stderr
+    key = next(w for w in made.stdout.split() if w.startswith("sk_"))
+    key_id = key.split("_")[1]
+    assert not (a / "access" / "keys.sqlite").exists()
+    items = "/collections/wat-wells/items?f=json"
+    apps = [create_app(n, "http://testserver", watch=False, database=dsn) for n in (a, b)]
+    with TestClient(apps[0]) as one, TestClient(apps[1]) as two:
+        assert two.get(items, headers={"X-API-Key": key}).status_code == 200
+        assert one.get(items, headers={"X-API-Key": key}).status_code == 200
+        gone = shikong("keys", "revoke", key_id, "--data", str(b), env=env)
+        assert gone.returncode == 0, gone.stderr
+        refused = one.get(items, headers={"X-API-Key": key})
+        assert refused.status_code == 401 and "revoked" in refused.json()["description"]
+    listed = shikong("keys", "list", "--data", str(b), env=env)
+    assert key_id in listed.stdout
