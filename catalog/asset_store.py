@@ -151,15 +151,16 @@ def _s3_errors(what: str) -> Iterator[None]:
 
 
 # -- clients, one per bucket and settings, shared by the process ----------------------
-def bucket_store(bucket: str) -> Any:
-    """obstore's S3 client of a bucket (configured from the environment)."""
+def bucket_store(bucket: str, prefix: str | None = None) -> Any:
+    """obstore's S3 client of a bucket, or of the keys under a prefix in it (configured
+    from the environment)."""
     settings = S3Settings.from_env()
     configure_gdal(settings)
-    return _bucket_store(bucket, settings)
+    return _bucket_store(bucket, settings, prefix)
 
 
-@functools.cache
-def _bucket_store(bucket: str, s: S3Settings) -> Any:
+@functools.lru_cache(maxsize=256)
+def _bucket_store(bucket: str, s: S3Settings, prefix: str | None) -> Any:
     from obstore.store import S3Store
 
     kwargs: dict[str, Any] = {
@@ -185,7 +186,7 @@ def _bucket_store(bucket: str, s: S3Settings) -> Any:
         kwargs["secret_access_key"] = s.secret_access_key or ""
     if s.session_token:
         kwargs["session_token"] = s.session_token
-    return S3Store(bucket, **kwargs)
+    return S3Store(bucket, prefix=prefix, **kwargs)
 
 
 def arrow_filesystem() -> pafs.S3FileSystem:
@@ -308,11 +309,10 @@ def open_zarr(location: Location) -> xr.Dataset:
 
     if not is_remote(location):
         return xr.open_zarr(location, consolidated=False)
-    from obstore.store import PrefixStore
     from zarr.storage import ObjectStore
 
     bucket, key = split_url(str(location))
-    store = ObjectStore(PrefixStore(bucket_store(bucket), key), read_only=True)
+    store = ObjectStore(bucket_store(bucket, key), read_only=True)
     return xr.open_zarr(store, consolidated=False)
 
 

@@ -27,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from shikong.spatial.errors import FormatError
 from shikong.spatial.raster import is_cog, open_raster, write_cog
 
-from .asset_store import head, is_remote, join, locate, served_path
+from .asset_store import is_remote, join, locate, served_path
 from .extension import DEFAULT_ID_FIELD, Field, ShikongExtension
 from .storage import copy_atomic, tree_size_and_checksum
 
@@ -73,8 +73,8 @@ def committed_asset(store: CatalogStore, relative: str) -> Path | str | None:
             continue
         named = locate(store.paths, item, name)
         wanted = join(named, relative[len(served) :].lstrip("/"))
-        if is_remote(wanted):
-            return wanted if head(wanted) is not None else None
+        if is_remote(wanted):  # whether the object is there: its download asks
+            return wanted
         wanted = Path(wanted).resolve()
         if wanted.is_relative_to(Path(named)) and wanted.is_file():
             return wanted

@@ -172,6 +172,37 @@ def test_layers_in_object_storage_are_served_as_from_a_local_folder(twins, demo_
         np.testing.assert_array_equal(dem.isel(band=0).values, src.read(1))
 
 
+def test_a_data_cube_in_object_storage_reads_as_its_source(
+    demo_data, assets, tmp_path, monkeypatch
+):
+    """Zarr through zarr's object store (the library) and pygeoapi's xarray provider
+    (the server's EDR), against the NetCDF source read by xarray."""
+    import xarray as xr
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+
+    source = demo_data.parent / "sources" / "met/rainfall_grid.nc"
+    monkeypatch.setenv("SHIKONG_ASSETS", assets)
+    data = tmp_path / "data"
+    catalog = Catalog.open(data)
+    catalog.ingest(source, department="met", layer="rain", classification="public")
+    href = catalog["met-rain"].current.item["assets"]["data"]["href"]
+    assert href == f"{assets}/met/rain/1/data.zarr"
+    truth = xr.open_dataset(source)
+    cube = catalog["met-rain"].to_xarray()
+    np.testing.assert_array_equal(cube["precipitation"].values, truth["precipitation"].values)
+    lon, lat = float(truth.x[7]), float(truth.y[5])
+    with TestClient(create_app(data, "http://testserver", watch=False)) as client:
+        got = client.get(
+            "/collections/met-rain/position",
+            params={"coords": f"POINT({lon} {lat})", "f": "json"},
+        )
+        assert got.status_code == 200, got.text
+        values = got.json()["ranges"]["precipitation"]["values"]
+    expected = truth["precipitation"].isel(x=7, y=5).values
+    np.testing.assert_allclose(np.array(values, dtype=float), expected, rtol=1e-6)
+
+
 def test_assets_downloads_are_proxied_after_the_access_check(twins, demo_data, weed):
     from shikong.catalog import Catalog
     from shikong.server.app import create_app
