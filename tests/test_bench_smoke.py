@@ -94,6 +94,11 @@ FIGURES = {
         rf"^zonal mean on the same change raster: shikong ({N}) s; rasterstats ({N})x slower; "
         rf"exactextract ({N})x slower; max \|shikong - rasterstats\| = ({N})",
     ],
+    "workbench": [
+        rf"^{k} p50 shikong ({N}) ms  bare map ({N}) ms  ratio ({N})x"
+        for k in ("first map paint \\(opening layers\\)", "full paint \\(every layer on\\)")
+    ]
+    + [rf"^page JS and CSS gzip -9: ({N}) KB in ({N}) files"],
 }
 
 
@@ -130,6 +135,8 @@ def prerequisites(bench: str) -> list[str]:
     if bench == "observations_pg":  # its own throwaway cluster (bench/tiles.py's)
         pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
         require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
+    if bench == "workbench":
+        require(bool(shutil.which("chromium") or Path("/usr/bin/chromium").exists()), "no chromium")
     if bench == "iot":
         require(has_module("psycopg"), "psycopg (the PostgreSQL baseline) is not installed")
         for tool in ("mosquitto", "mosquitto_pub"):

@@ -2,7 +2,9 @@
 
 - ``/workbench``: the page (MapLibre GL JS, vendored; our script and stylesheet);
 - ``/workbench/layers``: the caller's layers grouped by department, each with its style
-  URL, kind and the dates its versions start (the time slider's stops);
+  (URL and document), kind and the dates its versions start (the time slider's stops);
+  the page carries the same list in its HTML (``#sk-boot``), so the map can ask for the
+  tiles of the layers shown on opening without two round trips first;
 - ``/workbench/aliases``: Chinese field aliases and units (``config/field_aliases.yaml``);
 - ``/workbench/proposal``: a proposal file (坐标报盘 .txt, GeoJSON, zipped Shapefile) as
   the process input and a CRS84 outline to draw, read by the library's readers;
@@ -31,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from .. import public_url
+from ..maps.styles import facts_from_resource, style_for
 from ..problems import problem
 from .pages import render
 from .signin import SigninApi
@@ -113,6 +117,27 @@ def layers_by_department(resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def with_styles(catalog: dict[str, Any], resources: dict[str, Any], base: str) -> dict[str, Any]:
+    """Each layer of ``catalog`` with its default style document (``map``): the page adds
+    them to the map as they are, without asking for each (a layer whose style cannot be
+    made here is fetched by the page from its URL)."""
+    for department in catalog["departments"]:
+        for layer in department["layers"]:
+            try:
+                facts = facts_from_resource(layer["id"], resources[layer["id"]])
+                layer["map"] = style_for(facts, "default", base)
+            except (KeyError, StopIteration, ValueError, OSError):
+                layer["map"] = None
+    return catalog
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a ``<script type="application/json">`` element (no ``</script>``,
+    no ``<!--``): ``<``, ``>`` and ``&`` written as JSON escapes."""
+    text = orjson.dumps(value).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def read_proposal(name: str, data: bytes) -> dict[str, Any]:
     """A proposal file as the process input (坐标报盘 text as text, so the report keeps its
     declared area; anything else as a CRS84 geometry) and its outline to draw."""
@@ -151,12 +176,24 @@ class Workbench:
         self.signin = SigninApi(server)
         self.stream = LiveStream(server)
 
+    def _base(self) -> str:
+        base = public_url.BASE_URL.get() or self.server.publisher.snapshot.config["server"]["url"]
+        return base.rstrip("/")
+
+    def catalog(self, request: Request) -> dict[str, Any]:
+        """The caller's layers by department, with their style documents."""
+        resources = self.server.view(request).resources
+        return with_styles(layers_by_department(resources), resources, self._base())
+
     async def page(self, request: Request) -> Response:
-        html = render("workbench.html", request, self.signin.caller(request))
+        catalog = await run_in_threadpool(self.catalog, request)
+        html = render(
+            "workbench.html", request, self.signin.caller(request), boot=script_json(catalog)
+        )
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     async def layers(self, request: Request) -> Response:
-        return _json(layers_by_department(self.server.view(request).resources))
+        return _json(await run_in_threadpool(self.catalog, request))
 
     async def aliases(self, request: Request) -> Response:
         return _json(field_aliases())

@@ -15,6 +15,8 @@
     markers: {}, readings: {}, alerts: [], proposal: null, drawing: null, reports: {}, ready: false,
   };
   window.shikong = state;
+  // MapLibre's worker (its whole bundle, parsed again) starts while the page is built
+  if (window.maplibregl && maplibregl.prewarm) maplibregl.prewarm();
 
   function $(sel, root) { return (root || document).querySelector(sel); }
   function el(tag, attrs, children) {
@@ -56,14 +58,10 @@
   }
 
   // -- the map --------------------------------------------------------------------------
-  var map = new maplibregl.Map({
-    container: "sk-map",
-    style: { version: 8, sources: {}, layers: [{ id: "sk-background", type: "background", paint: { "background-color": "#f3f1ec" } }] },
-    center: [113.3, 33.8], zoom: 10, attributionControl: false, fadeDuration: 0,
-  });
-  window.shikongMap = map;
-  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
-  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+  // Made once the layer list is known (it is in the page: #sk-boot), with the layers shown
+  // on opening already in its style, so their tiles are asked for while MapLibre starts.
+  var map = null;
+  var BACKGROUND = { id: "sk-background", type: "background", paint: { "background-color": "#f3f1ec" } };
 
   function tileUrl(url, timed) {
     var base = url.split("?")[0];
@@ -74,28 +72,37 @@
     return { fill: ["fill-opacity"], line: ["line-opacity"], circle: ["circle-opacity", "circle-stroke-opacity"], raster: ["raster-opacity"], "fill-extrusion": ["fill-extrusion-opacity"] }[type] || [];
   }
 
+  // A layer's sources and style layers, handed to addSource/addLayer (the map's, or those
+  // of the style the map is made with); its bookkeeping kept in state.layers.
+  function adopt(id, addSource, addLayer) {
+    var L = state.layers[id], style = L.style;
+    L.sources = L.sources || [];
+    L.tiles = L.tiles || {};
+    Object.keys(style.sources).forEach(function (sid) {
+      var src = JSON.parse(JSON.stringify(style.sources[sid]));
+      if (src.tiles) src.tiles = src.tiles.map(function (t) { return tileUrl(t, L.meta.timed); });
+      if (L.sources.indexOf(sid) < 0) L.sources.push(sid);
+      L.tiles[sid] = style.sources[sid].tiles || [];
+      addSource(sid, src);
+    });
+    L.ids = style.layers.map(function (layer) { return layer.id; });
+    L.base = {};
+    style.layers.forEach(function (layer) {
+      opacityProps(layer.type).forEach(function (p) {
+        var v = layer.paint && layer.paint[p];
+        L.base[layer.id + "|" + p] = typeof v === "number" ? v : 1;
+      });
+      addLayer(layer);
+    });
+  }
+
   function enable(id) {
     var L = state.layers[id];
     L.on = true;
     var ready = L.style ? Promise.resolve(L.style) : getJSON(L.meta.style + "?f=json").then(function (s) { L.style = s; return s; });
     return ready.then(function (style) {
       if (!L.on) return;
-      Object.keys(style.sources).forEach(function (sid) {
-        if (map.getSource(sid)) return;
-        var src = JSON.parse(JSON.stringify(style.sources[sid]));
-        if (src.tiles) src.tiles = src.tiles.map(function (t) { return tileUrl(t, L.meta.timed); });
-        L.sources = (L.sources || []).concat([sid]);
-        L.tiles = L.tiles || {};
-        L.tiles[sid] = style.sources[sid].tiles || [];
-        map.addSource(sid, src);
-      });
-      L.ids = style.layers.map(function (layer) { return layer.id; });
-      L.base = {};
-      style.layers.forEach(function (layer) {
-        opacityProps(layer.type).forEach(function (p) {
-          var v = layer.paint && layer.paint[p];
-          L.base[layer.id + "|" + p] = typeof v === "number" ? v : 1;
-        });
+      adopt(id, function (sid, src) { if (!map.getSource(sid)) map.addSource(sid, src); }, function (layer) {
         if (!map.getLayer(layer.id)) map.addLayer(layer);
         else map.setLayoutProperty(layer.id, "visibility", "visible");
       });
@@ -208,7 +215,7 @@
     dates.forEach(function (d) { ticks.appendChild(el("option", { value: d, text: d })); });
   }
 
-  function fitTo(catalog) {
+  function extentOf(catalog) {
     var b = null;
     catalog.departments.forEach(function (d) {
       d.layers.forEach(function (l) {
@@ -216,7 +223,22 @@
         b = b ? [Math.min(b[0], l.bbox[0]), Math.min(b[1], l.bbox[1]), Math.max(b[2], l.bbox[2]), Math.max(b[3], l.bbox[3])] : l.bbox.slice(0, 4);
       });
     });
-    if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 20, duration: 0 });
+    return b ? [[b[0], b[1]], [b[2], b[3]]] : null;
+  }
+
+  // The style the map is made with: the background and every layer of `on` whose style
+  // came with the page, bottom first (state.order is top first).
+  function openingStyle(on) {
+    var style = { version: 8, sources: {}, layers: [BACKGROUND] };
+    state.order.slice().reverse().forEach(function (id) {
+      var L = state.layers[id];
+      if (on.indexOf(id) < 0 || !L.meta.map) return;
+      L.style = L.meta.map;
+      L.on = true;
+      L.box.checked = true;
+      adopt(id, function (sid, src) { style.sources[sid] = src; }, function (layer) { style.layers.push(layer); });
+    });
+    return style;
   }
 
   // -- clicking a feature -----------------------------------------------------------------
@@ -227,6 +249,12 @@
   function alias(collection, field) {
     var own = (state.aliases.collections[collection] || {})[field];
     return own || state.aliases.fields[field] || null;
+  }
+  var aliasesRead = null;
+  function loadAliases() {
+    // not needed for the first frame: read after it, or at the first click
+    if (!aliasesRead) aliasesRead = getJSON("/workbench/aliases").then(function (a) { state.aliases = a; }).catch(function () { aliasesRead = null; });
+    return aliasesRead;
   }
   function attributeTable(collection, props) {
     var table = el("table", { class: "sk-attributes" });
@@ -267,11 +295,11 @@
     }).catch(function (err) { box.textContent = "登记记录：" + err.message; });
     return box;
   }
-  map.on("click", function (e) {
+  function onClick(e) {
     if (state.drawing) return;
     var features = map.queryRenderedFeatures(e.point).filter(function (f) { return ownerOf(f.layer.id); });
-    if (features.length) showFeatures(features);
-  });
+    if (features.length) loadAliases().then(function () { showFeatures(features); });
+  }
 
   // -- live sensors -------------------------------------------------------------------------
   function showReading(r) {
@@ -348,14 +376,13 @@
     var geometry = { type: "Polygon", coordinates: [ring] };
     setProposal(geometry, { type: "Feature", properties: {}, geometry: geometry }, "已绘制红线（" + pts.length + " 个拐点）");
   }
-  map.on("click", function (e) {
+  function onDrawClick(e) {
     if (!state.drawing) return;
     state.drawing.push([e.lngLat.lng, e.lngLat.lat]);
     var pts = state.drawing;
     var geometry = pts.length >= 3 ? { type: "Polygon", coordinates: [pts.concat([pts[0]])] } : { type: "LineString", coordinates: pts.length > 1 ? pts : [pts[0], pts[0]] };
     drawOutline({ type: "Feature", properties: {}, geometry: geometry });
-  });
-  map.on("dblclick", function () { if (state.drawing) finishDrawing(); });
+  }
 
   function upload(file) {
     $("#sk-proposal-status").textContent = "读取 " + file.name + " …";
@@ -464,24 +491,49 @@
   $("#sk-run").addEventListener("click", runChecks);
   $("#sk-mine-view").addEventListener("click", mineView);
 
-  var wanted = new URLSearchParams(location.search).get("layers");
-  Promise.all([getJSON("/workbench/layers"), getJSON("/workbench/aliases"), new Promise(function (ok) { map.on("load", ok); })])
-    .then(function (got) {
-      state.catalog = got[0];
-      state.aliases = got[1];
-      buildPanel(got[0]);
-      fitTo(got[0]);
-      var ids = Object.keys(state.layers);
-      var on = wanted === "all" ? ids : (wanted !== null ? wanted.split(",") : DEFAULT_ON);
-      return Promise.all(on.filter(function (id) { return state.layers[id]; }).map(function (id) {
+  // The page's first frame needs only the layer list (in the page) and the tiles of the
+  // layers shown on opening; aliases and the live stream are read after it.
+  function start(catalog) {
+    state.catalog = catalog;
+    buildPanel(catalog);
+    var wanted = new URLSearchParams(location.search).get("layers");
+    var ids = Object.keys(state.layers);
+    var on = (wanted === "all" ? ids : (wanted !== null ? wanted.split(",") : DEFAULT_ON))
+      .filter(function (id) { return state.layers[id]; });
+    var bounds = extentOf(catalog);
+    var options = { container: "sk-map", style: openingStyle(on), attributionControl: false, fadeDuration: 0 };
+    // (MapLibre takes an option given as undefined as a value: set only what applies)
+    if (bounds) { options.bounds = bounds; options.fitBoundsOptions = { padding: 20 }; }
+    else { options.center = [113.3, 33.8]; options.zoom = 10; }
+    map = new maplibregl.Map(options);
+    window.shikongMap = map;
+    map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+    map.on("click", onClick);
+    map.on("click", onDrawClick);
+    map.on("dblclick", function () { if (state.drawing) finishDrawing(); });
+    map.once("idle", function () { loadAliases(); connectLive(); });
+    return new Promise(function (ok) { map.on("load", ok); }).then(function () {
+      // (no style change here for the layers already drawn: with software WebGL one more
+      // frame of the whole map costs hundreds of milliseconds)
+      // layers whose style did not come with the page are read now
+      return Promise.all(on.filter(function (id) { return !state.layers[id].on; }).map(function (id) {
         state.layers[id].box.checked = true;
         return enable(id);
       }));
-    })
+    });
+  }
+
+  function bootCatalog() {
+    var node = document.getElementById("sk-boot");
+    try { if (node) return Promise.resolve(JSON.parse(node.textContent)); } catch (e) { /* read it */ }
+    return getJSON("/workbench/layers");
+  }
+
+  bootCatalog().then(start)
     .then(function () {
       state.ready = true;
       document.body.setAttribute("data-ready", "true");
-      connectLive();
     })
     .catch(function (err) { $("#sk-layers").textContent = "无法读取图层：" + err.message; });
 })();
