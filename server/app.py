@@ -58,6 +58,7 @@ from .publish import Publisher, View, advertise_storage_crs
 from .stac_api import StacApi
 from .tiles import api as tiles_routes
 from .workbench import api as workbench_routes
+from .workbench import error_pages
 from .workbench import workbench as workbench_page
 
 LOGGER = logging.getLogger(__name__)
@@ -644,4 +645,5 @@ def create_app(
     guard.audit.annotate = server.grants.annotate  # an entry names the grant it was served by
     guard.on_refusal = app.state.metrics.refused  # the gate's own refusals in /metrics
     guard.state = app.state  # tests and tools reach the server through the outer app
-    return public.middleware(guard)  # outermost: the gate sees the caller behind a proxy
+    pages = error_pages.middleware(guard, server)  # a browser's error answers as pages
+    return public.middleware(pages)  # outermost: the gate sees the caller behind a proxy

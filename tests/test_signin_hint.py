@@ -50,7 +50,7 @@ def test_anonymous_404_bodies_are_the_same_for_hidden_and_missing_and_hint_sign_
 
 
 def test_an_html_404_page_carries_the_hint(client):
-    page = client.get("/collections/rer-parcels?f=html")
+    page = client.get("/collections/rer-parcels?f=html&lang=zh")  # the hint in the page language
     assert page.status_code == 404
     assert "/signin" in page.text and HINT_ZH in page.text
 
