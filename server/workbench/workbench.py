@@ -8,7 +8,8 @@
 - ``/workbench/aliases``: Chinese field aliases and units (``config/field_aliases.yaml``);
 - ``/workbench/proposal``: a proposal file (坐标报盘 .txt, GeoJSON, zipped Shapefile) as
   the process input and a CRS84 outline to draw, read by the library's readers;
-- the sign-in routes (:mod:`.signin`) and the live stream (:mod:`.sse`).
+- the sign-in routes (:mod:`.signin`), the live stream (:mod:`.sse`) and the
+  mine-remediation view's NDVI change tiles and table (:mod:`.mines`).
 
 Nothing here decides access: every list comes from the caller's view (``Server.view``),
 and the page then reads tiles, styles, items and processes through the same gate.
@@ -36,6 +37,7 @@ from starlette.routing import Route
 from .. import public_url
 from ..maps.styles import facts_from_resource, style_for
 from ..problems import problem
+from .mines import MinesApi
 from .pages import render
 from .signin import SigninApi
 from .sse import LiveStream
@@ -175,6 +177,7 @@ class Workbench:
         self.server = server
         self.signin = SigninApi(server)
         self.stream = LiveStream(server)
+        self.mines = MinesApi(server)
 
     def _base(self) -> str:
         base = public_url.BASE_URL.get() or self.server.publisher.snapshot.config["server"]["url"]
@@ -221,6 +224,7 @@ class Workbench:
             Route("/workbench/aliases", self.aliases),
             Route("/workbench/proposal", self.proposal, methods=["POST"]),
             *self.stream.routes(),
+            *self.mines.routes(),
         ]
 
 

@@ -467,21 +467,66 @@
   }
 
   // -- the mine-remediation view ----------------------------------------------------------------
+  // The mining rights and remediation projects, the NDVI change between the imagery's
+  // first and last versions as tiles drawn by the server (/workbench/mines/ndvi-change),
+  // the change per mine and the projects as tables.
+  var NDVI_CHANGE = "/workbench/mines/ndvi-change";
+  function ndviChangeLayer() {
+    if (map.getSource("sk-ndvi-change")) { map.setLayoutProperty("sk-ndvi-change", "visibility", "visible"); return; }
+    map.addSource("sk-ndvi-change", {
+      type: "raster", tileSize: 256, minzoom: 9, maxzoom: 16,
+      tiles: [location.origin + NDVI_CHANGE + "/tiles/WebMercatorQuad/{z}/{y}/{x}"],
+    });
+    map.addLayer({ id: "sk-ndvi-change", type: "raster", source: "sk-ndvi-change", paint: { "raster-opacity": 0.85 } });
+    ["nrp-mining_rights", "nrp-mine_remediation"].forEach(function (id) {
+      (state.layers[id] && state.layers[id].ids || []).forEach(function (lid) { if (map.getLayer(lid)) map.moveLayer(lid); });
+    });
+  }
+  function mineTable(report) {
+    var rows = [["名称", "状态", "NDVI（前）", "NDVI（后）", "NDVI 变化", "受损（公顷）", "恢复（公顷）"]];
+    var t = el("table", { class: "sk-mines", id: "sk-mine-change" }, [el("tr", {}, rows[0].map(function (h) { return el("th", { text: h }); }))]);
+    report.mines.forEach(function (m) {
+      var change = el("td", { class: "sk-change " + (m.ndvi_change < 0 ? "sk-loss" : "sk-gain"), text: fmt(m.ndvi_change, 3) });
+      t.appendChild(el("tr", { "data-mine": String(m.id) }, [
+        el("td", { text: m.name || String(m.id) }), el("td", { text: m.status || "—" }),
+        el("td", { text: fmt(m.ndvi_before, 3) }), el("td", { text: fmt(m.ndvi_after, 3) }), change,
+        el("td", { class: "sk-disturbed", text: fmt(m.disturbed_ha, 2) }), el("td", { class: "sk-recovered", text: fmt(m.recovered_ha, 2) }),
+      ]));
+    });
+    return t;
+  }
   function mineView() {
     var box = $("#sk-mines");
     box.textContent = "";
-    ["nrp-mining_rights", "nrp-mine_remediation", "nrp-rs_mining"].forEach(function (id) {
+    ["nrp-mining_rights", "nrp-mine_remediation"].forEach(function (id) {
       var L = state.layers[id];
       if (L && !L.on) { L.box.checked = true; enable(id); }
     });
+    var status = el("p", { class: "sk-hint", id: "sk-mine-status", text: "计算植被指数（NDVI）变化…" });
+    box.appendChild(status);
+    var changeBox = el("div", { id: "sk-mine-change-box" });
+    var projectBox = el("div", { id: "sk-mine-projects" });
+    box.appendChild(changeBox);
+    box.appendChild(projectBox);
+    getJSON(NDVI_CHANGE).then(function (report) {
+      ndviChangeLayer();
+      status.textContent = "NDVI 变化：" + report.before_version + " → " + report.after_version +
+        "（褐色为植被减少，绿色为恢复；变化 < " + report.thresholds.disturbed + " 计为受损，> " + report.thresholds.recovered + " 计为恢复）";
+      changeBox.appendChild(el("h3", { text: "各矿山植被变化" }));
+      changeBox.appendChild(mineTable(report));
+      var L = state.layers["nrp-mining_rights"];
+      var b = L && L.meta.bbox;
+      if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 30, duration: 0 });
+    }).catch(function (err) { status.textContent = "NDVI 变化：" + err.message; });
     getJSON("/collections/nrp-mine_remediation/items?f=json&limit=200").then(function (fc) {
-      var t = el("table", { class: "sk-mines" }, [el("tr", {}, ["项目", "所属矿山", "许可证号", "修复方式", "修复面积（公顷）", "竣工日期"].map(function (h) { return el("th", { text: h }); }))]);
+      var t = el("table", { class: "sk-mines", id: "sk-mine-project-table" }, [el("tr", {}, ["项目", "所属矿山", "许可证号", "修复方式", "修复面积（公顷）", "竣工日期"].map(function (h) { return el("th", { text: h }); }))]);
       fc.features.forEach(function (f) {
         var p = f.properties;
         t.appendChild(el("tr", {}, [p["项目名称"], p["所属矿山"], p["许可证号"], p["修复方式"], fmt(p["修复面积公顷"], 2), p["竣工日期"]].map(function (v) { return el("td", { text: v === undefined || v === null ? "—" : String(v) }); })));
       });
-      box.appendChild(t);
-    }).catch(function (err) { box.textContent = "矿山修复：" + err.message; });
+      projectBox.appendChild(el("h3", { text: "修复项目" }));
+      projectBox.appendChild(t);
+    }).catch(function (err) { projectBox.textContent = "修复项目：" + err.message; });
   }
 
   // -- start ------------------------------------------------------------------------------------
