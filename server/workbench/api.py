@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..providers.coverage import raster_info
+from . import sharing_pages
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -136,4 +137,5 @@ def routes(server: Server) -> list[BaseRoute]:
     return [
         Mount("/static", app=static_files(), name="static"),
         Route("/collections/{collection_id}/coverage", coverage),
+        *sharing_pages.routes(server),
     ]
