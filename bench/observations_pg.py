@@ -1,7 +1,9 @@
 """Readings into PostgreSQL: the observation store's ingest beside plain ``COPY`` (issue 21).
 
 In one run, on one throwaway PostgreSQL 15 cluster (bench/tiles.py's, a free loopback
-port; fsync and synchronous_commit off, as there), the same readings in the same batches:
+port; fsync and synchronous_commit off, as there), the same readings in the same batches,
+the three sides taking turns batch by batch (so that a shared machine's load falls on
+each alike):
 
 - **the store** (``PostgresObservationStore.append``: validation as for every channel,
   series ids, binary COPY into the connection's temporary table, ``INSERT … ON CONFLICT
@@ -58,66 +60,66 @@ def batches(readings: int, sensors: int, size: int) -> list[pd.DataFrame]:
     return [frame.iloc[i : i + size].reset_index(drop=True) for i in range(0, len(frame), size)]
 
 
-def store_rate(dsn: str, schema: str, parts: list[pd.DataFrame], specs: dict) -> float:
-    from shikong.catalog.observations_pg import PostgresObservationStore
+class Sides:
+    """The three ways in, each into its own tables of the one cluster; ``send`` times
+    one batch on each, so that all three see the machine's load alike."""
 
-    store = PostgresObservationStore(dsn, schema)
-    t0 = time.perf_counter()
-    n = 0
-    for frame in parts:
-        result = store.append(LAYER, frame, specs, now=NOW)
-        assert result.accepted == len(frame), result
-        n += result.accepted
-    rate = n / (time.perf_counter() - t0)
-    assert store.extent(LAYER)[2] == n
-    store.close()
-    return rate
+    def __init__(self, dsn: str, specs: dict) -> None:
+        import psycopg
+        from shikong.catalog.observations_pg import PostgresObservationStore
 
-
-def load_rate(dsn: str, schema: str, parts: list[pd.DataFrame]) -> float:
-    from shikong.catalog.observations_pg import PostgresObservationStore
-
-    store = PostgresObservationStore(dsn, schema)
-    ready = [
-        pd.DataFrame(
-            {
-                "sensor_id": f["sensor_id"],
-                "parameter": "value",
-                "time": pd.to_datetime(f["time"], utc=True).dt.as_unit("ms").astype("int64"),
-                "value": f["value"],
-            }
-        )
-        for f in parts
-    ]
-    t0 = time.perf_counter()
-    n = sum(store.load(LAYER, f) for f in ready)
-    rate = n / (time.perf_counter() - t0)
-    assert n == sum(len(f) for f in parts)
-    store.close()
-    return rate
-
-
-def copy_rate(dsn: str, parts: list[pd.DataFrame]) -> float:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS plain_readings")
-        db.execute(
+        self.specs = specs
+        self.store = PostgresObservationStore(dsn, "bench_store")
+        self.loader = PostgresObservationStore(dsn, "bench_load")
+        self.db = psycopg.connect(dsn, autocommit=True)
+        self.db.execute("DROP TABLE IF EXISTS plain_readings")
+        self.db.execute(
             "CREATE TABLE plain_readings (sensor text, parameter text, time timestamptz, "
             "value double precision, PRIMARY KEY (sensor, parameter, time))"
         )
-        t0 = time.perf_counter()
-        for frame in parts:
-            buffer = io.StringIO()
-            frame.assign(parameter="value")[["sensor_id", "parameter", "time", "value"]].to_csv(
-                buffer, index=False, header=False
-            )
-            with db.cursor().copy("COPY plain_readings FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
-        rate = sum(len(f) for f in parts) / (time.perf_counter() - t0)
-        (n,) = db.execute("SELECT count(*) FROM plain_readings").fetchone()
-        assert n == sum(len(f) for f in parts)
-    return rate
+        self.seconds = {"store": 0.0, "load": 0.0, "copy": 0.0}
+
+    def send(self, k: int, frame: pd.DataFrame, ms: pd.DataFrame) -> None:
+        order = ["store", "load", "copy"]
+        for side in order[k % 3 :] + order[: k % 3]:  # each goes first in turn
+            t0 = time.perf_counter()
+            if side == "store":
+                result = self.store.append(LAYER, frame, self.specs, now=NOW)
+                assert result.accepted == len(frame), result
+            elif side == "load":
+                assert self.loader.load(LAYER, ms) == len(frame)
+            else:
+                self.copy(frame)
+            self.seconds[side] += time.perf_counter() - t0
+
+    def copy(self, frame: pd.DataFrame) -> None:
+        """Plain COPY of the readings as they are (text rows), as bench/iot.py does."""
+        buffer = io.StringIO()
+        frame.assign(parameter="value")[["sensor_id", "parameter", "time", "value"]].to_csv(
+            buffer, index=False, header=False
+        )
+        with self.db.cursor().copy("COPY plain_readings FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(buffer.getvalue())
+
+    def check(self, total: int) -> None:
+        """Every side holds every reading."""
+        (n,) = self.db.execute("SELECT count(*) FROM plain_readings").fetchone()
+        assert n == total == self.store.extent(LAYER)[2] == self.loader.extent(LAYER)[2]
+        self.store.close()
+        self.loader.close()
+        self.db.close()
+
+
+def as_ms(frame: pd.DataFrame) -> pd.DataFrame:
+    """A batch as ``load`` takes it (times as epoch milliseconds)."""
+    return pd.DataFrame(
+        {
+            "sensor_id": frame["sensor_id"],
+            "parameter": "value",
+            "time": pd.to_datetime(frame["time"], utc=True).dt.as_unit("ms").astype("int64"),
+            "value": frame["value"],
+        }
+    )
 
 
 def main() -> None:
@@ -136,16 +138,19 @@ def main() -> None:
     specs = {s: SensorSpec(s, -1e6, 1e6) for s in parts[0]["sensor_id"].unique()}
     specs |= {s: SensorSpec(s, -1e6, 1e6) for f in parts for s in f["sensor_id"].unique()}
     total = sum(len(f) for f in parts)
+    ready = [as_ms(f) for f in parts]
     pg = PostGIS()
     try:
-        ours = store_rate(pg.dsn, "bench_store", parts, specs)
-        plain = copy_rate(pg.dsn, parts)
-        loaded = load_rate(pg.dsn, "bench_load", parts)
+        sides = Sides(pg.dsn, specs)
+        for k, (frame, ms) in enumerate(zip(parts, ready, strict=True)):
+            sides.send(k, frame, ms)
+        sides.check(total)
     finally:
         pg.stop()
+    ours, loaded, plain = (total / sides.seconds[s] for s in ("store", "load", "copy"))
     print(
         f"--- {total:,} readings of {args.sensors:,} sensors in batches of {args.batch:,}, "
-        "PostgreSQL 15 on this machine ---"
+        "PostgreSQL 15 on this machine; the three sides take turns batch by batch ---"
     )
     print(f"the store (append: validation, COPY, newest values): {ours:,.0f} readings/s")
     print(f"the store's COPY path alone (load, no validation): {loaded:,.0f} readings/s")

@@ -48,7 +48,7 @@ def migrate_readings(catalog_target: CatalogStore, console: Any = None) -> str:
         want = {layer: source.extent(layer)[2] for layer in source.layers()}
         total = sum(want.values())
         if copied_from == origin and _counts(target, want) == want:
-            return f"readings already migrated: {total:,} readings of {len(want)} layers"
+            return f"readings already migrated: {total:,} readings of {len(want)} sensor layers"
         with _bar(console, f"copying {total:,} readings", total) as advance:
             for layer, frame in source.dump():
                 target.load(layer, frame)

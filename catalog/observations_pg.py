@@ -65,7 +65,8 @@ FIRST_MONTH = np.datetime64("2000-01", "M")  # readings before it share one part
 COPY_CHUNK = 1 << 20  # bytes written to COPY at a time
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
-_INCOMING = "shikong_incoming"  # the temporary table of each connection
+_INCOMING = "shikong_incoming"  # the temporary tables of each connection: a batch,
+_NEWEST_ROWS = "shikong_newest"  # and the newest reading of each of its series
 # one row of binary COPY: 3 fields (int4 series, timestamptz as µs since 2000, float8)
 _ROW = np.dtype(
     [
@@ -130,14 +131,12 @@ _MERGE = (
     f"INSERT INTO {{s}}.obs_points SELECT series, time, value FROM {_INCOMING} "
     "ORDER BY series, time ON CONFLICT DO NOTHING"
 )
-# the newest reading of each series of a batch (series, epoch ms, value arrays) into
-# obs_latest where newer. A reading of the batch already stored by another commit is no
-# newer than obs_latest (that commit moved it up to at least its time), so a duplicate
-# never replaces the stored newest value
-_NEWEST = """
-INSERT INTO {s}.obs_latest
-SELECT s, 'epoch'::timestamptz + t * interval '1 millisecond', v
-FROM unnest(%s::integer[], %s::bigint[], %s::double precision[]) AS n(s, t, v)
+# the newest reading of each series of a batch (COPYed into its own temporary table, in
+# series order) into obs_latest where newer. A reading of the batch already stored by
+# another commit is no newer than obs_latest (that commit moved it up to at least its
+# time), so a duplicate never replaces the stored newest value
+_NEWEST = f"""
+INSERT INTO {{s}}.obs_latest SELECT series, time, value FROM {_NEWEST_ROWS} ORDER BY series
 ON CONFLICT (series) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value
 WHERE EXCLUDED.time > obs_latest.time
 """
@@ -180,14 +179,15 @@ def _instant(ms: int) -> dt.datetime:
 
 
 class _ReadingConnections(_Connections):
-    """One autocommit connection per thread, each with its temporary batch table."""
+    """One autocommit connection per thread, each with its temporary batch tables."""
 
     def open(self) -> psycopg.Connection[Any]:
         db = super().open()
-        db.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (series integer, "
-            "time timestamptz, value double precision) ON COMMIT DELETE ROWS"
-        )
+        for table in (_INCOMING, _NEWEST_ROWS):
+            db.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (series integer, "
+                "time timestamptz, value double precision) ON COMMIT DELETE ROWS"
+            )
         return db
 
 
@@ -311,7 +311,8 @@ class PostgresObservationStore(ReadingStore):
         self._partitions_for(t_ms)
         data = _HEADER + binary_rows(sid, t_ms, vals).tobytes() + _TRAILER
         newest = np.r_[sid[1:] != sid[:-1], True]  # the batch is in key order
-        latest = (sid[newest].tolist(), t_ms[newest].tolist(), vals[newest].tolist())
+        latest = _HEADER + binary_rows(sid[newest], t_ms[newest], vals[newest]).tobytes()
+        latest += _TRAILER
         for attempt in range(DEADLOCK_RETRIES):
             db = self._db()
             try:
@@ -320,7 +321,8 @@ class PostgresObservationStore(ReadingStore):
                         key = advisory_key("alerts", self.schema, layer)
                         db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
                     inserted = self._copy_in(db, data, len(sid))
-                    db.execute(self._sql(_NEWEST), latest)
+                    self._copy(db, _NEWEST_ROWS, latest)
+                    db.execute(self._sql(_NEWEST))
                     fired = []
                     if good is not None:
                         fired = alerts.evaluate(_AlertBook(self, db), layer, good, attributes)
