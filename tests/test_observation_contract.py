@@ -436,3 +436,47 @@ def test_both_backends_answer_with_the_same_frame_types(tmp_path, request):
     for ours, theirs in zip(*answers, strict=True):
         assert ours.dtypes.to_dict() == theirs.dtypes.to_dict()
         pd.testing.assert_frame_equal(ours, theirs)
+
+
+def _post_with_alerts(spec: Spec, batches: list[pd.DataFrame], out) -> None:
+    store = spec.open()
+    sensors = {s: SensorSpec(s) for s in ("W1", "W2")}
+    attributes = {"W1": {"warning_level": 3.0}, "W2": {"warning_level": 5.0}}
+    fired = []
+    for frame in batches:
+        result = store.append(WATER, frame, sensors, now=NOW, attributes=attributes)
+        fired += [(a.sensor, a.time.isoformat()) for a in result.alerts]
+    store.close()
+    out.put(fired)
+
+
+def test_two_processes_sending_the_same_readings_fire_each_alert_once(spec):
+    rng = np.random.default_rng(8)
+    times = pd.date_range("2026-06-01", periods=300, freq="5min", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "sensor_id": np.repeat(["W1", "W2"], len(times)),
+            "time": np.tile(times.strftime("%Y-%m-%dT%H:%M:%SZ"), 2),
+            "value": rng.normal(4, 1.5, 2 * len(times)).round(2),
+        }
+    ).sort_values("time", kind="stable")
+    batches = parts(frame, 30)  # both send the same batches, in time order
+    spec.open().close()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_post_with_alerts, args=(spec, batches, out)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    fired = [out.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    expected = crossings(
+        kept(frame, {"W1": SensorSpec("W1"), "W2": SensorSpec("W2")}, NOW), {"W1": 3.0, "W2": 5.0}
+    )
+    got = sorted((s, pd.Timestamp(t)) for s, t in fired[0] + fired[1])
+    assert got == expected and expected  # each crossing fired once, by one of them
+    store = spec.open()
+    stored = store.alerts(WATER, limit=10_000)
+    assert sorted(zip(stored.sensor_id, stored.time, strict=True)) == expected
+    store.close()
