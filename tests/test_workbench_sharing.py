@@ -372,6 +372,20 @@ def test_the_stats_page_shows_what_stats_counts(browser, site, keys, api):
     finally:
         tab.close()
 
+    # an admin: the figures of its own department's layers, as /stats answers it
+    tab = Tab(browser, site, keys["rer_admin"], f"/workbench/stats?since={stamp}&lang=en")
+    try:
+        totals, _, rows = _stats_page_figures(tab)
+        answer = api["rer_admin"].get("/stats", params={"since": since}).json()
+        assert totals == answer["totals"] and {c for c, _ in rows} == {LAYER}
+        assert rows == want
+        offered = tab.page.eval_on_selector_all(
+            "#sk-collection option", "os => os.map(o => o.value)"
+        )
+        assert offered[0] == "" and all(o.startswith("rer-") for o in offered[1:])
+    finally:
+        tab.close()
+
     # a bad since: the API's 400 message beside the field
     tab = Tab(browser, site, keys["auditor"], "/workbench/stats?since=yesterday&lang=en")
     try:
