@@ -435,6 +435,10 @@ class AssetStore:
         versions) names: residues of ingests that predate the journal."""
         raise NotImplementedError
 
+    def claim(self, key: str) -> None:
+        """Refuse a version folder that already holds something (before the journal names
+        it: what a failed ingest removes must be its own)."""
+
 
 def version_key(department: str, layer: str, version: str) -> str:
     return f"{department}/{layer}/{version}"
@@ -550,28 +554,23 @@ class S3Assets(AssetStore):
                 obstore.delete(self.client, paths[start : start + 1000])
 
     def sweep(self, department: str, layer: str, items: Iterable[dict[str, Any]]) -> None:
+        """The layer's staging folder only: objects are removed by the journal alone,
+        never because this catalog does not name them (the bucket may be shared)."""
         staging = self.paths.asset_staging / department / layer
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
-        import obstore
 
-        layer_prefix = self.key_of(f"{department}/{layer}") + "/"
-        keep = set()
-        for item in items:
-            for asset in item.get("assets", {}).values():
-                href = str(asset.get("href", ""))
-                if href.startswith(f"{S3_SCHEME}{self.bucket}/{layer_prefix}"):
-                    inner = href[len(f"{S3_SCHEME}{self.bucket}/{layer_prefix}") :]
-                    keep.add(inner.split("/")[0])
-        with _s3_errors(f"listing s3://{self.bucket}/{layer_prefix}"):
-            listed = obstore.list_with_delimiter(self.client, layer_prefix)
-        for folder in listed["common_prefixes"]:
-            if folder.rstrip("/").rsplit("/", 1)[-1] not in keep:
-                self._delete_prefix(folder.rstrip("/") + "/")
-        stray = [m["path"] for m in listed["objects"]]
-        if stray:
-            with _s3_errors(f"removing residues under s3://{self.bucket}/{layer_prefix}"):
-                obstore.delete(self.client, stray)
+    def claim(self, key: str) -> None:
+        """Versions never change: objects already at the version's place (another catalog
+        on the same prefix, or a residue whose journal was lost) are refused, never
+        overwritten or removed."""
+        found = _objects(self.bucket, self.key_of(key) + "/")
+        if found:
+            raise AssetStoreError(
+                f"object storage: s3://{self.bucket}/{self.key_of(key)}/ already holds "
+                f"{len(found)} objects no version of this catalog names (is another catalog "
+                "using this prefix?); give another --version, or remove them"
+            )
 
 
 def rehomed(paths: DataDir, item: dict[str, Any], to: S3Assets) -> tuple[dict, list]:

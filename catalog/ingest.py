@@ -356,6 +356,7 @@ def _pending_asset(
     the ingest fails. Residues of the same layer that predate the journal go too."""
     department, layer, _ = key.split("/")
     assets.sweep(department, layer, existing)
+    assets.claim(key)
     journal = store.paths.pending_assets
     journal.mkdir(parents=True, exist_ok=True)
     entry = journal / f"{uuid.uuid4().hex}.json"

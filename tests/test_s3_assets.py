@@ -35,12 +35,11 @@ HIDDEN = "nrp/mining_rights.geojson"  # ingested restricted: anonymous callers n
 DEM = "nrp/dem.tif"
 
 
-def objects(server, bucket: str, prefix: str) -> dict[str, dict]:
-    """The bucket's objects under a prefix, listed by a client of the test's own."""
-    import obstore
+def client(server, bucket: str):
+    """An S3 client of the test's own (not shikong's) on the run's bucket."""
     from obstore.store import S3Store
 
-    store = S3Store(
+    return S3Store(
         bucket,
         endpoint=server.endpoint,
         access_key_id=server.access_key,
@@ -48,22 +47,19 @@ def objects(server, bucket: str, prefix: str) -> dict[str, dict]:
         region=REGION,
         client_options={"allow_http": True},
     )
-    return {m["path"]: m for batch in obstore.list(store, prefix) for m in batch}
+
+
+def objects(server, bucket: str, prefix: str) -> dict[str, dict]:
+    """The bucket's objects under a prefix."""
+    import obstore
+
+    return {m["path"]: m for batch in obstore.list(client(server, bucket), prefix) for m in batch}
 
 
 def fetch(server, bucket: str, key: str) -> bytes:
     import obstore
-    from obstore.store import S3Store
 
-    store = S3Store(
-        bucket,
-        endpoint=server.endpoint,
-        access_key_id=server.access_key,
-        secret_access_key=server.secret_key,
-        region=REGION,
-        client_options={"allow_http": True},
-    )
-    return bytes(obstore.get(store, key).bytes())
+    return bytes(obstore.get(client(server, bucket), key).bytes())
 
 
 @pytest.fixture
@@ -292,6 +288,18 @@ def test_a_failed_upload_leaves_the_catalog_and_the_bucket_as_they_were(
         f"{prefix}/nrp/farmland/1/data.parquet",
         f"{prefix}/nrp/mining/1/data.parquet",
     }
+
+    # an object already where the version would go (another catalog on the same prefix):
+    # refused before anything is written, and left as it is
+    import obstore
+
+    foreign = f"{prefix}/nrp/elevation/1/data.tif"
+    obstore.put(client(weed, bucket), foreign, b"another catalog's version")
+    with pytest.raises(AssetStoreError, match="already holds 1 objects"):
+        Catalog.open(data).ingest(sources / DEM, department="nrp", layer="elevation")
+    assert fetch(weed, bucket, foreign) == b"another catalog's version"
+    assert Catalog(data).store.collection("nrp-elevation") is None
+    assert not list((data / ".pending-assets").glob("*.json"))
 
 
 def test_a_bad_object_storage_is_one_line(assets, tmp_path):
