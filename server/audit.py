@@ -145,6 +145,9 @@ class AuditLog:
         self._last_sync = 0.0
         self._key: bytes | None = None
         self.annotate: Callable[[dict[str, Any]], None] | None = None  # adds to an entry
+        from .audit_pg import chain_of
+
+        self._chain = chain_of(data_dir)  # the database's chain when the catalog is there
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Mask, chain and write one entry, then move the head; returns the entry."""
@@ -158,6 +161,9 @@ class AuditLog:
         (:mod:`audit_queue` gathers them)."""
         prepared = [self._prepare(entry) for entry in entries]
         if not prepared:
+            return prepared
+        if self._chain is not None:
+            self._chain.append(prepared, self._link)
             return prepared
         with self._lock, open(self.path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -179,6 +185,14 @@ class AuditLog:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return prepared
+
+    def _link(self, prev: str, entry: dict[str, Any]) -> str:
+        """Chain one entry after ``prev`` (its digest keyed first); its hash."""
+        if entry.get("input_digest"):
+            entry["input_digest"] = self._keyed(entry["input_digest"])
+        entry["prev"] = prev
+        entry["hash"] = _hash(prev, entry)
+        return entry["hash"]
 
     def _prepare(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Annotated and masked, before the lock: ``annotate`` may append entries itself."""
@@ -239,6 +253,8 @@ class AuditLog:
 
     def _keyed(self, digest: str) -> str:
         """HMAC-SHA256 of a request digest under this data directory's audit key."""
+        if self._key is None and self._chain is not None:
+            self._key = self._chain.digest_key()
         if self._key is None:
             key_file = self.path.with_name(KEY_NAME)
             try:
@@ -265,12 +281,18 @@ class Verdict:
 
 
 def verify(path: str | Path) -> Verdict:
-    """Check every line's hash and link, then the file against its head.
+    """Check every line's hash and link, then the log against its head.
 
-    The file size and the head are read together under a shared lock, so appends that
-    land while the chain is walked are neither a false alarm nor a blind spot.
+    The file size and the head are read together under a shared lock (a database
+    chain: one snapshot), so appends that land while the chain is walked are neither a
+    false alarm nor a blind spot.
     """
     path = Path(path)
+    chain = _database_chain(path)
+    if chain is not None:
+        with chain.snapshot() as (lines, head):
+            walked = _walk_lines(lines)
+        return walked if isinstance(walked, Verdict) else _against_head(*walked, head)
     if not path.exists():
         head = read_head(path)
         if head:
@@ -279,7 +301,6 @@ def verify(path: str | Path) -> Verdict:
                 f"{head.get('entries')} entries (file deleted)",
             )  # fmt: skip
         return Verdict(0, True)
-    prev, n, warnings = GENESIS, 0, []
     with open(path, "rb") as fh:
         fcntl.flock(fh, fcntl.LOCK_SH)
         try:
@@ -288,33 +309,54 @@ def verify(path: str | Path) -> Verdict:
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
         fh.seek(0)
-        read = 0
-        for raw in fh:
-            if read >= size:
-                break  # appended after the snapshot: judged by the next verify
-            read += len(raw)
-            n += 1
-            try:
-                entry = orjson.loads(raw)
-                claimed = entry.pop("hash")
-            except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
-                return Verdict(n - 1, False, n, "line is not an audit entry (JSON with a hash)")
-            if entry.get("prev") != prev:
-                return Verdict(
-                    n - 1, False, n, "link to the previous line is broken (line removed or moved?)"
-                )
-            if _hash(prev, entry) != claimed:
-                return Verdict(n - 1, False, n, "content does not match its hash (line edited?)")
-            if entry.get("event") == ANCHOR_EVENT:
-                warnings.append(
-                    f"line {n} ({entry.get('time')}): the head was missing and was recreated "
-                    f"over the {n - 1} lines before it; lines cut before then would not show"
-                )
-            prev = claimed
-    return _against_head(n, prev, head, warnings)
+        walked = _walk_lines(_upto(fh, size))
+    return walked if isinstance(walked, Verdict) else _against_head(*walked, head)
 
 
-def _against_head(n: int, last: str, head: dict[str, Any] | None, warnings: list[str]) -> Verdict:
+def _upto(fh: BinaryIO, size: int) -> Iterator[bytes]:
+    """The file's lines within its first ``size`` bytes (those after: the next verify)."""
+    read = 0
+    for raw in fh:
+        if read >= size:
+            break
+        read += len(raw)
+        yield raw
+
+
+def _walk_lines(lines: Iterator[bytes]) -> Verdict | tuple[int, str, list[str]]:
+    """Walk the chain: the first broken line's verdict, or (entries, last hash, warnings)."""
+    prev, n, warnings = GENESIS, 0, []
+    for raw in lines:
+        n += 1
+        try:
+            entry = orjson.loads(raw)
+            claimed = entry.pop("hash")
+        except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
+            return Verdict(n - 1, False, n, "line is not an audit entry (JSON with a hash)")
+        if entry.get("prev") != prev:
+            return Verdict(
+                n - 1, False, n, "link to the previous line is broken (line removed or moved?)"
+            )
+        if _hash(prev, entry) != claimed:
+            return Verdict(n - 1, False, n, "content does not match its hash (line edited?)")
+        if entry.get("event") == ANCHOR_EVENT:
+            warnings.append(
+                f"line {n} ({entry.get('time')}): the head was missing and was recreated "
+                f"over the {n - 1} lines before it; lines cut before then would not show"
+            )
+        prev = claimed
+    return n, prev, warnings
+
+
+def _database_chain(path: Path) -> Any:
+    """The PostgreSQL chain of the data directory owning ``<data>/audit/audit.jsonl``
+    when its catalog is in PostgreSQL, else None (the file is the log)."""
+    from .audit_pg import chain_of
+
+    return chain_of(path.parents[1]) if len(path.parents) > 1 else None
+
+
+def _against_head(n: int, last: str, warnings: list[str], head: dict[str, Any] | None) -> Verdict:
     where = f"audit/{HEAD_NAME}"
     if head is None:
         if n == 0:
@@ -352,7 +394,15 @@ def _against_head(n: int, last: str, head: dict[str, Any] | None, warnings: list
 
 
 def entries(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every entry of the log, oldest first (a bad line skipped: verify reports it)."""
     path = Path(path)
+    chain = _database_chain(path)
+    if chain is not None:
+        with chain.snapshot() as (lines, _):
+            for raw in lines:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    yield orjson.loads(raw)
+        return
     if not path.exists():
         return
     with open(path, "rb") as fh:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import httpx
+import orjson
 import psycopg
 import pytest
 from conftest import RunningServer, free_port
@@ -64,8 +65,13 @@ def rows(dsn: str, sql: str) -> list[tuple]:
 def test_migrate_copies_every_item_as_it_is_and_twice_is_a_no_op(
     demo_data, tester_key, dsn, tmp_path
 ):
+    from shikong.server.audit import AuditLog
+
     city = copy_city(demo_data, tmp_path / "city")
     truth = mirror_items(city)
+    log = AuditLog(city)
+    for n in range(3):  # a log to carry over (the demo city has served nobody yet)
+        log.append({"event": "test", "n": n, "input_digest": f"sha256:{n}"})
     first = shikong("migrate", "--data", str(city), "--to", dsn)
     assert first.returncode == 0, first.stderr
     layers = len(list((city / "stac").glob("*/*/collection.json")))
@@ -90,6 +96,13 @@ def test_migrate_copies_every_item_as_it_is_and_twice_is_a_no_op(
     assert f"API keys: {len(keys)} copied, 0 already there" in first.stdout
     assert f"API keys: 0 copied, {len(keys)} already there" in second.stdout
     assert sorted(rows(dsn, "SELECT key_id, digest, revoked FROM shikong.api_keys")) == keys
+    # so does the audit chain: the file's lines, byte for byte, and it verifies there
+    lines = [x for x in (city / "audit" / "audit.jsonl").read_bytes().splitlines() if x.strip()]
+    copied = rows(dsn, "SELECT line FROM shikong.audit_log ORDER BY seq")
+    assert [bytes(r[0]) for r in copied] == lines
+    assert f"audit log: {len(lines)} entries copied" in first.stdout
+    verified = shikong("audit", "verify", "--data", str(city), env={"SHIKONG_DATABASE": dsn})
+    assert verified.returncode == 0 and f"{len(lines)} entries" in verified.stdout, verified.stdout
 
 
 def test_migrate_refuses_an_asset_that_does_not_match_its_checksum(demo_data, dsn, tmp_path):
@@ -398,3 +411,52 @@ def test_a_key_made_on_one_node_works_on_another_until_revoked_there(dsn, tmp_pa
         assert refused.status_code == 401 and "revoked" in refused.json()["description"]
     listed = shikong("keys", "list", "--data", str(b), env=env)
     assert key_id in listed.stdout
+
+
+def test_the_audit_chain_of_two_nodes_is_one_and_verifies(dsn, tmp_path):
+    """Audited requests through two nodes on one database make one chain: verify passes
+    from either node's data directory and counts both nodes' entries, a query from node B
+    finds node A's; an edited row and a cut tail are both reported."""
+    import psycopg
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+    from shikong.server.identity import KeyStore
+
+    shared = tmp_path / "shared-assets"
+    shared.mkdir()
+    a, b = node(tmp_path / "node-a", shared), node(tmp_path / "node-b", shared)
+    source = tmp_path / "plots.geojson"
+    gpd.GeoDataFrame({"name": ["甲"]}, geometry=[box(113.2, 33.7, 113.21, 33.71)],
+                     crs=4490).to_file(source)  # fmt: skip
+    Catalog.open(a, database=dsn).ingest(
+        source, department="rer", layer="plots", classification="restricted"
+    )
+    rer = {"X-API-Key": KeyStore(a).create("rer", "clerk")[0]}
+    items = "/collections/rer-plots/items?f=json"
+    apps = [create_app(n, "http://testserver", watch=False, database=dsn) for n in (a, b)]
+    with TestClient(apps[0]) as one, TestClient(apps[1]) as two:
+        for client in (one, two, one, two, two):
+            assert client.get(items, headers=rer).status_code == 200
+        assert one.get(items, headers={"X-API-Key": "sk_bad"}).status_code == 401
+    env = {"SHIKONG_DATABASE": dsn}
+    ours = rows(dsn, "SELECT line FROM shikong.audit_log ORDER BY seq")
+    reads = [orjson.loads(bytes(r[0])) for r in ours]
+    served = [e for e in reads if e.get("path") == "/collections/rer-plots/items"]
+    assert [e["status"] for e in served].count(200) == 5 and len(served) == 6
+    assert not (a / "audit" / "audit.jsonl").exists() and not (b / "audit" / "audit.jsonl").exists()
+    for data in (a, b):
+        verified = shikong("audit", "verify", "--data", str(data), env=env)
+        assert verified.returncode == 0 and f"{len(ours)} entries" in verified.stdout
+    found = shikong("audit", "query", "--data", str(b), "--status", "401", env=env)
+    assert found.returncode == 0 and "sk_bad" not in found.stdout and "401" in found.stdout
+    with psycopg.connect(dsn, autocommit=True) as db:  # tampering, as a database user could
+        edited = orjson.loads(bytes(ours[1][0]))
+        edited["status"] = 404
+        db.execute("UPDATE shikong.audit_log SET line=%s WHERE seq=2", (orjson.dumps(edited),))
+        broken = shikong("audit", "verify", "--data", str(a), env=env)
+        assert broken.returncode == 1 and "line 2" in broken.stdout + broken.stderr
+        db.execute("UPDATE shikong.audit_log SET line=%s WHERE seq=2", (bytes(ours[1][0]),))
+        db.execute("DELETE FROM shikong.audit_log WHERE seq=(SELECT max(seq) FROM {s}.audit_log)"
+                   .format(s="shikong"))  # fmt: skip
+        cut = shikong("audit", "verify", "--data", str(a), env=env)
+        assert cut.returncode == 1 and "removed" in cut.stdout + cut.stderr

@@ -14,6 +14,8 @@ item then names the object (``asset_store.rehomed``: the same department/layer/v
 layout), and the check reads every object back against its ``file:checksum``. The data
 directory's own catalog and files are left as they were.
 
+The API keys (``server/keys_pg.py``) and the audit log (``server/audit_pg.py``: every
+line and the head as they are, so the chain goes on in the database) follow too, once.
 The readings (``observations*.sqlite``) follow, into the same database and schema
 (``catalog/observation_migrate.py``: counts checked, a no-op when run again). Still
 local after a migration: the STAC mirror (the data directory), and the assets unless
@@ -206,7 +208,6 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from shikong.catalog.catalog import open_store
     from shikong.catalog.observation_migrate import migrate_readings
-    from shikong.server.keys_pg import migrate_keys
     from shikong.catalog.storage import DataDir
     from shikong.catalog.stores import (
         DatabaseError,
@@ -215,6 +216,8 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
         configured_schema,
         mask_dsn,
     )
+    from shikong.server.audit_pg import migrate_audit
+    from shikong.server.keys_pg import migrate_keys
 
     to = None
     if assets:
@@ -250,6 +253,7 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
             console.print(f"already migrated: {total} items of {origin} in {where}")
             console.print(migrate_readings(target, console))
             console.print(migrate_keys(data_dir, target))
+            console.print(migrate_audit(data_dir, target))
             return
         raise DatabaseError(
             f"{where} already holds a catalog copied from {copied_from} at version "
@@ -289,6 +293,7 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
     )
     console.print(migrate_readings(target, console))
     console.print(migrate_keys(data_dir, target))
+    console.print(migrate_audit(data_dir, target))
     if to is None:
         console.print("still local: assets and the STAC mirror in the data directory")
     else:
