@@ -194,3 +194,51 @@ def test_a_reading_posted_to_one_server_is_served_by_another(demo_data, tester_k
         assert latest["readings"][0]["value"] == 154.0
     for city in nodes:
         assert not list(city.glob("observations*.sqlite"))
+
+
+def test_edr_and_readings_answer_over_postgresql_as_over_sqlite(
+    demo_data, tester_key, dsn, tmp_path
+):
+    """The same requests to a server over the embedded readings and to one over their
+    migrated copy in PostgreSQL (its SQLite files gone) get the same answers."""
+    from shikong.server.app import create_app
+
+    city = tmp_path / "city"
+    shutil.copytree(demo_data, city, ignore=shutil.ignore_patterns("sources", "cache", "jobs"))
+    assert shikong("migrate", "--data", str(city), "--to", dsn).returncode == 0
+    for local in city.glob("observations*.sqlite*"):
+        local.unlink()
+    store = ObservationStore(demo_data / "observations.sqlite")
+    first, last, _ = store.extent(WATER)
+    store.close()
+    z = "%Y-%m-%dT%H:%M:%SZ"  # (a "+" in a query string is a space)
+    day = f"{(last - pd.Timedelta('1D')).strftime(z)}/{last.strftime(z)}"
+    base = f"/collections/{WATER}"
+    paths = [
+        f"{base}/cube?bbox=113.0,33.6,113.6,34.0&datetime={first.strftime(z)}/..&f=json",
+        f"{base}/area?coords=POLYGON((113 33.6,113.2 33.6,113.2 34,113 34,113 33.6))&f=json",
+        f"{base}/radius?coords=POINT(113.3 33.7)&within=20&within-units=km&datetime={day}",
+        f"{base}/locations/{SENSOR}?datetime={day}&f=json",
+        f"{base}/locations/{SENSOR}?f=GeoJSON",
+        f"/readings/latest?layer={WATER}",
+        f"/readings/resample?layer={WATER}&freq=1D&how=max",
+        f"/readings/resample?layer={WATER}&sensors={SENSOR}&freq=1h",
+        "/readings/alerts",
+    ]
+    headers = {"X-API-Key": tester_key}
+
+    def answers(app) -> list:
+        with TestClient(app) as client:
+            out = []
+            for path in paths:
+                response = client.get(path, headers=headers)
+                assert response.status_code == 200, (path, response.text)
+                out.append(response.json())
+            return out
+
+    embedded = answers(create_app(demo_data, "http://testserver", watch=False))
+    cloud = answers(create_app(city, "http://testserver", watch=False, database=dsn))
+    for path, ours, theirs in zip(paths, cloud, embedded, strict=True):
+        assert ours == theirs, path
+    assert any(embedded[0]["coverages"]) and embedded[5]["readings"]
+    assert not list(city.glob("observations*.sqlite"))
