@@ -115,24 +115,56 @@ def test_403_pages_in_chinese(server, session):
     assert_chinese_error_page(no_token, 403)
 
 
-def test_500_page_in_chinese(server, demo_data):
+@pytest.fixture(scope="module")
+def pages_around(server, demo_data):
+    """``ErrorPages`` around an ASGI application of the test's own, on the demo server's
+    configuration; returns a function answering a browser's GET through it."""
     from shikong.server.app import create_app
-    from shikong.server.problems import problem
     from shikong.server.workbench.error_pages import ErrorPages
 
     outer = create_app(demo_data, server.url, watch=False)
 
+    def get(app, path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=ErrorPages(app, outer.state.server))
+
+        async def call() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url=server.url) as client:
+                return await client.get(path, headers=BROWSER)
+
+        return asyncio.run(call())
+
+    return get
+
+
+def test_500_page_in_chinese(pages_around):
+    from shikong.server.problems import problem
+
     async def failing(scope, receive, send):
         await problem(500, "NoApplicableCode", "internal error (logged)")(scope, receive, send)
 
-    pages = ErrorPages(failing, outer.state.server)
-    transport = httpx.ASGITransport(app=pages)
+    assert_chinese_error_page(pages_around(failing, "/anything?lang=zh"), 500)
 
-    async def get(path: str) -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport, base_url=server.url) as client:
-            return await client.get(path, headers=BROWSER)
 
-    assert_chinese_error_page(asyncio.run(get("/anything?lang=zh")), 500)
+def _chunked(status: int, content_type: bytes, chunks: list[bytes]):
+    async def app(scope, receive, send):
+        headers = [(b"content-type", content_type)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for i, chunk in enumerate(chunks):
+            more = i < len(chunks) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    return app
+
+
+def test_bodies_in_parts(pages_around):
+    """A problem body sent in parts is read whole; a large error body (over 256 KiB) goes
+    through as it came, every part of it."""
+    parts = [b'{"code": "NotFound", ', b'"description": "gone"}']
+    page = pages_around(_chunked(404, b"application/json", parts), "/x?lang=zh")
+    assert_chinese_error_page(page, 404)
+    big = [b"<html><body>", b"x" * (200 << 10), b"y" * (200 << 10), b"</body></html>"]
+    answer = pages_around(_chunked(404, b"text/html", big), "/x?lang=zh")
+    assert answer.status_code == 404 and answer.content == b"".join(big)
 
 
 def test_english_error_page(server):

@@ -212,9 +212,12 @@ class ErrorPages:
                     return
                 start, held = held, None
                 body = b"".join(parts)
-                start, body = self._as_page(start, body, scope, headers)
+                more = bool(message.get("more_body"))
+                if not more:  # the whole body: a page if it is an error we know
+                    start, body = self._as_page(start, body, scope, headers)
                 await send(start)
-                message = {"type": "http.response.body", "body": body}
+                # a body over MAX_BODY goes on as it came, the rest of it after this part
+                message = {"type": "http.response.body", "body": body, "more_body": more}
             await send(message)
 
         await self.app(scope, receive, page_send)
