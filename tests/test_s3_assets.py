@@ -110,6 +110,7 @@ def window(path: Path, bounds) -> np.ndarray:
 
 def test_layers_in_object_storage_are_served_as_from_a_local_folder(twins, demo_data, weed):
     from shikong.catalog import Catalog
+    from shikong.catalog.extension import validation_errors
     from shikong.server.app import create_app
 
     local, remote, url = twins
@@ -117,6 +118,7 @@ def test_layers_in_object_storage_are_served_as_from_a_local_folder(twins, demo_
     bucket, prefix = url[len("s3://") :].split("/", 1)
     item = Catalog(remote)["nrp-farmland"].current.item
     assert item["assets"]["data"]["href"] == f"{url}/nrp/farmland/1/data.parquet"
+    assert validation_errors(item) == []  # STAC 1.1 and the shikong extension
     assert not [p for p in (remote / "assets").rglob("*") if p.is_file()]  # nothing local
     assert not [p for p in (remote / ".staging-assets").rglob("*") if p.is_file()]
     stored = objects(weed, bucket, prefix)
