@@ -145,6 +145,10 @@ def s3_server() -> Iterator[S3Server]:
         f"-filer.port={filer}",
         "-s3",
         f"-s3.port={s3}",
+        # no Iceberg or Lance listeners: they take fixed ports (8181, 9101), so a second
+        # SeaweedFS on the machine (another test run) would fail to start
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-s3.config={folder / 's3.json'}",
         "-master.volumeSizeLimitMB=64",  # small volumes: a test run writes megabytes
         "-volume.max=0",
