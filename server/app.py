@@ -55,6 +55,7 @@ from .problems import Problem, from_error, problem, render
 from .processes import ALWAYS_AUDITED, process_reads, wants_async
 from .providers.coverage import SCALING, raster_info
 from .publish import Publisher, View, advertise_storage_crs
+from .rate_limits import buckets_for
 from .stac_api import StacApi
 from .tiles import api as tiles_routes
 from .workbench import api as workbench_routes
@@ -641,6 +642,11 @@ def create_app(
         server.policy.limits,
         server.classification,
         server.hidden,
+        buckets_for(
+            catalog.paths.root,
+            server.policy.limits.rate_per_second,
+            server.policy.limits.rate_burst,
+        ),
     )
     guard.audit.annotate = server.grants.annotate  # an entry names the grant it was served by
     guard.on_refusal = app.state.metrics.refused  # the gate's own refusals in /metrics

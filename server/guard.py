@@ -14,9 +14,6 @@ when small, like the query string of a GET.
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +25,7 @@ from .audit import AuditLog
 from .audit_queue import AuditQueue
 from .identity import Authenticator, AuthError
 from .problems import problem_body
+from .rate_limits import Buckets, LocalBuckets
 from .signin_hint import hinted
 from .workbench.session import UNSAFE_METHODS
 
@@ -60,31 +58,6 @@ class RequestContext:
         for c in collections:
             if c not in self.collections:
                 self.collections.append(c)
-
-
-class RateLimiter:
-    """A token bucket per caller: ``rate`` requests a second, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int, max_callers: int = 100_000) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_callers
-
-    def wait_needed(self, who: str) -> float:
-        """0 if the request may go now, else the seconds until it could."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, stamp = self._buckets.get(who, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-            if tokens >= 1:
-                self._buckets[who] = (tokens - 1, now)
-                self._buckets.move_to_end(who)
-                if len(self._buckets) > self._max:
-                    self._buckets.popitem(last=False)
-                return 0.0
-            self._buckets[who] = (tokens, now)
-            return (1 - tokens) / self.rate
 
 
 def _json(status: int, code: str, description: str, headers: dict[str, str] | None = None):
@@ -121,7 +94,10 @@ class Guard:
         limits: Limits,
         classify: Callable[[str], str | None],
         hidden: Callable[[Caller, str], bool],
+        buckets: Buckets | None = None,
     ) -> None:
+        """``buckets``: where the rate limits are kept (default: this process's memory;
+        :func:`rate_limits.buckets_for` picks the shared ones of a deployment)."""
         self.app = app
         self.auth = auth
         self.audit = audit
@@ -130,7 +106,7 @@ class Guard:
         self.limits = limits
         self.classify = classify  # collection id → classification (None if unknown)
         self.hidden = hidden  # (caller, collection id) → exists but the caller may not see it
-        self.rate = RateLimiter(limits.rate_per_second, limits.rate_burst)
+        self.rate = buckets or LocalBuckets(limits.rate_per_second, limits.rate_burst)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
