@@ -146,7 +146,9 @@ def _s3_errors(what: str) -> Iterator[None]:
 
     try:
         yield
-    except BaseError as exc:
+    except FileNotFoundError:  # obstore's "no such object": the caller decides
+        raise
+    except (BaseError, OSError) as exc:  # obstore raises some as built-in OS errors
         raise AssetStoreError(f"object storage: {what}: {_short(exc)}") from None
 
 
@@ -335,7 +337,7 @@ def head(location: Location) -> int | None:
     try:
         with _s3_errors(f"looking up {location}"):
             return int(obstore.head(bucket_store(bucket), key)["size"])
-    except NotFoundError:
+    except (NotFoundError, FileNotFoundError):  # obstore raises the built-in one
         return None
 
 
@@ -515,6 +517,21 @@ class S3Assets(AssetStore):
         """Upload what the workspace holds (the asset file, or its Zarr folder)."""
         for child in sorted(self.workspace(key).iterdir()):
             self.upload(child, f"{key}/{child.name}")
+
+    def copy_in(self, local: Path, key: str) -> bool:
+        """:meth:`upload` unless the object (or folder of objects) is there already with
+        the same bytes (a copy resumed); False if it was. Other bytes there are refused,
+        never overwritten."""
+        url = f"{S3_SCHEME}{self.bucket}/{self.key_of(key)}"
+        if exists(url):
+            if size_and_checksum(url) != tree_size_and_checksum(local):
+                raise AssetStoreError(
+                    f"object storage: {url} already holds other bytes than {local} "
+                    "(is another catalog using this prefix?)"
+                )
+            return False
+        self.upload(local, key)
+        return True
 
     def upload(self, local: Path, key: str) -> str:
         """A file as the object ``key`` (under the prefix), or a folder's files under it;

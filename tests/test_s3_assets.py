@@ -251,6 +251,8 @@ def test_assets_downloads_are_proxied_after_the_access_check(twins, demo_data, w
         stray.write_bytes(b"not a version")
         S3Assets(DataDir(remote), url).upload(stray, "nrp/elevation/9/data.tif")
         assert client.get("/assets/nrp/elevation/9/data.tif").status_code == 404
+        # a name inside a committed asset that no object has
+        assert client.get("/assets/nrp/elevation/1/data.tif/nothing").status_code == 404
 
 
 def test_a_failed_upload_leaves_the_catalog_and_the_bucket_as_they_were(
@@ -355,6 +357,18 @@ def test_migrate_moves_the_assets_with_their_checksums_and_twice_is_a_no_op(
     }
     assert len(files) == 3
 
+    # a prefix whose objects are not this catalog's: refused before the catalog is copied
+    import obstore
+
+    taken = f"{prefix}-taken/nrp/elevation/1/data.tif"
+    obstore.put(client(weed, bucket), taken, b"another catalog's version")
+    refused = shikong("migrate", "--data", city, "--to", dsn, "--assets", f"{assets}-taken")
+    assert refused.returncode == 2
+    assert "already holds other bytes" in refused.stderr
+    assert fetch(weed, bucket, taken) == b"another catalog's version"
+    with psycopg.connect(dsn) as db:
+        assert db.execute("SELECT count(*) FROM shikong.item_json").fetchone() == (0,)
+
     first = shikong("migrate", "--data", city, "--to", dsn, "--assets", assets)
     assert first.returncode == 0, first.stderr
     assert "3 assets" in first.stdout
@@ -391,13 +405,13 @@ def test_migrate_moves_the_assets_with_their_checksums_and_twice_is_a_no_op(
     shutil.rmtree(city / "assets")
     (city / "index.sqlite").unlink()
     truth = source_hits(sources / VECTOR)
-    with TestClient(create_app(city, "http://testserver", watch=False, database=dsn)) as client:
-        got = client.get(
+    with TestClient(create_app(city, "http://testserver", watch=False, database=dsn)) as http:
+        got = http.get(
             "/collections/nrp-farmland/items",
             params={"bbox": ",".join(map(str, BBOX)), "limit": 1000, "f": "json"},
         )
         assert got.status_code == 200, got.text
         assert {f["id"] for f in got.json()["features"]} == truth
-        tif = client.get("/assets/nrp/elevation/1/data.tif")
+        tif = http.get("/assets/nrp/elevation/1/data.tif")
         assert tif.status_code == 200
         assert tif.content == dem_bytes

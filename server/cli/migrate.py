@@ -85,9 +85,10 @@ def asset_paths(
 def upload_assets(
     moves: list[tuple[Path, str]], to: Any, advance: Callable[[int], None] = lambda n: None
 ) -> None:
-    """Each (local file or folder, key) into object storage (``S3Assets.upload``)."""
+    """Each (local file or folder, key) into object storage (``S3Assets.copy_in``: an
+    object already there with the same bytes is kept, one with others refused)."""
     for local, key in moves:
-        to.upload(local, key)
+        to.copy_in(local, key)
         advance(1)
 
 
