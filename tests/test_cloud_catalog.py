@@ -460,3 +460,37 @@ def test_the_audit_chain_of_two_nodes_is_one_and_verifies(dsn, tmp_path):
                    .format(s="shikong"))  # fmt: skip
         cut = shikong("audit", "verify", "--data", str(a), env=env)
         assert cut.returncode == 1 and "removed" in cut.stdout + cut.stderr
+
+
+def test_a_browser_signed_in_on_one_node_is_signed_in_on_another(dsn, tmp_path):
+    """Sessions live in the database beside the catalog: a session cookie from node A
+    opens node B; signing out on B ends it on A too (no sticky sessions needed)."""
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+    from shikong.server.identity import KeyStore
+
+    a, b = tmp_path / "node-a", tmp_path / "node-b"
+    source = tmp_path / "wells.geojson"
+    gpd.GeoDataFrame({"name": ["井"]}, geometry=[box(113.2, 33.7, 113.21, 33.71)],
+                     crs=4490).to_file(source)  # fmt: skip
+    Catalog.open(a, database=dsn).ingest(source, department="wat", layer="wells")
+    key = KeyStore(a).create("psb", "officer")[0]
+    apps = [create_app(n, "http://testserver", watch=False, database=dsn) for n in (a, b)]
+    with (
+        TestClient(apps[0], follow_redirects=False) as one,
+        TestClient(apps[1], follow_redirects=False) as two,
+    ):
+        signed = one.post("/signin", data={"key": key, "next": "/workbench"})
+        assert signed.status_code == 303, signed.text
+        jar = dict(one.cookies)
+        one.cookies.clear()
+        sid, csrf = jar["shikong_session"], jar["shikong_csrf"]
+        sent = {"cookie": f"shikong_session={sid}; shikong_csrf={csrf}"}
+        who = two.get("/signin/whoami", headers=sent).json()
+        assert who["user"] == "officer" and who["department"] == "psb"
+        out = two.post("/signout", headers={**sent, "x-csrf-token": csrf})
+        assert out.status_code in (200, 303), out.text
+        two.cookies.clear()
+        assert one.get("/signin/whoami", headers=sent).json().get("user") is None
+    assert not (a / "access" / "sessions.sqlite").exists()
+    assert rows(dsn, "SELECT count(*) FROM shikong.sessions") == [(0,)]

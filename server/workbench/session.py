@@ -104,12 +104,21 @@ def _caller_of(text: str) -> Caller:
 
 
 class SessionStore:
-    """The sessions of one data directory (``DataDir.sessions``)."""
+    """The sessions of one data directory (``DataDir.sessions``), or of its PostgreSQL
+    catalog's database when it has one (:mod:`sessions_pg`: shared by every node)."""
 
     def __init__(self, data_dir: str | Path, hours: float | None = None) -> None:
+        from shikong.catalog.stores import configured_store
+
         self.path = DataDir(Path(data_dir)).sessions
         self.hours = hours if hours is not None else session_hours()
         self._local = threading.local()
+        catalog_store = configured_store(data_dir)
+        self._pg = None
+        if catalog_store is not None:
+            from .sessions_pg import PostgresSessions
+
+            self._pg = PostgresSessions(catalog_store)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -137,24 +146,28 @@ class SessionStore:
         session = Session(
             _digest(sid), caller, secrets.token_urlsafe(32), now + self.hours * 3600, via
         )
+        row = (session.digest, _caller_json(caller), session.csrf, via, now, session.expires)
+        if self._pg is not None:
+            self._pg.insert(row, now)
+            return sid, session
         db = self._db()
         db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
-        db.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
-            (session.digest, _caller_json(caller), session.csrf, via, now, session.expires),
-        )
+        db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", row)
         return sid, session
 
     def get(self, sid: str) -> Session | None:
         """The live session of an id, or None (unknown, signed out or expired)."""
-        row = (
-            self._db()
-            .execute(
-                "SELECT caller, csrf, via, expires FROM sessions WHERE digest = ?",
-                (_digest(sid),),
+        if self._pg is not None:
+            row = self._pg.find(_digest(sid))
+        else:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT caller, csrf, via, expires FROM sessions WHERE digest = ?",
+                    (_digest(sid),),
+                )
+                .fetchone()
             )
-            .fetchone()
-        )
         if row is None or row[3] <= time.time():
             return None
         return Session(_digest(sid), _caller_of(row[0]), row[1], row[3], row[2])
@@ -165,6 +178,8 @@ class SessionStore:
 
     def delete(self, sid: str) -> bool:
         """Sign out: the id opens nothing any more, in any worker."""
+        if self._pg is not None:
+            return self._pg.delete(_digest(sid))
         return bool(
             self._db().execute("DELETE FROM sessions WHERE digest = ?", (_digest(sid),)).rowcount
         )
@@ -172,6 +187,9 @@ class SessionStore:
     def put_pending(self, state: str, data: dict, seconds: float) -> None:
         """A sign-in under way at the identity provider (any worker may see it back)."""
         now = time.time()
+        if self._pg is not None:
+            self._pg.put_pending(_digest(state), json.dumps(data), now + seconds, now)
+            return
         db = self._db()
         db.execute("DELETE FROM pending WHERE expires < ?", (now,))
         db.execute(
@@ -181,19 +199,25 @@ class SessionStore:
 
     def take_pending(self, state: str) -> dict | None:
         """A pending sign-in, once: a state is never accepted twice."""
-        row = (
-            self._db()
-            .execute(
-                "DELETE FROM pending WHERE digest = ? RETURNING data, expires", (_digest(state),)
+        if self._pg is not None:
+            row = self._pg.take_pending(_digest(state))
+        else:
+            row = (
+                self._db()
+                .execute(
+                    "DELETE FROM pending WHERE digest = ? RETURNING data, expires",
+                    (_digest(state),),
+                )
+                .fetchone()
             )
-            .fetchone()
-        )
         if row is None or row[1] < time.time():
             return None
         return json.loads(row[0])
 
     def end_for_key(self, key_id: str) -> int:
         """End every session signed in with a key (when it is revoked)."""
+        if self._pg is not None:
+            return self._pg.end_for_key(key_id)
         return (
             self._db()
             .execute("DELETE FROM sessions WHERE json_extract(caller, '$.key_id') = ?", (key_id,))
