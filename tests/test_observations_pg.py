@@ -242,3 +242,37 @@ def test_edr_and_readings_answer_over_postgresql_as_over_sqlite(
         assert ours == theirs, path
     assert any(embedded[0]["coverages"]) and embedded[5]["readings"]
     assert not list(city.glob("observations*.sqlite"))
+
+
+def test_a_readings_file_ingested_into_a_postgresql_catalog_goes_to_its_readings(
+    demo_data, dsn, tmp_path
+):
+    from shikong.catalog import Catalog
+
+    city = tmp_path / "city"
+    shutil.copytree(demo_data, city, ignore=shutil.ignore_patterns("sources", "cache", "jobs"))
+    assert shikong("migrate", "--data", str(city), "--to", dsn).returncode == 0
+    for local in city.glob("observations*.sqlite*"):
+        local.unlink()
+    times = pd.date_range("2026-12-01T00:00Z", periods=6, freq="10min")
+    source = tmp_path / "levels.csv"
+    rows = pd.DataFrame(
+        {"sensor_id": SENSOR, "time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": 150.5}
+    )
+    rows.to_csv(source, index=False)
+    catalog = Catalog.open(city, database=dsn)
+    before = catalog.observations.extent(WATER)[2]
+    result = catalog.ingest(
+        source,
+        department="wat",
+        layer="water_level_readings",
+        kind="readings",
+        sensor_layer="water_level_sensors",
+    )
+    assert result.readings.accepted == len(rows)
+    item = catalog.store.item("wat-water_level_readings-live")
+    assert item["properties"]["shikong:reading_count"] == before + len(rows)
+    assert not any(".sqlite" in a["href"] for a in item["assets"].values())
+    stored = PostgresObservationStore(dsn).window(WATER, [SENSOR], times[0], times[-1])
+    assert stored.time.tolist() == list(times) and (stored.value == 150.5).all()
+    assert not list(city.glob("observations*.sqlite"))
