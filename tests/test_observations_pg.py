@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -276,3 +277,105 @@ def test_a_readings_file_ingested_into_a_postgresql_catalog_goes_to_its_readings
     stored = PostgresObservationStore(dsn).window(WATER, [SENSOR], times[0], times[-1])
     assert stored.time.tolist() == list(times) and (stored.value == 150.5).all()
     assert not list(city.glob("observations*.sqlite"))
+
+
+def test_two_nodes_take_readings_and_one_killed_loses_nothing_acknowledged(
+    demo_data, tester_key, dsn, tmp_path, monkeypatch
+):
+    """Two ``shikong serve`` nodes on one database take HTTP batches (some sent to both);
+    node A is killed with SIGKILL while batches are in flight: node B keeps taking and
+    serving them, every acknowledged reading is stored once, nothing else is."""
+    import signal
+    import threading
+
+    import httpx
+    from conftest import RunningServer, free_port
+
+    roots = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        shutil.copytree(demo_data, root, ignore=shutil.ignore_patterns("sources", "cache", "jobs"))
+        roots.append(root)
+    assert shikong("migrate", "--data", str(roots[0]), "--to", dsn).returncode == 0
+    for root in roots:
+        for local in root.glob("observations*.sqlite*"):
+            local.unlink()
+    monkeypatch.setenv("SHIKONG_DATABASE", dsn)
+    start = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=2)).floor("s")
+
+    def times_of(k: int) -> pd.DatetimeIndex:
+        """The times of batch k: 100 readings 10 ms apart, after those of batch k - 1."""
+        return start + pd.to_timedelta(np.arange(k * 100, k * 100 + 100) * 10, "ms")
+
+    def readings(k: int) -> list[dict]:
+        return [
+            {"sensor_id": SENSOR, "time": t.isoformat(), "value": 150.0 + (i % 10) / 10}
+            for i, t in enumerate(times_of(k))
+        ]
+
+    headers = {"X-API-Key": tester_key}
+    acknowledged: dict[str, list[tuple[int, dict]]] = {"a": [], "b": []}
+    sent: set[int] = set()
+    node_a, node_b = RunningServer(roots[0], free_port()), RunningServer(roots[1], free_port())
+    stop = threading.Event()
+
+    def post(name: str, url: str, batches) -> None:
+        with httpx.Client(headers=headers, timeout=30) as client:
+            for k in batches:
+                if stop.is_set():
+                    return
+                sent.add(k)
+                try:
+                    reply = client.post(f"{url}/readings", json=readings(k))
+                except httpx.HTTPError:  # the node died under it
+                    return
+                if reply.status_code == 200:
+                    acknowledged[name].append((k, reply.json()))
+
+    try:
+        # A sends the even batches, B the odd ones and every fourth one of A's as well
+        a = threading.Thread(target=post, args=("a", node_a.url, range(0, 400, 2)))
+        b_batches = [k for k in range(400) if k % 2 or k % 4 == 0]
+        b = threading.Thread(target=post, args=("b", node_b.url, b_batches))
+        a.start()
+        b.start()
+        deadline = time.monotonic() + 60
+        while len(acknowledged["a"]) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(acknowledged["a"]) >= 20
+        os.kill(node_a.proc.pid, signal.SIGKILL)  # batches in flight
+        node_a.proc.wait(10)
+        a.join(30)
+        time.sleep(1.0)  # B goes on meanwhile
+        stop.set()
+        b.join(60)
+        assert acknowledged["b"] and len(acknowledged["b"]) > len(acknowledged["a"])
+        latest = httpx.get(
+            f"{node_b.url}/readings/latest",
+            params={"layer": WATER, "sensors": SENSOR},
+            headers=headers,
+        )
+        assert latest.status_code == 200  # node B still serves
+    finally:
+        stop.set()
+        for server in (node_a, node_b):
+            if server.proc.poll() is None:
+                server.stop()
+            server.log.close()
+    store = PostgresObservationStore(dsn)
+    stored = store.window(WATER, [SENSOR], start, start + pd.Timedelta(hours=1))
+    store.close()
+    got = set(stored.time)
+    assert len(got) == len(stored)  # once each
+    done = {k for name in acknowledged for k, _ in acknowledged[name]}
+    want = {t for k in done for t in times_of(k)}
+    assert want <= got  # nothing acknowledged is lost
+    could = {t for k in sent for t in times_of(k)}
+    assert got <= could  # and nothing else is there
+    per_batch = len(times_of(0))
+    assert len(got) % per_batch == 0  # whole batches only
+    accepted = sum(r["accepted"] for name in acknowledged for _, r in acknowledged[name])
+    assert accepted <= len(got)
+    for name in acknowledged:
+        for _, reply in acknowledged[name]:
+            assert reply["accepted"] + reply["duplicates"] == per_batch
