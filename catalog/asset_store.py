@@ -222,7 +222,9 @@ _gdal_configured: S3Settings | None = None
 
 def configure_gdal(settings: S3Settings | None = None) -> None:
     """Point GDAL's ``/vsis3/`` at the configured endpoint, process-wide (every thread's
-    rasterio reads it; credentials GDAL reads from the environment itself)."""
+    rasterio reads it; credentials GDAL reads from the environment itself), and in the
+    environment too, where processes started later find it: the Dask workers of a raster
+    job open the COG themselves (GDAL reads its options from the environment)."""
     global _gdal_configured
     settings = settings or S3Settings.from_env()
     if settings == _gdal_configured:
@@ -231,6 +233,7 @@ def configure_gdal(settings: S3Settings | None = None) -> None:
 
     for key, value in settings.gdal_options().items():
         set_gdal_config(key, value)
+        os.environ.setdefault(key, value)
     _gdal_configured = settings
 
 
@@ -653,3 +656,12 @@ def check_bucket(url: str) -> None:
     bucket, key = split_url(url)
     with _s3_errors(f"cannot use {url}"):
         obstore.list_with_delimiter(bucket_store(bucket), (key + "/") if key else None)
+
+
+def s3_configured() -> bool:
+    """Whether this process may read objects: ``SHIKONG_ASSETS`` names a bucket, or an
+    S3 endpoint is in the environment (items may name objects an earlier migrate made)."""
+    return (
+        os.environ.get(ASSETS_ENV, "").strip().startswith(S3_SCHEME)
+        or S3Settings.from_env().endpoint is not None
+    )

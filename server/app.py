@@ -28,7 +28,7 @@ from pygeoapi.api import itemtypes as itemtypes_api
 from pygeoapi.api import maps as maps_api
 from pygeoapi.api import processes as processes_api
 from pygeoapi.plugin import load_plugin
-from shikong.catalog import Catalog
+from shikong.catalog import Catalog, asset_store
 from shikong.catalog.live import LiveIngest
 from shikong.catalog.policy import ANONYMOUS, Access, Caller, Policy
 from shikong.catalog.sharing import grants_of
@@ -594,6 +594,8 @@ def create_app(
     public = public_url.PublicUrl(url, local_url, public_url.trusted_from_env())
     url = url or local_url
     catalog = Catalog.open(data_dir, database)
+    if asset_store.s3_configured():  # before any raster job starts its Dask workers
+        asset_store.configure_gdal()
     server = Server(catalog, url, policy)
     live = LiveIngest(catalog.store, catalog.observations)
     bridge = MqttBridge(live, mqtt) if mqtt else None
