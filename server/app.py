@@ -54,6 +54,7 @@ from .ows import api as ows_routes
 from .problems import Problem, from_error, problem, render
 from .processes import ALWAYS_AUDITED, process_reads, wants_async
 from .providers.coverage import SCALING, raster_info
+from .public_reads import PublicReads
 from .publish import Publisher, View, advertise_storage_crs
 from .rate_limits import buckets_for
 from .stac_api import StacApi
@@ -652,6 +653,8 @@ def create_app(
     )
     guard.audit.annotate = server.grants.annotate  # an entry names the grant it was served by
     guard.on_refusal = app.state.metrics.refused  # the gate's own refusals in /metrics
+    server.public_reads = PublicReads(catalog.paths.root)  # public reads for /stats
+    guard.on_unaudited = server.public_reads.add
     guard.state = app.state  # tests and tools reach the server through the outer app
     pages = error_pages.middleware(guard, server)  # a browser's error answers as pages
     return public.middleware(pages)  # outermost: the gate sees the caller behind a proxy

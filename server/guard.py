@@ -103,6 +103,8 @@ class Guard:
         self.audit = audit
         self.audit_queue = AuditQueue(audit)  # lines written off the event loop
         self.on_refusal: Callable[[int], None] | None = None  # counts the gate's refusals
+        # counts answered reads the log does not record (public layers: public_reads.py)
+        self.on_unaudited: Callable[[list[str], int, int], None] | None = None
         self.limits = limits
         self.classify = classify  # collection id → classification (None if unknown)
         self.hidden = hidden  # (caller, collection id) → exists but the caller may not see it
@@ -208,6 +210,8 @@ class Guard:
     ) -> None:
         sensitive = [c for c in ctx.collections if self.classify(c) in AUDITED_CLASSES]
         if not (sensitive or ctx.denied or ctx.always_audit or status in REFUSALS):
+            if self.on_unaudited is not None and ctx.collections and status < 400:
+                self.on_unaudited(list(ctx.collections), ctx.count or 0, sent)
             return
         entry: dict[str, Any] = {
             "user": ctx.caller.user,

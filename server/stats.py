@@ -2,10 +2,10 @@
 
 The audit log already holds, for every request it records, who asked (department), which
 layers it touched, how many features it returned (``count``), the bytes sent, the status
-and whether it was refused. Summing those gives the usage figures without a second
-ledger. Its limit is the log's scope: requests touching shared or restricted layers and
-every refusal. Public reads are not audited, so they are not counted here; every answer
-says so (``scope``), and ``GET /metrics`` counts every request per route.
+and whether it was refused: requests touching shared or restricted layers, and every
+refusal. Public reads are not audited; the server counts them per layer and day instead
+(:mod:`public_reads`), and they join the figures as rows of ``department: null`` (the
+public, whoever asked: a public read carries no department of its own).
 
 ``GET /stats?since=&until=&collection=&department=`` answers auditors (every layer) and
 admins (the layers of their own department); anyone else gets the 404 of a missing
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .audit import BadTime
+from .audit import BadTime, parse_time
 from .audit import query as audit_query
 from .problems import problem
 
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from .app import Server
 
 SCOPE = (
-    "requests recorded in the audit log: every request touching a shared or restricted "
-    "layer, and every refusal. Public reads are not audited and not counted here "
-    "(GET /metrics counts every request per route). collection null: refusals and "
-    "audited requests that named no layer (e.g. a refused credential, /audit, /stats)."
+    "requests recorded in the audit log (every request touching a shared or restricted "
+    "layer, and every refusal) and reads of public layers, counted per layer and day "
+    "without a department (department null). collection null: refusals and audited "
+    "requests that named no layer (e.g. a refused credential, /audit, /stats)."
 )
 FIGURES = ("requests", "features", "bytes", "refusals")
 PARAMETERS = ("since", "until", "collection", "department")
@@ -81,6 +81,30 @@ def aggregate(
     )
 
 
+def _with_public(
+    rows: list[dict[str, Any]],
+    reads: list[dict[str, Any]],
+    collection: str | None,
+    shown: Callable[[str | None], bool] | None,
+) -> list[dict[str, Any]]:
+    """The audited rows and the public reads' rows (department null), merged by key."""
+    merged = {(r["collection"], r["department"], r["day"]): dict(r) for r in rows}
+    for read in reads:
+        layer = read["collection"]
+        if (collection is not None and layer != collection) or (shown and not shown(layer)):
+            continue
+        row = merged.setdefault(
+            (layer, None, read["day"]),
+            {"collection": layer, "department": None, "day": read["day"],
+             **dict.fromkeys(FIGURES, 0)},
+        )  # fmt: skip
+        for figure in ("requests", "features", "bytes"):
+            row[figure] += int(read[figure])
+    return sorted(
+        merged.values(), key=lambda r: (r["day"], r["collection"] or "", r["department"] or "")
+    )
+
+
 def _whole(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -93,8 +117,10 @@ def usage(
     collection: str | None = None,
     department: str | None = None,
     shown: Callable[[str | None], bool] | None = None,
+    public: Callable[[str | None, str | None], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The statistics answer (``scope``, ``filters``, ``rows``, ``totals``) of one log.
+    """The statistics answer (``scope``, ``filters``, ``rows``, ``totals``) of one log,
+    with the public reads ``public(first_day, last_day)`` gives (whole UTC days).
 
     ``since``/``until``: RFC 3339 date-times or dates (a date ``until`` includes its
     day), read by the platform's one datetime parser; anything else raises
@@ -104,6 +130,10 @@ def usage(
         log, department=department, collection=collection, since=since, until=until
     )
     rows = aggregate(entries, collection, shown)
+    if public is not None and department is None:  # public reads carry no department
+        first = parse_time(since, "since")[:10] if since else None
+        last = parse_time(until, "until", end=True)[:10] if until else None
+        rows = _with_public(rows, public(first, last), collection, shown)
     totals = {f: sum(r[f] for r in rows) for f in FIGURES}
     filters = {
         "since": since,
@@ -152,6 +182,7 @@ def routes(server: Server) -> list[Route]:
                 collection=q.get("collection"),
                 department=q.get("department"),
                 shown=shown,
+                public=server.public_reads.rows,
             )
         except BadTime as exc:
             return problem(400, "InvalidParameterValue", str(exc))

@@ -494,3 +494,30 @@ def test_a_browser_signed_in_on_one_node_is_signed_in_on_another(dsn, tmp_path):
         assert one.get("/signin/whoami", headers=sent).json().get("user") is None
     assert not (a / "access" / "sessions.sqlite").exists()
     assert rows(dsn, "SELECT count(*) FROM shikong.sessions") == [(0,)]
+
+
+def test_public_reads_of_two_nodes_add_up_in_the_database(dsn, tmp_path):
+    """Each node counts its public reads and adds them to one table: /stats on either
+    node shows the reads of both."""
+    from shikong.catalog import Catalog
+    from shikong.server.app import create_app
+    from shikong.server.identity import KeyStore
+
+    shared = tmp_path / "shared-assets"
+    shared.mkdir()
+    a, b = node(tmp_path / "node-a", shared), node(tmp_path / "node-b", shared)
+    source = tmp_path / "wells.geojson"
+    wells = [box(113.2, 33.7, 113.21, 33.71), box(113.3, 33.7, 113.31, 33.71)]
+    gpd.GeoDataFrame({"name": ["井", "泉"]}, crs=4490, geometry=wells).to_file(source)
+    Catalog.open(a, database=dsn).ingest(
+        source, department="wat", layer="wells", classification="public"
+    )
+    auditor = {"X-API-Key": KeyStore(a).create("ema", "inspector", role="auditor")[0]}
+    apps = [create_app(n, "http://testserver", watch=False, database=dsn) for n in (a, b)]
+    with TestClient(apps[0]) as one, TestClient(apps[1]) as two:
+        for client in (one, two, two):
+            assert client.get("/collections/wat-wells/items?f=json").status_code == 200
+        one.app.state.server.public_reads.flush()  # what /stats does on its own node
+        rows = two.get("/stats", params={"collection": "wat-wells"}, headers=auditor).json()
+    public = [r for r in rows["rows"] if r["department"] is None]
+    assert sum(r["requests"] for r in public) == 3 and sum(r["features"] for r in public) == 6

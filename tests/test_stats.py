@@ -132,7 +132,7 @@ def test_stats_equal_the_requests_made_and_metrics_count_them(data, keys):
         assert got == want
         assert {row["day"] for row in answer["rows"]} <= {day_before, _now()[:10]}
         assert answer["totals"] == {f: sum(v[f] for v in want.values()) for f in FIGURES}
-        assert "public reads are not audited" in answer["scope"].lower()
+        assert "reads of public layers" in answer["scope"].lower()
 
         # filters: one layer, one department
         only = client.get(
@@ -253,3 +253,38 @@ def test_metrics_count_the_gates_refusals_and_posted_readings(data, keys):
         if s.name.endswith("_total")
     }
     assert posted == {"accepted": 3, "duplicate": 3, "unknown sensor": 1}
+
+
+def test_public_reads_are_counted_per_layer_and_day_without_a_department(data, keys):
+    """Public layers are not audited, yet their reads are in /stats: requests, features
+    and bytes per layer and day, department null, equal to what this test read (alone
+    in the data directory's table at the start, so the test computes them itself)."""
+    public = "tra-roads"
+    app = create_app(data, "http://testserver", watch=False)
+    with TestClient(app) as client:
+        before = _public_rows(client, keys, public)
+        want = Counter(dict.fromkeys(("requests", "features", "bytes"), 0))
+        for who, limit in ((None, 2), (None, 5), ("nrp", 3)):  # anyone: the public, a user
+            headers = {"X-API-Key": keys[who]} if who else {}
+            reply = client.get(f"/collections/{public}/items",
+                               params={"f": "json", "limit": limit}, headers=headers)  # fmt: skip
+            assert reply.status_code == 200 and len(reply.json()["features"]) == limit
+            want.update(requests=1, features=limit, bytes=reply.num_bytes_downloaded)
+        tile = client.get(f"/collections/{public}/tiles/WebMercatorQuad/10/415/843",
+                          headers={"Accept-Encoding": "identity"})  # fmt: skip
+        assert tile.status_code in (200, 204)
+        want.update(requests=1, bytes=tile.num_bytes_downloaded)
+        after = _public_rows(client, keys, public)
+    got = {f: after[f] - before.get(f, 0) for f in want}
+    assert got == dict(want)
+    cli = _stats_cli(data, "--collection", public, "--json")  # flushed: the CLI sees them
+    rows = [r for r in json.loads(cli.stdout)["rows"] if r["department"] is None]
+    assert sum(r["requests"] for r in rows) == after["requests"]
+
+
+def _public_rows(client, keys, layer: str) -> dict[str, int]:
+    answer = client.get(
+        "/stats", params={"collection": layer}, headers={"X-API-Key": keys["auditor"]}
+    ).json()
+    rows = [r for r in answer["rows"] if r["department"] is None]
+    return {f: sum(r[f] for r in rows) for f in ("requests", "features", "bytes")}

@@ -35,12 +35,13 @@ def stats(
 ) -> None:
     """Requests, features, bytes and refusals per layer, department and UTC day.
 
-    Counts what the audit log holds: requests touching shared or restricted layers, and
-    refusals (public reads are not audited; /metrics counts every request).
+    Counts what the audit log holds (requests touching shared or restricted layers, and
+    refusals) and the reads of public layers the servers have counted (department "-").
     """
     from shikong.catalog.storage import DataDir
 
     from ..audit import BadTime
+    from ..public_reads import stored_rows
     from ..stats import FIGURES, usage
 
     try:
@@ -50,6 +51,7 @@ def stats(
             until=until,
             collection=collection,
             department=department,
+            public=stored_rows(data_dir),
         )
     except BadTime as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
