@@ -308,12 +308,12 @@ class PostgresObservationStore(ReadingStore):
         """COPY a batch (in key order, one per key) in and merge it into ``obs_points``
         and ``obs_latest`` in one transaction; the layer's alert rules evaluated in it
         when ``good`` is given. Returns how many readings were new, and the alerts."""
-        self._partitions_for(t_ms)
         data = _HEADER + binary_rows(sid, t_ms, vals).tobytes() + _TRAILER
         newest = np.r_[sid[1:] != sid[:-1], True]  # the batch is in key order
         latest = _HEADER + binary_rows(sid[newest], t_ms[newest], vals[newest]).tobytes()
         latest += _TRAILER
         for attempt in range(DEADLOCK_RETRIES):
+            self._partitions_for(t_ms)
             db = self._db()
             try:
                 with db.transaction():
@@ -331,6 +331,13 @@ class PostgresObservationStore(ReadingStore):
             except psycopg.errors.DeadlockDetected:  # not in key order after all: again
                 if attempt == DEADLOCK_RETRIES - 1:
                     raise
+            except psycopg.errors.CheckViolation as exc:
+                # a month's partition taken out (detached) since this process saw it:
+                # look again, create it anew
+                if "no partition" not in str(exc) or attempt == DEADLOCK_RETRIES - 1:
+                    raise
+                with self._guard:
+                    self._months.clear()
         raise AssertionError("unreachable")
 
     def _copy_in(self, db: psycopg.Connection[Any], data: bytes, n: int) -> int:
@@ -360,7 +367,9 @@ class PostgresObservationStore(ReadingStore):
 
     def _partitions_for(self, t_ms: np.ndarray) -> None:
         """Create the monthly partitions a batch's readings need (each once, by whichever
-        process first needs it, in a commit of its own under an advisory lock)."""
+        process first needs it, in a commit of its own under an advisory lock). A month
+        whose partition was detached gets a new one (``…_2`` if the old table is still
+        there under its name)."""
         months = np.unique(np.asarray(t_ms, "datetime64[ms]").astype("datetime64[M]"))
         wanted = {int(m) for m in months[months >= FIRST_MONTH].astype(np.int64)}
         if wanted <= self._months:
@@ -375,18 +384,28 @@ class PostgresObservationStore(ReadingStore):
                     "WHERE i.inhparent = %s::regclass",
                     (f"{self.schema}.obs_points",),
                 )
-                existing = {r[0] for r in rows}
+                attached = {r[0] for r in rows}
+                rows = db.execute(
+                    "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace",
+                    (self.schema,),
+                )
+                taken = {r[0] for r in rows}
                 for month in sorted(wanted - self._months):
                     start = np.datetime64(month, "M")
-                    name = f"obs_points_y{str(start).replace('-', 'm')}"
-                    if name not in existing:
-                        db.execute(
-                            self._sql(
-                                f"CREATE TABLE IF NOT EXISTS {{s}}.{name} PARTITION OF "
-                                f"{{s}}.obs_points FOR VALUES FROM ('{start}-01 00:00:00+00') "
-                                f"TO ('{start + np.timedelta64(1, 'M')}-01 00:00:00+00')"
-                            )
+                    base = f"obs_points_y{str(start).replace('-', 'm')}"
+                    if any(n == base or n.startswith(f"{base}_") for n in attached):
+                        continue
+                    name, k = base, 1
+                    while name in taken:  # the detached table keeps its name
+                        k += 1
+                        name = f"{base}_{k}"
+                    db.execute(
+                        self._sql(
+                            f"CREATE TABLE {{s}}.{name} PARTITION OF {{s}}.obs_points "
+                            f"FOR VALUES FROM ('{start}-01 00:00:00+00') "
+                            f"TO ('{start + np.timedelta64(1, 'M')}-01 00:00:00+00')"
                         )
+                    )
             self._months |= wanted
 
     def add_counts(self, channel: str, counts: dict[str, int]) -> None:

@@ -379,3 +379,18 @@ def test_two_nodes_take_readings_and_one_killed_loses_nothing_acknowledged(
     for name in acknowledged:
         for _, reply in acknowledged[name]:
             assert reply["accepted"] + reply["duplicates"] == per_batch
+
+
+def test_a_month_taken_out_comes_back_when_its_readings_are_sent_again(dsn):
+    store = PostgresObservationStore(dsn)
+    march = pd.DataFrame(
+        {"sensor_id": ["G1", "G2"], "time": ["2026-03-05T00:00:00Z"] * 2, "value": 1.0}
+    )
+    assert store.append(LAYER, march, SENSORS, now=NOW).accepted == 2
+    with psycopg.connect(dsn, autocommit=True) as db:  # an operator archives March
+        db.execute("ALTER TABLE shikong.obs_points DETACH PARTITION shikong.obs_points_y2026m03")
+    assert store.window(LAYER).empty and len(store.latest(LAYER)) == 2
+    again = store.append(LAYER, march, SENSORS, now=NOW)  # this process knew the partition
+    assert (again.accepted, again.duplicates) == (2, 0)
+    assert len(store.window(LAYER)) == 2
+    store.close()
