@@ -90,7 +90,8 @@ class Page:
     """A fresh browser context with its request log."""
 
     def __init__(self, browser, site) -> None:
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        # a Chinese browser: the workbench follows Accept-Language (Chromium's own is en-US)
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
         self.page = self.context.new_page()
         self.site = site
         self.requests: list[str] = []
@@ -158,7 +159,7 @@ def test_sign_in_with_a_key(tab, keys):
     assert not any(keys["nrp"] in u for u in tab.requests)
     assert keys["nrp"] not in tab.page.content()
     tab.page.click(".sk-signout button")
-    tab.page.wait_for_url("**/signin")
+    tab.page.wait_for_url("**/signin?lang=zh")
     assert "未登录" in tab.page.inner_text("#sk-who")
 
 

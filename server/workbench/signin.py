@@ -38,7 +38,7 @@ from starlette.routing import Route
 from .. import public_url
 from ..identity import AuthError, JwtSettings, KeyStore, caller_from_claims
 from ..problems import problem
-from .pages import render
+from .pages import gettext, page_language, render, with_lang
 from .session import (
     SessionStore,
     clear_cookie_header,
@@ -243,6 +243,9 @@ class SigninApi:
 
     async def page(self, request: Request, error: str | None = None, status: int = 200):
         next_path = safe_next(request.query_params.get("next"))
+        if "lang" in request.query_params and "lang=" not in next_path:
+            # a language chosen on this page stays chosen where the sign-in goes
+            next_path = with_lang(next_path, page_language(request))
         html = render(
             "signin.html",
             request,
@@ -252,6 +255,13 @@ class SigninApi:
             error=error,
         )
         return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+    @staticmethod
+    def failed(request: Request, what: str, why: object) -> str:
+        """A sign-in failure as the page says it: ``what`` (a catalogue string) in the
+        page's language, then the reason as the server gives it."""
+        lang = page_language(request)
+        return f"{gettext(lang, what)}{'：' if lang == 'zh' else ': '}{why}"
 
     async def signin(self, request: Request) -> Response:
         """The key form: a session for the key's caller, or the page again with why not."""
@@ -270,7 +280,7 @@ class SigninApi:
             if ctx is not None:
                 ctx.denied, ctx.note = True, f"sign-in refused: {exc}"
             if wants_html:
-                return await self.page(request, f"登录失败：{exc}", 401)
+                return await self.page(request, self.failed(request, "Sign-in failed", exc), 401)
             return problem(401, "Unauthorized", f"sign-in refused: {exc}")
         return self._signed_in(request, caller, "key", next_path)
 
@@ -297,7 +307,11 @@ class SigninApi:
             return problem(404, "NotFound", "no identity provider is configured here")
         q = request.query_params
         if q.get("error"):
-            return await self.page(request, f"统一身份认证未完成：{q['error']}", 401)
+            return await self.page(
+                request,
+                self.failed(request, "Identity service sign-in not completed", q["error"]),
+                401,
+            )
         state, code = q.get("state", ""), q.get("code", "")
         bound = cookie_value({"cookie": request.headers.get("cookie", "")}, STATE_COOKIE)
         if not state or not code or bound is None or not hmac.compare_digest(state, bound):
@@ -309,7 +323,9 @@ class SigninApi:
                 self.oidc.finish, state, code, f"{_base(request)}/signin/oidc/callback"
             )
         except AuthError as exc:
-            return await self.page(request, f"统一身份认证失败：{exc}", 401)
+            return await self.page(
+                request, self.failed(request, "Identity service sign-in failed", exc), 401
+            )
         except httpx.HTTPError as exc:
             return problem(502, "BadGateway", f"the identity provider cannot be reached: {exc}")
         response = self._signed_in(request, caller, "oidc", next_path)
@@ -324,7 +340,9 @@ class SigninApi:
         if sid:
             await run_in_threadpool(self.sessions.delete, sid)
         secure = _secure(request)
-        response = RedirectResponse("/signin", status_code=303)
+        lang = request.query_params.get("lang")  # the page's language, kept
+        target = with_lang("/signin", page_language(request)) if lang else "/signin"
+        response = RedirectResponse(target, status_code=303)
         response.headers.append("set-cookie", clear_cookie_header(secure))
         response.headers.append("set-cookie", f"{CSRF_COOKIE}=; SameSite=Strict; Path=/; Max-Age=0")
         response.headers["cache-control"] = "no-store"
