@@ -31,7 +31,6 @@ import datetime as dt
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -674,9 +673,6 @@ class PostgresObservationStore(ReadingStore):
                 ),
                 (source,),
             )
-
-    def data_assets(self, item_dir: Path, layer: str) -> dict[str, dict]:
-        return {}
 
 
 class _NoRows:
