@@ -5,7 +5,8 @@
   (URL and document), kind and the dates its versions start (the time slider's stops);
   the page carries the same list in its HTML (``#sk-boot``), so the map can ask for the
   tiles of the layers shown on opening without two round trips first;
-- ``/workbench/aliases``: Chinese field aliases and units (``config/field_aliases.yaml``);
+- ``/workbench/aliases``: Chinese field aliases and units (``config/field_aliases.yaml``;
+  the English page shows the field names instead, with the units);
 - ``/workbench/proposal``: a proposal file (坐标报盘 .txt, GeoJSON, zipped Shapefile) as
   the process input and a CRS84 outline to draw, read by the library's readers;
 - the sign-in routes (:mod:`.signin`), the live stream (:mod:`.sse`) and the
@@ -38,7 +39,7 @@ from .. import public_url
 from ..maps.styles import facts_from_resource, style_for
 from ..problems import problem
 from .mines import MinesApi
-from .pages import render
+from .pages import page_language, render
 from .signin import SigninApi
 from .sse import LiveStream
 
@@ -67,19 +68,20 @@ def _day(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
 
 
-def _title(resource: dict[str, Any], cid: str) -> str:
+def _title(resource: dict[str, Any], cid: str, lang: str = "zh") -> str:
+    """The collection's title in ``lang`` (titles are ``{en, zh}`` or one string)."""
     title = resource.get("title")
     if isinstance(title, dict):
-        return title.get("zh") or title.get("en") or cid
+        return title.get(lang) or title.get("zh") or title.get("en") or cid
     return title or cid
 
 
-def layer_entry(cid: str, resource: dict[str, Any]) -> dict[str, Any]:
+def layer_entry(cid: str, resource: dict[str, Any], lang: str = "zh") -> dict[str, Any]:
     versions = next((p["versions"] for p in resource.get("providers", []) if p.get("versions")), [])
     kind = resource["shikong"]["kind"]
     return {
         "id": cid,
-        "title": _title(resource, cid),
+        "title": _title(resource, cid, lang),
         "kind": kind,
         "classification": resource["shikong"]["classification"],
         "style": f"/collections/{cid}/styles/default",
@@ -92,8 +94,9 @@ def layer_entry(cid: str, resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def layers_by_department(resources: dict[str, Any]) -> dict[str, Any]:
-    """The caller's drawable layers, grouped by department in the departments' order."""
+def layers_by_department(resources: dict[str, Any], lang: str = "zh") -> dict[str, Any]:
+    """The caller's drawable layers, grouped by department in the departments' order,
+    titles and department names in ``lang``."""
     names = departments()
     groups: dict[str, list[dict[str, Any]]] = {}
     for cid, resource in resources.items():
@@ -101,7 +104,9 @@ def layers_by_department(resources: dict[str, Any]) -> dict[str, Any]:
             continue
         if resource["shikong"]["kind"] not in MAP_KINDS:
             continue
-        groups.setdefault(resource["shikong"]["department"], []).append(layer_entry(cid, resource))
+        groups.setdefault(resource["shikong"]["department"], []).append(
+            layer_entry(cid, resource, lang)
+        )
     order = [d for d in names if d in groups] + sorted(d for d in groups if d not in names)
     dates = sorted(
         {v["from"] for g in groups.values() for layer in g for v in layer["versions"] if v["from"]}
@@ -110,13 +115,19 @@ def layers_by_department(resources: dict[str, Any]) -> dict[str, Any]:
         "departments": [
             {
                 "code": d,
-                "name": names.get(d, {}).get("name", d),
+                "name": _department_name(names.get(d, {}), d, lang),
                 "layers": sorted(groups[d], key=lambda layer: layer["id"]),
             }
             for d in order
         ],
         "dates": dates,
     }
+
+
+def _department_name(department: dict[str, Any], code: str, lang: str) -> str:
+    if lang == "en":
+        return department.get("name_en") or department.get("name") or code
+    return department.get("name") or code
 
 
 def with_styles(catalog: dict[str, Any], resources: dict[str, Any], base: str) -> dict[str, Any]:
@@ -184,9 +195,11 @@ class Workbench:
         return base.rstrip("/")
 
     def catalog(self, request: Request) -> dict[str, Any]:
-        """The caller's layers by department, with their style documents."""
+        """The caller's layers by department, with their style documents, in the
+        request's language."""
         resources = self.server.view(request).resources
-        return with_styles(layers_by_department(resources), resources, self._base())
+        catalog = layers_by_department(resources, page_language(request))
+        return with_styles(catalog, resources, self._base())
 
     async def page(self, request: Request) -> Response:
         catalog = await run_in_threadpool(self.catalog, request)
