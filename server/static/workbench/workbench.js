@@ -1,14 +1,25 @@
 // 一张图 workbench: the caller's layers on one MapLibre map, a time slider, feature
 // attributes with Chinese aliases, live sensors (server-sent events) and the proposal
 // check. Everything it loads comes from this server, through the same gate as any client;
-// writes carry the CSRF token from the shikong_csrf cookie (session.js).
+// writes carry the CSRF token from the shikong_csrf cookie (session.js). Every text it
+// writes is the page's (#sk-text, in the page's language, from the server's catalogue).
 (function () {
   "use strict";
 
-  var VERDICTS = {
-    compliant: "合规", needs_review: "需复核", conflict: "冲突",
-    incomplete: "未完成（部分图层不可用）", not_checked: "未检查（不可用，请登录或申请权限）"
-  };
+  var LANG = document.body.getAttribute("data-lang") === "en" ? "en" : "zh";
+  var TEXT = (function () {
+    var node = document.getElementById("sk-text");
+    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+  })();
+  // a text of the page, its {name} marks filled from `values`
+  function t(key, values) {
+    var text = TEXT[key] === undefined ? key : TEXT[key];
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
+  var GAP = LANG === "en" ? " " : "";  // after a colon
+  function verdictText(v) { return TEXT["verdict_" + v] || v; }
   var DEFAULT_ON = ["nrp-planning_zones", "tra-roads", "wat-rivers", "wat-reservoirs"];
   var state = {
     catalog: null, layers: {}, order: [], dates: [], date: null, aliases: { fields: {}, collections: {} },
@@ -31,7 +42,7 @@
   }
   function csrf() { return window.shikongCsrf ? window.shikongCsrf() : ""; }
   var signedIn = !!document.querySelector(".sk-user[data-department]");
-  var HIDDEN_NOTE = signedIn ? "不存在或您无权查看" : "不存在或对您不可见：登录后可能看到更多";
+  var HIDDEN_NOTE = t(signedIn ? "hidden_signed_in" : "hidden_public");
 
   function fail(response) {
     return response.json().catch(function () { return {}; }).then(function (body) {
@@ -54,7 +65,7 @@
   function fmt(n, digits) {
     if (n === null || n === undefined || n === "") return "—";
     if (typeof n !== "number") return String(n);
-    return n.toLocaleString("zh-CN", { maximumFractionDigits: digits === undefined ? 2 : digits });
+    return n.toLocaleString(LANG === "en" ? "en-US" : "zh-CN", { maximumFractionDigits: digits === undefined ? 2 : digits });
   }
 
   // -- the map --------------------------------------------------------------------------
@@ -151,7 +162,7 @@
 
   function setDate(date) {
     state.date = date;
-    $("#sk-time-label").textContent = date ? date + " 起有效的版本" : "现行版本";
+    $("#sk-time-label").textContent = date ? t("time_from", { date: date }) : t("time_current");
     Object.keys(state.layers).forEach(function (id) {
       var L = state.layers[id];
       if (!L.meta.timed || !L.sources) return;
@@ -165,9 +176,9 @@
   // -- the layer panel ------------------------------------------------------------------
   function layerRow(meta) {
     var box = el("input", { type: "checkbox", "data-layer": meta.id, id: "sk-l-" + meta.id });
-    var opacity = el("input", { type: "range", min: "0", max: "100", value: "100", "data-opacity": meta.id, title: "不透明度" });
-    var up = el("button", { type: "button", "data-up": meta.id, title: "上移", text: "↑" });
-    var down = el("button", { type: "button", "data-down": meta.id, title: "下移", text: "↓" });
+    var opacity = el("input", { type: "range", min: "0", max: "100", value: "100", "data-opacity": meta.id, title: t("opacity") });
+    var up = el("button", { type: "button", "data-up": meta.id, title: t("up"), text: "↑" });
+    var down = el("button", { type: "button", "data-down": meta.id, title: t("down"), text: "↓" });
     var label = el("label", { for: "sk-l-" + meta.id, text: meta.title });
     var row = el("li", { class: "sk-layer sk-kind-" + meta.kind, "data-id": meta.id }, [box, label, opacity, up, down]);
     var L = { meta: meta, on: false, opacity: 1, row: row, box: box };
@@ -194,12 +205,12 @@
   function buildPanel(catalog) {
     var panel = $("#sk-layers");
     panel.textContent = "";
-    if (!signedIn) panel.appendChild(el("p", { class: "sk-note", id: "sk-anonymous-note", text: "未登录：只列出公开图层。看不到的图层对您不可见，登录后可能看到更多。" }));
+    if (!signedIn) panel.appendChild(el("p", { class: "sk-note", id: "sk-anonymous-note", text: t("anonymous_layers") }));
     catalog.departments.forEach(function (dept) {
       var list = el("ul", { class: "sk-layer-list" });
       dept.layers.forEach(function (meta) { list.appendChild(layerRow(meta)); });
       panel.appendChild(el("details", { open: "", class: "sk-department", "data-department": dept.code }, [
-        el("summary", { text: dept.name + "（" + dept.layers.length + "）" }), list,
+        el("summary", { text: t("department_count", { name: dept.name, count: dept.layers.length }) }), list,
       ]));
     });
     var dates = catalog.dates;
@@ -262,9 +273,12 @@
       if (k === "bbox") return;
       var a = alias(collection, k);
       var value = props[k];
-      var text = value === null || value === undefined ? "—" : (typeof value === "boolean" ? (value ? "是" : "否") : fmt(value, 6));
-      if (a && a.unit && value !== null && value !== undefined) text += " " + a.unit;
-      table.appendChild(el("tr", { "data-field": k }, [el("th", { text: a ? a.alias : k, title: k }), el("td", { text: text })]));
+      var text = value === null || value === undefined ? "—" : (typeof value === "boolean" ? (value ? t("yes") : t("no")) : fmt(value, 6));
+      if (a && a.unit && value !== null && value !== undefined) text += " " + (TEXT["unit_" + a.unit] || a.unit);
+      // the aliases are Chinese (data): the English page shows the field's own name
+      var label = a && LANG === "zh" ? a.alias : k;
+      var hint = a ? (LANG === "zh" ? k : a.alias) : k;
+      table.appendChild(el("tr", { "data-field": k }, [el("th", { text: label, title: hint }), el("td", { text: text })]));
     });
     return table;
   }
@@ -287,12 +301,12 @@
     $("#sk-side").classList.add("sk-has-info");
   }
   function parcelRecord(cid, fid) {
-    var box = el("div", { class: "sk-record", id: "sk-parcel-record" }, [el("p", { text: "读取登记记录…" })]);
+    var box = el("div", { class: "sk-record", id: "sk-parcel-record" }, [el("p", { text: t("record_loading") })]);
     getJSON("/collections/rer-parcels/items/" + encodeURIComponent(fid) + "?f=json").then(function (item) {
       box.textContent = "";
-      box.appendChild(el("h4", { text: "不动产登记记录" }));
+      box.appendChild(el("h4", { text: t("record") }));
       box.appendChild(attributeTable(cid, item.properties));
-    }).catch(function (err) { box.textContent = "登记记录：" + err.message; });
+    }).catch(function (err) { box.textContent = t("record_failed", { message: err.message }); });
     return box;
   }
   function onClick(e) {
@@ -324,7 +338,7 @@
   function showAlert(a) {
     state.alerts.push(a);
     var list = $("#sk-alerts");
-    var text = (a.time || "") + " " + (a.sensor || a.sensor_id || "") + " " + (a.message || a.rule || a.level || "告警");
+    var text = (a.time || "") + " " + (a.sensor || a.sensor_id || "") + " " + (a.message || a.rule || a.level || t("alert"));
     list.insertBefore(el("li", { class: "sk-alert", text: text }), list.firstChild);
     $("#sk-alerts-box").classList.add("sk-flash");
   }
@@ -364,17 +378,17 @@
     state.drawing = [];
     map.doubleClickZoom.disable();
     map.getCanvas().style.cursor = "crosshair";
-    $("#sk-proposal-status").textContent = "单击地图添加拐点，双击或“完成”闭合红线";
+    $("#sk-proposal-status").textContent = t("draw_hint");
   }
   function finishDrawing() {
     var pts = state.drawing;
     state.drawing = null;
     map.doubleClickZoom.enable();
     map.getCanvas().style.cursor = "";
-    if (!pts || pts.length < 3) { setProposal(null, null, "至少需要 3 个拐点"); return; }
+    if (!pts || pts.length < 3) { setProposal(null, null, t("draw_too_few")); return; }
     var ring = pts.concat([pts[0]]);
     var geometry = { type: "Polygon", coordinates: [ring] };
-    setProposal(geometry, { type: "Feature", properties: {}, geometry: geometry }, "已绘制红线（" + pts.length + " 个拐点）");
+    setProposal(geometry, { type: "Feature", properties: {}, geometry: geometry }, t("drawn", { count: pts.length }));
   }
   function onDrawClick(e) {
     if (!state.drawing) return;
@@ -385,41 +399,51 @@
   }
 
   function upload(file) {
-    $("#sk-proposal-status").textContent = "读取 " + file.name + " …";
+    $("#sk-proposal-status").textContent = t("reading_file", { name: file.name });
     return fetch("/workbench/proposal", {
       method: "POST", credentials: "same-origin", body: file,
       headers: { "content-type": "application/octet-stream", "x-file-name": encodeURIComponent(file.name), "x-csrf-token": csrf() },
     }).then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (answer) {
-      setProposal(answer.proposal, answer.outline, "已读取 " + answer.name);
-    }).catch(function (err) { setProposal(null, null, "无法读取：" + err.message); });
+      setProposal(answer.proposal, answer.outline, t("read_file", { name: answer.name }));
+    }).catch(function (err) { setProposal(null, null, t("read_failed", { message: err.message })); });
   }
 
   function areaCells(a) {
     return [el("td", { class: "sk-m2", text: fmt(a.m2, 2) }), el("td", { class: "sk-ha", text: fmt(a.ha, 4) }), el("td", { class: "sk-mu", text: fmt(a.mu, 2) })];
   }
   function areaTable(rows) {
-    var table = el("table", { class: "sk-areas" }, [el("tr", {}, [el("th", { text: "项目" }), el("th", { text: "面积（m²）" }), el("th", { text: "公顷" }), el("th", { text: "亩" })])]);
+    var table = el("table", { class: "sk-areas" }, [el("tr", {}, [el("th", { text: t("item") }), el("th", { text: t("area_m2") }), el("th", { text: t("hectares") }), el("th", { text: t("mu") })])]);
     rows.forEach(function (r) { table.appendChild(el("tr", { "data-row": r[0] }, [el("th", { text: r[1] })].concat(areaCells(r[2])))); });
     return table;
   }
-  function verdictTag(v) { return el("span", { class: "sk-verdict sk-verdict-" + v, "data-verdict": v, text: VERDICTS[v] || v }); }
+  // a checked layer's name: the process gives it in Chinese; the English page shows the
+  // layer's title from the list (in the page's language) where the caller has it
+  function layerName(l) {
+    var L = LANG === "en" && state.layers[l.layer];
+    return L ? L.meta.title : l.name;
+  }
+  function verdictTag(v) { return el("span", { class: "sk-verdict sk-verdict-" + v, "data-verdict": v, text: verdictText(v) }); }
 
   function renderReport(compliance, precheck) {
     var box = $("#sk-report");
     box.textContent = "";
-    box.appendChild(el("h2", { text: "项目用地审查报告" }));
-    if (!signedIn) box.appendChild(el("p", { class: "sk-note", id: "sk-report-anonymous", text: "以未登录身份审查：只叠加了对您可见的图层，对看不到的图层不作结论。登录后结论可能不同。" }));
+    box.appendChild(el("h2", { text: t("report") }));
+    if (!signedIn) box.appendChild(el("p", { class: "sk-note", id: "sk-report-anonymous", text: t("report_anonymous") }));
     var p = (compliance || precheck).proposal;
-    box.appendChild(el("p", { text: "红线来源：" + p.source + (p.gk_zone ? "；高斯-克吕格 3° 带第 " + p.gk_zone + " 带" : "") + "；审查日期 " + (compliance || precheck).as_of }));
-    box.appendChild(areaTable([["proposal-planar", "红线面积（高斯平面）", p.area.planar], ["proposal-ellipsoidal", "红线面积（椭球面）", p.area.ellipsoidal]]));
+    var source = TEXT["source_" + p.source] || p.source;
+    var said = [t("report_source", { source: source })];
+    if (p.gk_zone) said.push(t("report_zone", { zone: p.gk_zone }));
+    said.push(t("report_date", { date: (compliance || precheck).as_of }));
+    box.appendChild(el("p", { text: said.join(t("separator")) }));
+    box.appendChild(areaTable([["proposal-planar", t("area_planar"), p.area.planar], ["proposal-ellipsoidal", t("area_ellipsoidal"), p.area.ellipsoidal]]));
     if (compliance) {
-      box.appendChild(el("h3", {}, ["国土空间规划符合性审查：", verdictTag(compliance.verdict)]));
-      var t = el("table", { class: "sk-rules" }, [el("tr", {}, ["图层", "版本", "重叠 m²", "公顷", "亩", "结论", "说明"].map(function (h) { return el("th", { text: h }); }))]);
+      box.appendChild(el("h3", {}, [t("compliance") + GAP, verdictTag(compliance.verdict)]));
+      var rules = el("table", { class: "sk-rules" }, [el("tr", {}, ["layer", "version", "overlap_m2", "ha", "mu_short", "verdict", "note"].map(function (h) { return el("th", { text: t(h) }); }))]);
       compliance.layers.forEach(function (l) {
-        t.appendChild(el("tr", { "data-layer": l.layer }, [el("td", { text: l.name }), el("td", { text: l.version || "—" })].concat(areaCells(l.overlap.planar)).concat([el("td", {}, [verdictTag(l.verdict)]), el("td", { text: l.reason || "" })])));
+        rules.appendChild(el("tr", { "data-layer": l.layer }, [el("td", { text: layerName(l) }), el("td", { text: l.version || "—" })].concat(areaCells(l.overlap.planar)).concat([el("td", {}, [verdictTag(l.verdict)]), el("td", { text: l.reason || "" })])));
       });
-      box.appendChild(t);
-      if (compliance.figure_png) box.appendChild(el("img", { class: "sk-figure", alt: "重叠示意图", src: "data:image/png;base64," + compliance.figure_png }));
+      box.appendChild(rules);
+      if (compliance.figure_png) box.appendChild(el("img", { class: "sk-figure", alt: t("figure"), src: "data:image/png;base64," + compliance.figure_png }));
       if (compliance.overlaps && compliance.overlaps.features.length) {
         if (!map.getSource("sk-overlaps")) {
           map.addSource("sk-overlaps", { type: "geojson", data: compliance.overlaps });
@@ -428,24 +452,28 @@
       }
     }
     if (precheck) {
-      box.appendChild(el("h3", {}, ["建设用地报批预审：", verdictTag(precheck.verdict)]));
-      box.appendChild(areaTable(Object.keys(precheck.classes).map(function (k) { return ["class-" + k, k, precheck.classes[k].total]; })
-        .concat([["balance", "需补充耕地（占补平衡）", precheck.farmland_balance.to_supplement]])));
+      box.appendChild(el("h3", {}, [t("precheck") + GAP, verdictTag(precheck.verdict)]));
+      box.appendChild(areaTable(Object.keys(precheck.classes).map(function (k) { return ["class-" + k, TEXT["class_" + k] || k, precheck.classes[k].total]; })
+        .concat([["balance", t("balance"), precheck.farmland_balance.to_supplement]])));
       var bnd = precheck.boundary;
-      box.appendChild(el("p", { text: "界址检查：" + (bnd.valid ? "有效" : "无效：" + (bnd.problem || "")) + "；界址点 " + fmt(bnd.point_count, 0) + " 个；申报 " + fmt(bnd.declared_area_ha, 4) + " 公顷，计算 " + fmt(bnd.computed_planar_ha, 4) + " 公顷" }));
+      box.appendChild(el("p", { text: t("boundary", {
+        result: bnd.valid ? t("valid") : t("invalid", { problem: bnd.problem || "" }),
+        points: fmt(bnd.point_count, 0), declared: fmt(bnd.declared_area_ha, 4), computed: fmt(bnd.computed_planar_ha, 4),
+      }) }));
       (precheck.control_line_conflicts || []).forEach(function (c) {
-        box.appendChild(el("p", {}, [c.name + "：", verdictTag(c.verdict), " " + (c.reason || "")]));
+        box.appendChild(el("p", {}, [layerName(c) + (LANG === "zh" ? "：" : ":") + GAP, verdictTag(c.verdict), " " + (c.reason || "")]));
       });
-      box.appendChild(el("p", { text: "与已批用地重叠：" + (precheck.approved_overlaps.length ? precheck.approved_overlaps.length + " 处" : "无") }));
+      var n = precheck.approved_overlaps.length;
+      box.appendChild(el("p", { text: t("approved", { result: n ? t("approved_count", { count: n }) : t("none") }) }));
     }
-    box.appendChild(el("button", { type: "button", id: "sk-print", text: "打印报告" }));
+    box.appendChild(el("button", { type: "button", id: "sk-print", text: t("print") }));
     $("#sk-print").addEventListener("click", function () { document.body.classList.add("sk-printing"); window.print(); document.body.classList.remove("sk-printing"); });
   }
 
   function runChecks() {
     if (!state.proposal) return;
     $("#sk-run").disabled = true;
-    $("#sk-proposal-status").textContent = "审查中…";
+    $("#sk-proposal-status").textContent = t("checking");
     var inputs = { proposal: state.proposal };
     // one after the other: the report needs both, and the server runs each on its own
     var both = [];
@@ -461,7 +489,7 @@
       var ok = both.filter(function (r) { return !r.error; });
       var errors = both.filter(function (r) { return r.error; }).map(function (r) { return r.error.message; });
       if (ok.length) renderReport(both[0].error ? null : both[0], both[1].error ? null : both[1]);
-      $("#sk-proposal-status").textContent = errors.length ? "部分审查未完成：" + errors.join("；") : "审查完成";
+      $("#sk-proposal-status").textContent = errors.length ? t("partly", { errors: errors.join(t("separator")) }) : t("checked");
       $("#sk-run").disabled = false;
     });
   }
@@ -483,17 +511,17 @@
     });
   }
   function mineTable(report) {
-    var rows = [["名称", "状态", "NDVI（前）", "NDVI（后）", "NDVI 变化", "受损（公顷）", "恢复（公顷）"]];
-    var t = el("table", { class: "sk-mines", id: "sk-mine-change" }, [el("tr", {}, rows[0].map(function (h) { return el("th", { text: h }); }))]);
+    var rows = [["mine_name", "mine_status", "ndvi_before", "ndvi_after", "ndvi_change", "disturbed", "recovered"].map(function (k) { return t(k); })];
+    var table = el("table", { class: "sk-mines", id: "sk-mine-change" }, [el("tr", {}, rows[0].map(function (h) { return el("th", { text: h }); }))]);
     report.mines.forEach(function (m) {
       var change = el("td", { class: "sk-change " + (m.ndvi_change < 0 ? "sk-loss" : "sk-gain"), text: fmt(m.ndvi_change, 3) });
-      t.appendChild(el("tr", { "data-mine": String(m.id) }, [
+      table.appendChild(el("tr", { "data-mine": String(m.id) }, [
         el("td", { text: m.name || String(m.id) }), el("td", { text: m.status || "—" }),
         el("td", { text: fmt(m.ndvi_before, 3) }), el("td", { text: fmt(m.ndvi_after, 3) }), change,
         el("td", { class: "sk-disturbed", text: fmt(m.disturbed_ha, 2) }), el("td", { class: "sk-recovered", text: fmt(m.recovered_ha, 2) }),
       ]));
     });
-    return t;
+    return table;
   }
   function mineView() {
     var box = $("#sk-mines");
@@ -502,7 +530,7 @@
       var L = state.layers[id];
       if (L && !L.on) { L.box.checked = true; enable(id); }
     });
-    var status = el("p", { class: "sk-hint", id: "sk-mine-status", text: "计算植被指数（NDVI）变化…" });
+    var status = el("p", { class: "sk-hint", id: "sk-mine-status", text: t("ndvi_computing") });
     box.appendChild(status);
     var changeBox = el("div", { id: "sk-mine-change-box" });
     var projectBox = el("div", { id: "sk-mine-projects" });
@@ -510,23 +538,25 @@
     box.appendChild(projectBox);
     getJSON(NDVI_CHANGE).then(function (report) {
       ndviChangeLayer();
-      status.textContent = "NDVI 变化：" + report.before_version + " → " + report.after_version +
-        "（褐色为植被减少，绿色为恢复；变化 < " + report.thresholds.disturbed + " 计为受损，> " + report.thresholds.recovered + " 计为恢复）";
-      changeBox.appendChild(el("h3", { text: "各矿山植被变化" }));
+      status.textContent = t("ndvi_status", {
+        before: report.before_version, after: report.after_version,
+        disturbed: report.thresholds.disturbed, recovered: report.thresholds.recovered,
+      });
+      changeBox.appendChild(el("h3", { text: t("mine_change") }));
       changeBox.appendChild(mineTable(report));
       var L = state.layers["nrp-mining_rights"];
       var b = L && L.meta.bbox;
       if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 30, duration: 0 });
-    }).catch(function (err) { status.textContent = "NDVI 变化：" + err.message; });
+    }).catch(function (err) { status.textContent = t("ndvi_failed", { message: err.message }); });
     getJSON("/collections/nrp-mine_remediation/items?f=json&limit=200").then(function (fc) {
-      var t = el("table", { class: "sk-mines", id: "sk-mine-project-table" }, [el("tr", {}, ["项目", "所属矿山", "许可证号", "修复方式", "修复面积（公顷）", "竣工日期"].map(function (h) { return el("th", { text: h }); }))]);
+      var table = el("table", { class: "sk-mines", id: "sk-mine-project-table" }, [el("tr", {}, ["project", "project_mine", "project_licence", "project_method", "project_area", "project_done"].map(function (h) { return el("th", { text: t(h) }); }))]);
       fc.features.forEach(function (f) {
         var p = f.properties;
-        t.appendChild(el("tr", {}, [p["项目名称"], p["所属矿山"], p["许可证号"], p["修复方式"], fmt(p["修复面积公顷"], 2), p["竣工日期"]].map(function (v) { return el("td", { text: v === undefined || v === null ? "—" : String(v) }); })));
+        table.appendChild(el("tr", {}, [p["项目名称"], p["所属矿山"], p["许可证号"], p["修复方式"], fmt(p["修复面积公顷"], 2), p["竣工日期"]].map(function (v) { return el("td", { text: v === undefined || v === null ? "—" : String(v) }); })));
       });
-      projectBox.appendChild(el("h3", { text: "修复项目" }));
-      projectBox.appendChild(t);
-    }).catch(function (err) { projectBox.textContent = "修复项目：" + err.message; });
+      projectBox.appendChild(el("h3", { text: t("projects") }));
+      projectBox.appendChild(table);
+    }).catch(function (err) { projectBox.textContent = t("projects_failed", { message: err.message }); });
   }
 
   // -- start ------------------------------------------------------------------------------------
@@ -580,5 +610,5 @@
       state.ready = true;
       document.body.setAttribute("data-ready", "true");
     })
-    .catch(function (err) { $("#sk-layers").textContent = "无法读取图层：" + err.message; });
+    .catch(function (err) { $("#sk-layers").textContent = t("layers_failed", { message: err.message }); });
 })();
