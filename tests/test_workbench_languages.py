@@ -356,7 +356,9 @@ def test_the_signin_page_in_both_languages(browser, server, keys, lang):
         page.fill("#sk-key", "sk_not-a-key")
         page.click("#sk-key-submit")
         error = page.inner_text(".sk-error")
-        assert error.startswith("Sign-in failed: " if lang == "en" else "登录失败：")
+        assert error == (
+            "Sign-in failed: unknown API key" if lang == "en" else "登录失败：未知的 API 密钥"
+        )
         # the public's workbench says what it lists in this language
         page.goto(f"{server.url}/workbench?lang={lang}")
         tab.ready()

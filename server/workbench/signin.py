@@ -259,9 +259,10 @@ class SigninApi:
     @staticmethod
     def failed(request: Request, what: str, why: object) -> str:
         """A sign-in failure as the page says it: ``what`` (a catalogue string) in the
-        page's language, then the reason as the server gives it."""
+        page's language, then the reason (in the catalogue for a mistyped or unknown key;
+        any other as the server gives it)."""
         lang = page_language(request)
-        return f"{gettext(lang, what)}{'：' if lang == 'zh' else ': '}{why}"
+        return f"{gettext(lang, what)}{'：' if lang == 'zh' else ': '}{gettext(lang, str(why))}"
 
     async def signin(self, request: Request) -> Response:
         """The key form: a session for the key's caller, or the page again with why not."""

@@ -602,7 +602,7 @@
   function bootCatalog() {
     var node = document.getElementById("sk-boot");
     try { if (node) return Promise.resolve(JSON.parse(node.textContent)); } catch (e) { /* read it */ }
-    return getJSON("/workbench/layers");
+    return getJSON("/workbench/layers?lang=" + LANG);
   }
 
   bootCatalog().then(start)
