@@ -12,13 +12,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import jinja2
 from babel import Locale
 from babel.support import NullTranslations, Translations
-from pygeoapi import l10n
-from pygeoapi.util import get_choice_from_headers
 from shikong.catalog.departments import departments
 from shikong.catalog.policy import Caller
 from starlette.requests import Request
@@ -29,22 +27,18 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "workbench"
 MAPLIBRE = "maplibre-gl-4.7.1"  # the version W1 vendored under server/static/vendor/
 LANGUAGES = ("zh", "en")  # the first is the fallback
 LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
+AVAILABLE = [Locale.parse(code) for code in LANGUAGES]
 
 
 def page_language(request: Request) -> str:
-    """``zh`` or ``en``: ``lang=`` if it names either, else ``Accept-Language``, else zh
-    (pygeoapi's negotiation, as the other pages and the error pages use it)."""
-    available = [Locale.parse(code) for code in LANGUAGES]
-    for field, value in (
-        ("lang", request.query_params.get("lang", "")),
-        ("accept-language", request.headers.get("accept-language", "")),
-    ):
-        found = get_choice_from_headers({field: value}, field, all=True) if value else None
-        if found:
-            language = l10n.best_match(found, available).language
-            if any(str(f).lower().startswith(language) for f in found):
-                return language
-    return LANGUAGES[0]
+    """``zh`` or ``en``: ``lang=``, else ``Accept-Language``, else zh (the negotiation of
+    the other pages and the error pages, :func:`.error_pages.page_locale`, over our
+    languages with Chinese first)."""
+    from .error_pages import page_locale
+
+    query = parse_qs(request.url.query)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return page_locale(query, headers, AVAILABLE).language
 
 
 def with_lang(url: str, lang: str) -> str:
