@@ -211,3 +211,52 @@ def test_bench_tiles_smoke() -> None:
         assert line and ours
         theirs, mine = (int(m[1].replace(",", "")) for m in (line, ours))
         assert theirs <= mine <= 1.2 * theirs + 5, (z, mine, theirs)
+
+
+CLOUD_KINDS = (
+    "bbox search p50",
+    r"bbox \+ one year p50",
+    r"one collection \+ bbox p50",
+    r"CQL2 filter \+ bbox p50",
+    "item by id p50",
+    "bbox searches/s, 16 clients",
+    "bulk load",
+)
+
+
+def test_bench_cloud_smoke() -> None:
+    """bench/cloud.py --smoke: our PostgreSQL catalog beside pgSTAC/stac-fastapi-pgstac.
+
+    The baseline's virtualenv is made by the benchmark on first use (pip from PyPI); where
+    it cannot be, the benchmark runs ours alone and says so.
+    """
+    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
+    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
+    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cloud.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # the first run also makes the baseline's virtualenv
+    )
+    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, f"bench/cloud.py --smoke exited {run.returncode}{tail}"
+    baseline = "baseline skipped, ours only" not in run.stdout
+    for label in CLOUD_KINDS:
+        theirs = rf"pgstac\s+({N}) \S+\s+ratio\s+({N})x" if baseline else r"pgstac\s+n/a"
+        pattern = rf"^{label}\s+shikong\s+({N}) \S+\s+{theirs}"
+        found = re.search(pattern, run.stdout, re.MULTILINE)
+        assert found, f"bench/cloud.py --smoke printed no line matching {pattern!r}{tail}"
+        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    # every Chinese substring found exactly: the count and the first page equal to the
+    # truth the benchmark computes from the titles it generated
+    text = re.search(
+        r"^Chinese substring search .* (\d+) of (\d+) queries answered exactly",
+        run.stdout,
+        re.MULTILINE,
+    )
+    assert text and int(text[1]) == int(text[2]) > 0, f"Chinese search not exact{tail}"
+    if baseline:  # the sides answered the same searches with the same items
+        assert len(re.findall(r"^answers of \w+: the same", run.stdout, re.MULTILINE)) == 4, tail
