@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import tempfile
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -28,7 +27,7 @@ from urllib.parse import unquote
 import orjson
 import shapely
 from shikong.catalog.departments import departments
-from shikong.config import load as load_config
+from shikong.catalog.field_aliases import field_aliases
 from shikong.spatial.errors import ShikongError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -53,13 +52,6 @@ PROPOSAL_SUFFIXES = (".txt", ".geojson", ".json", ".zip")
 
 def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-@cache
-def field_aliases() -> dict[str, Any]:
-    """``config/field_aliases.yaml``: {fields: {name: {alias, unit}}, collections: {...}}."""
-    data = load_config("field_aliases")
-    return {"fields": data.get("fields") or {}, "collections": data.get("collections") or {}}
 
 
 def _day(epoch: float | None) -> str | None:
