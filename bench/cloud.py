@@ -41,6 +41,7 @@ the baseline's venv cannot be made (no PyPI), the smoke runs ours only and says 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import signal
@@ -405,12 +406,9 @@ def load_ours(dsn: str, node: Path, collections: Path, items_file: Path) -> floa
     store = PostgresCatalogStore(dsn, DataDir(node))
     t0 = time.perf_counter()
     docs = {c["id"]: c for c in map(orjson.loads, collections.read_bytes().splitlines())}
-    layers: dict[str, list[dict[str, Any]]] = {cid: [] for cid in docs}
-    with items_file.open("rb") as lines:
-        for line in lines:
-            item = orjson.loads(line)
-            layers[item["collection"]].append(item)
-    copy_catalog([(docs[cid], layers[cid]) for cid in docs], store, version=1)
+    with items_file.open("rb") as lines:  # a layer at a time (the file is by layer)
+        for cid, layer in itertools.groupby(map(orjson.loads, lines), lambda i: i["collection"]):
+            copy_catalog([(docs[cid], list(layer))], store, version=1)
     store.finish_copy(1, 1, "bench/cloud.py")
     took = time.perf_counter() - t0
     store.close()
