@@ -12,6 +12,7 @@ only once its line is in the log, as before.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -40,6 +41,8 @@ class AuditQueue:
         self._pending: list[tuple[dict[str, Any], asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closing = False
+        atexit.register(self.close)  # the writer ends before the interpreter does
 
     async def append(self, entry: dict[str, Any]) -> None:
         """Return once ``entry`` is chained and written (an error of the log is raised)."""
@@ -53,11 +56,22 @@ class AuditQueue:
             self._ready.notify()
         await asyncio.shield(future)  # a cancelled request still gets its line
 
+    def close(self) -> None:
+        """Write what is pending, then end the writer thread."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(5)
+
     def _run(self) -> None:
         while True:
             with self._ready:
-                while not self._pending:
+                while not self._pending and not self._closing:
                     self._ready.wait()
+                if not self._pending:
+                    return
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self.audit.append_many([entry for entry, _, _ in batch])

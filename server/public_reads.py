@@ -12,6 +12,8 @@ most those seconds of counts; nothing else depends on them.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import sqlite3
 import threading
 from collections import Counter
@@ -53,6 +55,7 @@ class PublicReads:
         self._flushing = threading.Lock()
         self._store = configured_store(data_dir)
         self._timer: threading.Timer | None = None
+        atexit.register(self._at_exit)  # a normal exit keeps the last seconds' counts
         if self._store is not None:
             db = self._store._db()
             with db.transaction():
@@ -70,6 +73,14 @@ class PublicReads:
                 self._timer = threading.Timer(FLUSH_SECONDS, self._flush_later)
                 self._timer.daemon = True
                 self._timer.start()
+
+    def _at_exit(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        with contextlib.suppress(Exception):  # nothing to report to at exit
+            self.flush()
 
     def _flush_later(self) -> None:
         with self._lock:
