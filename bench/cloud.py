@@ -62,6 +62,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 from benchutil import lift_rate_limit  # noqa: E402
 from conftest import free_port  # noqa: E402
+from shikong.catalog.extension import Field  # noqa: E402
 from tiles import PG_BIN, POSTGIS, PostGIS, throughput  # noqa: E402
 
 WORK = HERE / "data" / "cloud"
@@ -175,12 +176,12 @@ class Items:
                 "end_datetime": t1,
                 "area_m2": float(self.area[i]),
                 "version": version,
-                "shikong:department": dept,
-                "shikong:classification": "public",
-                "shikong:kind": "vector",
-                "shikong:layer": layer,
-                "shikong:valid_from": t0,
-                "shikong:valid_to": t1,
+                Field.DEPARTMENT: dept,
+                Field.CLASSIFICATION: "public",
+                Field.KIND: "vector",
+                Field.LAYER: layer,
+                Field.VALID_FROM: t0,
+                Field.VALID_TO: t1,
             },
             "links": [],
             "assets": {
@@ -211,10 +212,10 @@ class Items:
                 "temporal": {"interval": [[t0.strftime("%Y-%m-%dT%H:%M:%SZ"), None]]},
             },
             "links": [],
-            "shikong:department": dept,
-            "shikong:classification": "public",
-            "shikong:kind": "vector",
-            "shikong:layer": layer,
+            Field.DEPARTMENT: dept,
+            Field.CLASSIFICATION: "public",
+            Field.KIND: "vector",
+            Field.LAYER: layer,
         }
 
     def write(self, folder: Path) -> tuple[Path, Path]:

@@ -102,7 +102,7 @@ return tostring(wait)
 
 
 class RedisBuckets(_Shared):
-    """Buckets in Redis under ``shikong:rate:<caller>``, one atomic script per request;
+    """Buckets in Redis under ``shikong/rate/<caller>``, one atomic script per request;
     each expires once it would be full again (nothing to clean up)."""
 
     def __init__(self, url: str, rate: float, burst: int) -> None:
@@ -113,7 +113,7 @@ class RedisBuckets(_Shared):
         self._script = self.client.register_script(_REDIS_TAKE)
 
     def _take(self, who: str) -> float:
-        return float(self._script(keys=[f"shikong:rate:{who}"], args=[self.rate, self.burst]))
+        return float(self._script(keys=[f"shikong/rate/{who}"], args=[self.rate, self.burst]))
 
 
 _PG_DDL = """
