@@ -59,12 +59,10 @@ class PostgresSharingStore:
 
     def __init__(self, catalog_store: PostgresCatalogStore) -> None:
         self._store = catalog_store
-        db = self._db()
-        with db.transaction():
-            db.execute(self._sql(_DDL))
+        catalog_store.ensure_tables(_DDL)
 
     def _sql(self, text: str) -> str:
-        return text.replace("{s}", self._store.schema)
+        return self._store.sql(text)
 
     def _db(self) -> Any:
         return self._store._db()

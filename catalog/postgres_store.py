@@ -253,6 +253,7 @@ class PostgresCatalogStore(CatalogStore):
         self._writing = 0
         self._lock_db: psycopg.Connection[Any] | None = None
         self._write_key = _key("writer", schema)
+        self._ensured: set[str] = set()  # tables of modules beside the catalog, made
         paths.root.mkdir(parents=True, exist_ok=True)
         self._create_schema()
 
@@ -263,6 +264,22 @@ class PostgresCatalogStore(CatalogStore):
 
     def _sql(self, text: str) -> str:
         return text.replace("{s}", self.schema)
+
+    def sql(self, text: str) -> str:
+        """SQL naming ``{s}`` for this store's schema (for modules keeping tables in it)."""
+        return self._sql(text)
+
+    def ensure_tables(self, ddl: str) -> None:
+        """Run a module's ``CREATE … IF NOT EXISTS`` DDL (``{s}``: the schema) once per
+        process, under the schema lock, so nodes starting together take turns."""
+        with self._lock:
+            if ddl in self._ensured:
+                return
+            db = self._db()
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_key("schema", self.schema),))
+                db.execute(self._sql(ddl))
+            self._ensured.add(ddl)
 
     def _create_schema(self) -> None:
         """Tables and indexes if absent; processes opening a new database take turns."""

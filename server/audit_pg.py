@@ -29,7 +29,6 @@ DIGEST_KEY = "audit_digest_key"
 _DDL = """
 CREATE TABLE IF NOT EXISTS {s}.audit_log (seq bigint PRIMARY KEY, line bytea NOT NULL);
 """
-_ready: set[int] = set()  # stores whose table this process has made sure of
 
 
 class PostgresAuditChain:
@@ -37,15 +36,11 @@ class PostgresAuditChain:
 
     def __init__(self, store: PostgresCatalogStore) -> None:
         self._store = store
-        if id(store) not in _ready:
-            db = store._db()
-            with db.transaction():
-                db.execute(self._sql(_DDL))
-            _ready.add(id(store))
+        store.ensure_tables(_DDL)
         self._digest_key: bytes | None = None
 
     def _sql(self, text: str) -> str:
-        return text.replace("{s}", self._store.schema)
+        return self._store.sql(text)
 
     def _lock_key(self) -> int:
         from shikong.catalog.postgres_store import _key

@@ -19,7 +19,6 @@ CREATE TABLE IF NOT EXISTS {s}.api_keys (
     "user" text NOT NULL, role text NOT NULL, created text NOT NULL, revoked text);
 """
 _FIELDS = 'key_id, department, "user", role, created, revoked'
-_ready: set[int] = set()  # stores whose table this process has made sure of
 
 
 class PostgresKeys:
@@ -27,14 +26,10 @@ class PostgresKeys:
 
     def __init__(self, store: PostgresCatalogStore) -> None:
         self._store = store
-        if id(store) not in _ready:
-            db = store._db()
-            with db.transaction():
-                db.execute(self._sql(_DDL))
-            _ready.add(id(store))
+        store.ensure_tables(_DDL)
 
     def _sql(self, text: str) -> str:
-        return text.replace("{s}", self._store.schema)
+        return self._store.sql(text)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self._store._db().execute(self._sql(sql), args).fetchall()

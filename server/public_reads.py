@@ -57,9 +57,7 @@ class PublicReads:
         self._timer: threading.Timer | None = None
         atexit.register(self._at_exit)  # a normal exit keeps the last seconds' counts
         if self._store is not None:
-            db = self._store._db()
-            with db.transaction():
-                db.execute(_PG_DDL.replace("{s}", self._store.schema))
+            self._store.ensure_tables(_PG_DDL)
 
     def add(self, layers: list[str], features: int, sent: int) -> None:
         """One answered, unaudited request that touched ``layers``."""

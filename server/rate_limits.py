@@ -140,7 +140,6 @@ BEGIN
     RETURN wait;
 END $$;
 """
-_ready: set[int] = set()
 
 
 class PostgresBuckets(_Shared):
@@ -150,12 +149,7 @@ class PostgresBuckets(_Shared):
     def __init__(self, store: PostgresCatalogStore, rate: float, burst: int) -> None:
         super().__init__(rate, burst)
         self._store = store
-        if id(store) not in _ready:
-            db = store._db()
-            with db.transaction():
-                db.execute("SELECT pg_advisory_xact_lock(hashtext('shikong/rate_buckets'))")
-                db.execute(_PG_DDL.replace("{s}", store.schema))
-            _ready.add(id(store))
+        store.ensure_tables(_PG_DDL)
 
     def _take(self, who: str) -> float:
         row = (

@@ -20,7 +20,6 @@ CREATE TABLE IF NOT EXISTS {s}.sessions (
 CREATE TABLE IF NOT EXISTS {s}.sessions_pending (
     digest text PRIMARY KEY, data text NOT NULL, expires double precision NOT NULL);
 """
-_ready: set[int] = set()
 
 
 class PostgresSessions:
@@ -28,14 +27,10 @@ class PostgresSessions:
 
     def __init__(self, store: PostgresCatalogStore) -> None:
         self._store = store
-        if id(store) not in _ready:
-            db = store._db()
-            with db.transaction():
-                db.execute(self._sql(_DDL))
-            _ready.add(id(store))
+        store.ensure_tables(_DDL)
 
     def _sql(self, text: str) -> str:
-        return text.replace("{s}", self._store.schema)
+        return self._store.sql(text)
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         return self._store._db().execute(self._sql(sql), args)
