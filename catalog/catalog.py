@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -141,6 +142,7 @@ class Catalog:
         classifications: Sequence[str] | None = None,
         text: str | None = None,
         current_only: bool = False,
+        filter: Any = None,
         sortby: Sequence[tuple[str, bool]] = (),
         limit: int | None = None,
         offset: int = 0,
@@ -148,10 +150,14 @@ class Catalog:
         """Items (layer versions) matching every given constraint.
 
         ``datetime`` is a date, an instant or an interval ``"2020-01-01/2021-12-31"``
-        (open ends as ``..``); an item matches if its validity overlaps it.
+        (open ends as ``..``); an item matches if its validity overlaps it. ``filter`` is
+        a CQL2 filter on the items' properties, ``id`` and ``collection``: a CQL2-JSON
+        dict or a pygeofilter AST (semantics: :mod:`.item_filter`).
         """
         if isinstance(intersects, dict):
             intersects = shape(intersects)
+        if isinstance(filter, dict):
+            filter = parse_cql2_json(filter)
         start, end = parse_interval(datetime) if datetime is not None else (None, None)
         query = Query(
             bbox=bbox,
@@ -165,6 +171,7 @@ class Catalog:
             classifications=classifications,
             text=text,
             current_only=current_only,
+            filter=filter,
             sortby=list(sortby),
             limit=limit,
             offset=offset,

@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .cells import item_key, search_ranges
 from .extension import Field, ShikongExtension
+from .item_filter import SQLITE, FilterError, search_in_python, to_sql
 from .storage import SqliteConnections, immediate_transaction, insert_flat, insert_rows
 from .store import Query
 from .textsearch import match_terms
@@ -443,6 +444,12 @@ class CatalogIndex:
                 args += list(values)
         if query.current_only:
             where.append("i.valid_to IS NULL")
+        if query.filter is not None:
+            translated = to_sql(query.filter, SQLITE)
+            if translated is None:
+                return search_in_python(self.search, query)
+            where.append(translated[0])
+            args += translated[1]
         for term in match_terms(query.text or ""):  # an item or its layer has each term
             where.append(
                 "(i.rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?) OR "
@@ -454,7 +461,12 @@ class CatalogIndex:
         ] or ["i.collection ASC", "i.valid_from ASC"]
         order.append("i.id ASC")
         sql = f"SELECT i.rowid FROM items i WHERE {' AND '.join(where)} ORDER BY {', '.join(order)}"
-        rowids = [r[0] for r in self.db.execute(sql, args)]
+        try:
+            rowids = [r[0] for r in self.db.execute(sql, args)]
+        except sqlite3.OperationalError as exc:  # e.g. a stored property JSON cannot read
+            if query.filter is None:
+                raise
+            raise FilterError(f"filter cannot be evaluated: {exc}") from exc
         if query.intersects is not None and rowids:
             rowids = self._intersecting(rowids, query.intersects)
         end = None if query.limit is None else query.offset + query.limit

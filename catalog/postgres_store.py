@@ -40,6 +40,7 @@ from shikong.spatial.temporal import parse_instant
 
 from .departments import departments
 from .extension import Field, ShikongExtension
+from .item_filter import POSTGRES, FilterError, search_in_python, to_sql
 from .mirror import write_mirror
 from .relink import relink_layer
 from .storage import DataDir, collector_paused
@@ -389,8 +390,17 @@ class PostgresCatalogStore(CatalogStore):
     def search(self, query: Query) -> tuple[list[dict[str, Any]], int]:
         """Items matching a query, and how many matched in all (as ``CatalogIndex.search``:
         bbox overlap on the stored bbox, intersects on the footprint or else the bbox,
-        validity overlap, every text term in the item's or its layer's tokens)."""
+        validity overlap, every text term in the item's or its layer's tokens; a CQL2
+        filter in SQL over the item's JSON where :mod:`.item_filter` can translate it)."""
+        source = "{s}.items i"
         where, args = self._where(query)
+        if query.filter is not None:
+            translated = to_sql(query.filter, POSTGRES)
+            if translated is None:
+                return search_in_python(self.search, query)
+            source = "{s}.items i JOIN {s}.item_json j ON j.id = i.id"
+            where = f"{where} AND {translated[0]}"
+            args = [*args, *translated[1]]
         order = [
             f"{SORTABLE[f]} {'ASC NULLS FIRST' if asc else 'DESC NULLS LAST'}"
             for f, asc in query.sortby
@@ -398,18 +408,21 @@ class PostgresCatalogStore(CatalogStore):
         ] or ["i.collection ASC", "i.valid_from ASC"]
         order.append("i.id ASC")
         by = ", ".join(order)
-        rows = self._rows(
-            "SELECT p.total, j.json FROM (SELECT i.id, count(*) OVER () AS total, "
-            f"row_number() OVER (ORDER BY {by}) AS n FROM {{s}}.items i WHERE {where} "
-            f"ORDER BY {by} LIMIT %s OFFSET %s) p JOIN {{s}}.item_json j ON j.id = p.id "
-            "ORDER BY p.n",
-            [*args, query.limit, query.offset],
-        )
-        if rows:
-            return [r[1] for r in rows], rows[0][0]
-        if query.offset == 0 and query.limit != 0:  # no page because nothing matched
-            return [], 0
-        counted = self._one(f"SELECT count(*) FROM {{s}}.items i WHERE {where}", args)
+        try:
+            rows = self._rows(
+                "SELECT p.total, j.json FROM (SELECT i.id, count(*) OVER () AS total, "
+                f"row_number() OVER (ORDER BY {by}) AS n FROM {source} WHERE {where} "
+                f"ORDER BY {by} LIMIT %s OFFSET %s) p JOIN {{s}}.item_json j ON j.id = p.id "
+                "ORDER BY p.n",
+                [*args, query.limit, query.offset],
+            )
+            if rows:
+                return [r[1] for r in rows], rows[0][0]
+            if query.offset == 0 and query.limit != 0:  # no page because nothing matched
+                return [], 0
+            counted = self._one(f"SELECT count(*) FROM {source} WHERE {where}", args)
+        except psycopg.errors.DataException as exc:  # a stored value the filter cannot read
+            raise FilterError(f"filter cannot be evaluated: {exc}") from exc
         return [], counted[0] if counted else 0
 
     def _where(self, query: Query) -> tuple[str, list[Any]]:

@@ -88,6 +88,7 @@ class Query:
     classifications: Sequence[str] | None = None
     text: str | None = None
     current_only: bool = False
+    filter: Any = None  # a CQL2 filter as a pygeofilter AST (see item_filter)
     sortby: Sequence[tuple[str, bool]] = field(default_factory=list)  # (field, ascending)
     limit: int | None = None
     offset: int = 0

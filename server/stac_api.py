@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
 import shapely
 from pygeofilter import ast
-from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from shapely.geometry import shape
 from shikong.catalog import Catalog
 from shikong.catalog.extension import CLASSIFICATIONS, KINDS, Field
+from shikong.catalog.item_filter import FilterError
 from shikong.catalog.policy import Access
 from shikong.catalog.view import CatalogView
 from shikong.spatial.errors import InputError
@@ -81,15 +80,6 @@ GEOJSON = "application/geo+json"
 JSON = "application/json"
 SCHEMA_JSON = "application/schema+json"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
-DATE_PROPS = (
-    "datetime",
-    "start_datetime",
-    "end_datetime",
-    "created",
-    "updated",
-    Field.VALID_FROM,
-    Field.VALID_TO,
-)
 
 
 def bad(message: str) -> Response:
@@ -381,16 +371,11 @@ class StacApi:
         visible = self.access_of(request).visible
         catalog = CatalogView(self.catalog, visible)
         self._note_hidden(request, query.get("collections"), visible)
-        if cql is None:
-            result = catalog.search(**query, limit=limit, offset=offset)
-            items, matched = result.items, result.matched
-        else:
-            every = catalog.search(**query).items
-            try:
-                hits = [i for i in every if _matches(cql, i)]
-            except Exception as exc:  # evaluating a filter against odd values
-                return bad(f"filter cannot be evaluated: {exc}")
-            items, matched = hits[offset : offset + limit], len(hits)
+        try:
+            result = catalog.search(**query, filter=cql, limit=limit, offset=offset)
+        except FilterError as exc:  # a filter against values it cannot compare
+            return bad(str(exc))
+        items, matched = result.items, result.matched
         features = [self.item_out(i) for i in items]
         ctx = getattr(request.state, "shikong", None)
         if ctx is not None:
@@ -684,35 +669,3 @@ def _ast_depth(node: Any) -> int:
         children = getattr(current, "get_sub_nodes", lambda: [])() or []
         stack.extend((child, depth + 1) for child in children)
     return deepest
-
-
-_EVALUATORS: dict[int, Any] = {}
-
-
-def _matches(node: Any, item: dict[str, Any]) -> bool:
-    """Evaluate a CQL2 AST on an item: properties by name, plus id, collection, geometry."""
-    fn = _EVALUATORS.get(id(node))
-    if fn is None:
-        fn = NativeEvaluator(
-            attribute_map={
-                "id": "id",
-                "collection": "collection",
-                "geometry": "geometry",
-                "*": "properties.*",
-            },
-            use_getattr=False,
-        ).evaluate(node)
-        _EVALUATORS.clear()
-        _EVALUATORS[id(node)] = fn
-    view = dict(item)
-    props = dict(item["properties"])
-    for key in DATE_PROPS:
-        if isinstance(props.get(key), str):
-            props[key] = datetime.fromisoformat(props[key].replace("Z", "+00:00"))
-    view["properties"] = props
-    if item.get("geometry"):
-        view["geometry"] = shape(item["geometry"])
-    try:
-        return bool(fn(view))
-    except TypeError:  # comparing with a missing (None) property: no match
-        return False
