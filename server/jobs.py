@@ -29,6 +29,8 @@ from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.process.manager.tinydb_ import TinyDBManager
 from pygeoapi.util import JobStatus, get_current_datetime
 
+from . import job_liveness
+
 JOB_OWNER: ContextVar[str | None] = ContextVar("shikong_job_owner", default=None)
 _CANCELLED: set[str] = set()
 _CANCEL_LOCK = threading.Lock()
@@ -176,8 +178,8 @@ class ShikongPostgresJobManager(OwnedJobs, BaseManager):
         self.supports_subscribing = True
         self.dsn, self.schema = store.dsn, store.schema
         self._local = threading.local()
-        with self._db().transaction():
-            self._db().execute(_JOBS_DDL.replace("{s}", self.schema))
+        store.ensure_tables(_JOBS_DDL + job_liveness.DDL)
+        job_liveness.start_heartbeat(self.dsn, self.schema)
 
     def __repr__(self) -> str:
         return f"<ShikongPostgresJobManager> {self.schema}"
@@ -195,8 +197,8 @@ class ShikongPostgresJobManager(OwnedJobs, BaseManager):
         return cursor.execute(sql, args).fetchall()
 
     def add_job(self, job_metadata: dict) -> str:
-        values = {**job_metadata, "owner": JOB_OWNER.get()}
-        columns = [c for c in (*JOB_COLUMNS, "owner") if c in values]
+        values = {**job_metadata, "owner": JOB_OWNER.get(), "node": job_liveness.NODE}
+        columns = [c for c in (*JOB_COLUMNS, "owner", "node") if c in values]
         self._db().execute(
             f"INSERT INTO {self.schema}.jobs ({', '.join(columns)}) "
             f"VALUES ({', '.join(['%s'] * len(columns))})",
@@ -234,7 +236,12 @@ class ShikongPostgresJobManager(OwnedJobs, BaseManager):
             raise JobNotFoundError()
         return rows[0]
 
+    def _reap(self) -> None:
+        """Jobs of nodes that stopped are failed before anyone reads them (job_liveness)."""
+        job_liveness.reap(self._db(), self.schema, get_current_datetime())
+
     def get_job(self, job_id: str) -> dict:
+        self._reap()
         job = self._job(job_id)
         if not self._mine(job):
             raise JobNotFoundError()
@@ -244,6 +251,7 @@ class ShikongPostgresJobManager(OwnedJobs, BaseManager):
         owner = JOB_OWNER.get()
         if owner is None:
             return {"jobs": [], "numberMatched": 0}
+        self._reap()
         where, args = "owner = %s", [owner]
         if status is not None:
             where, args = where + " AND status = %s", [*args, getattr(status, "value", status)]

@@ -116,3 +116,41 @@ def test_a_job_dismissed_on_another_node_stops(nodes, monkeypatch):
         assert len(calls) == after  # no block task started after it stopped
         final = a.get(f"/jobs/{job}?f=json").json()
         assert final["status"] == "dismissed" and final["progress"] < 100
+
+
+def test_a_job_of_a_stopped_node_is_failed(nodes, monkeypatch):
+    """A job whose server process died (its heartbeat gone for the timeout) reads as
+    failed on every node, saying why; a job of a live node stays running."""
+    import psycopg
+    from shikong.catalog.stores import configured_store
+
+    monkeypatch.setenv("SHIKONG_JOB_NODE_TIMEOUT", "30")
+    a_root, b_root, key, dsn = nodes
+    with client(b_root, dsn, key) as b:
+        jobs = b.get("/jobs?f=json")
+        assert jobs.status_code == 200  # the manager made its tables and its heartbeat
+        schema = configured_store(b_root).schema
+        owner = b.get("/jobs?f=json").json()  # nothing yet
+        assert owner["jobs"] == []
+        with psycopg.connect(dsn, autocommit=True) as db:
+            for job, node, seen in (
+                ("dead-1", "gone:1:aaaa", "now() - interval '5 minutes'"),
+                ("dead-2", "never-beat:2:bbbb", None),
+                ("alive-1", "alive:3:cccc", "now()"),
+            ):
+                db.execute(
+                    f"INSERT INTO {schema}.jobs (identifier, process_id, created, started, "
+                    "updated, status, progress, owner, node) VALUES (%s, 'zonal-statistics', "
+                    "'2026-12-06T08:00:00.000000Z', '2026-12-06T08:00:00.000000Z', "
+                    "'2026-12-06T08:00:01.000000Z', 'running', 40, %s, %s)",
+                    (job, "nrp/job-runner", node),
+                )
+                if seen:
+                    db.execute(f"INSERT INTO {schema}.job_nodes VALUES (%s, {seen})", (node,))
+        listed = {j["jobID"]: j for j in b.get("/jobs?f=json").json()["jobs"]}
+        assert set(listed) == {"dead-1", "dead-2", "alive-1"}, listed
+        for job in ("dead-1", "dead-2"):
+            assert listed[job]["status"] == "failed"
+            assert "stopped" in listed[job]["message"] and "30 s" in listed[job]["message"]
+        assert listed["alive-1"]["status"] == "running"
+        assert b.get("/jobs/dead-1?f=json").json()["status"] == "failed"
