@@ -466,7 +466,7 @@ class CatalogIndex:
         except sqlite3.OperationalError as exc:  # e.g. a stored property JSON cannot read
             if query.filter is None:
                 raise
-            raise FilterError(f"filter cannot be evaluated: {exc}") from exc
+            raise FilterError(f"cannot be evaluated: {exc}") from exc
         if query.intersects is not None and rowids:
             rowids = self._intersecting(rowids, query.intersects)
         end = None if query.limit is None else query.offset + query.limit

@@ -30,6 +30,7 @@ from typing import Any
 from pygeofilter import ast
 from pygeofilter.backends.native.evaluate import NativeEvaluator
 from shapely.geometry import shape
+from shikong.spatial.errors import InputError
 
 from .extension import Field
 from .store import Query
@@ -60,8 +61,11 @@ class Untranslatable(Exception):
     """A part of a filter this dialect cannot say with the same meaning."""
 
 
-class FilterError(ValueError):
+class FilterError(InputError):
     """A filter the store could not evaluate on the stored values (a 400 for a caller)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("filter", problem)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,6 +347,6 @@ def search_in_python(
     try:
         hits = [item for item in every if matches(query.filter, item)]
     except (ValueError, ArithmeticError) as exc:
-        raise FilterError(f"filter cannot be evaluated: {exc}") from exc
+        raise FilterError(f"cannot be evaluated: {exc}") from exc
     end = None if query.limit is None else query.offset + query.limit
     return hits[query.offset : end], len(hits)

@@ -422,7 +422,7 @@ class PostgresCatalogStore(CatalogStore):
                 return [], 0
             counted = self._one(f"SELECT count(*) FROM {source} WHERE {where}", args)
         except psycopg.errors.DataException as exc:  # a stored value the filter cannot read
-            raise FilterError(f"filter cannot be evaluated: {exc}") from exc
+            raise FilterError(f"cannot be evaluated: {exc}") from exc
         return [], counted[0] if counted else 0
 
     def _where(self, query: Query) -> tuple[str, list[Any]]:

@@ -162,3 +162,22 @@ def test_catalog_directory_finds_layers_by_chinese_text_as_the_stac_files_say(de
         main, ["catalog", "directory", "--bbox", "1,2", "--data", str(demo_data)]
     )
     assert bad.exit_code == 2 and "four numbers" in bad.output
+
+
+def test_catalog_search_takes_a_cql2_filter(demo_data):
+    """`catalog search --filter`: the versions whose properties match, as the STAC files
+    say (read here directly); a filter that is not CQL2 is one line and exit status 2."""
+    truth = set()
+    for path in (demo_data / "stac").rglob("*.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("type") == "Feature" and doc["properties"].get("version") == "2020":
+            truth.add(doc["id"])
+    assert truth
+    args = ["catalog", "search", "--data", str(demo_data), "--limit", "1000"]
+    result = CliRunner().invoke(main, [*args, "--filter", "version = '2020'"])
+    assert result.exit_code == 0, result.output
+    listed = {line.split()[0] for line in result.output.splitlines()[:-1] if line.strip()}
+    assert listed == truth
+    assert result.output.splitlines()[-1] == f"{len(truth)} of {len(truth)} items"
+    bad = CliRunner().invoke(main, [*args, "--filter", "version =="])
+    assert bad.exit_code == 2 and "--filter" in bad.output and "Traceback" not in bad.output

@@ -23,6 +23,7 @@ from shikong.catalog.sqlite_store import SqliteCatalogStore
 from shikong.catalog.storage import DataDir
 from shikong.catalog.store import LayerBatch, LayerTarget, Query
 from shikong.server.cql_text import parse as parse_text
+from shikong.spatial.errors import InputError
 
 START = datetime(2021, 1, 1, tzinfo=UTC)
 # the properties of each version, as a caller wrote them (None: not written at all)
@@ -170,4 +171,4 @@ def test_odd_literals_are_not_errors(store):
     """A number compared with text, a boolean with a number: never a match, no error."""
     assert found(store, parse_text("name < 5")) == []
     assert found(store, parse_text("flag = 1")) == []
-    assert issubclass(FilterError, ValueError)
+    assert issubclass(FilterError, InputError)

@@ -46,6 +46,7 @@ def catalog_list(department: str | None, data_dir: Path) -> None:
 @click.option("--department", "-d", "departments", multiple=True)
 @click.option("--collection", "collections", multiple=True)
 @click.option("--text", help="Free text, Chinese or English.")
+@click.option("--filter", "cql", help='CQL2 text on the items\' properties, e.g. "area_m2 < 500".')
 @click.option("--limit", default=50, show_default=True)
 @data_option
 @clear_errors
@@ -55,13 +56,23 @@ def catalog_search(
     departments: tuple,
     collections: tuple,
     text: str | None,
+    cql: str | None,
     limit: int,
     data_dir: Path,
 ) -> None:
-    """Search layer versions by place, time, department and text."""
+    """Search layer versions by place, time, department, text and a CQL2 filter."""
     from shikong.catalog import Catalog
     from shikong.catalog.extension import ShikongExtension
     from shikong.spatial.errors import InputError
+
+    from .. import cql_text
+
+    node = None
+    if cql:
+        try:
+            node = cql_text.parse(cql)
+        except Exception as exc:  # lark's errors: the filter as typed cannot be read
+            raise InputError("--filter", f"{cql!r} is not CQL2 text: {exc}") from None
 
     box = None
     if bbox:
@@ -77,6 +88,7 @@ def catalog_search(
         departments=list(departments) or None,
         collections=list(collections) or None,
         text=text,
+        filter=node,
         limit=limit,
     )
     for item in result:
