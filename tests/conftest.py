@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
+from browser import browser, pytest_runtest_teardown  # noqa: F401 (one Chromium: tests/browser.py)
 from pyproj import Transformer
 
 GK38 = 4547  # CGCS2000 3° GK CM 114E, no prefix

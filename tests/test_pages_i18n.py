@@ -11,7 +11,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_pages_offline import Visit, browser, site  # noqa: F401 (fixtures)
+from test_pages_offline import Visit, site  # noqa: F401 (fixture)
 
 # (page, English strings that must not show in zh, Chinese strings that must)
 ZH_PAGES = [

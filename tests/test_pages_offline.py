@@ -16,24 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _playwright():
-    """Playwright's sync API, or a skip (a failure under SHIKONG_REQUIRE_SERVICES)."""
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "playwright is not installed (pip install -e .[test])"
-    if reason is None and not Path(CHROMIUM).exists():
-        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if os.environ.get("SHIKONG_REQUIRE_SERVICES"):
-            pytest.fail(f"{reason} and SHIKONG_REQUIRE_SERVICES is set")
-        pytest.skip(reason)
-    return sync_playwright
 
 
 @contextmanager
@@ -57,19 +40,10 @@ def serving(data: Path, basemap: str) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    sync_playwright = _playwright()
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def site(demo_data):
-    """The demo city served with the platform's own basemap."""
-    with serving(demo_data, "platform") as running:
-        yield running
+def site(server):
+    """The demo city served with the platform's own basemap: the session's server, whose
+    SHIKONG_BASEMAP is unset (the platform's is the default)."""
+    return server
 
 
 class Visit:

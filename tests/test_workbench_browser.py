@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,23 +20,13 @@ import geopandas as gpd
 import httpx
 import pytest
 import shapely
+from browser import CHROMIUM
 from conftest import RunningServer, free_port
 from shikong.server.identity import KeyStore
 from signin_oidc_provider import RunningProvider
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXAMPLE = ROOT / "examples" / "data" / "报盘示例.txt"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 if not os.path.exists(CHROMIUM):
@@ -76,14 +65,6 @@ def keys(demo_data):
         "psb": store.create("psb", "wb-psb")[0],
         "gateway": store.create("wat", "wb-gateway", role="gateway")[0],
     }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 class Page:

@@ -21,12 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
+# (importing it skips this module where Chromium or Playwright is missing)
+import test_workbench_browser  # noqa: F401
 import yaml
 from shapely.geometry import Polygon, mapping
 from shikong.server.identity import KeyStore
-
-# (importing it skips this module where Chromium or Playwright is missing)
-from test_workbench_browser import ARGS, CHROMIUM, playwright_api
 
 ROOT = Path(__file__).resolve().parent.parent
 # a block of the demo city with planning zones under it (as in test_workbench_tools.py)
@@ -139,14 +139,6 @@ BROWSER_LOCALE = {"zh": "zh-CN", "en": "en-US"}
 @pytest.fixture(scope="module")
 def keys(demo_data):
     return {"nrp": KeyStore(demo_data).create("nrp", "lang-nrp")[0]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 import rasterio
 from rasterio.features import geometry_mask
 from shikong.server.identity import KeyStore
-from test_workbench_browser import Page, browser  # noqa: F401 (the browser fixture)
+from test_workbench_browser import Page
 
 TILES = "/workbench/mines/ndvi-change/tiles/WebMercatorQuad"
 
@@ -125,7 +125,7 @@ def test_change_tiles_colour_loss_brown_and_gain_green(server, nrp_key, truth, s
         assert green > red + 40, (red, green, blue)  # green
 
 
-def test_the_page_shows_the_view(browser, server, nrp_key, truth):  # noqa: F811
+def test_the_page_shows_the_view(browser, server, nrp_key, truth):
     tab = Page(browser, server)
     try:
         tab.sign_in(nrp_key)

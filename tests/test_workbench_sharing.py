@@ -20,12 +20,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from browser import CHROMIUM
 from conftest import RunningServer, free_port
 from shikong.server.identity import KeyStore
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 LAYER = "rer-parcels"
 FIGURES = ("requests", "features", "bytes", "refusals")
 TEMPLATES = ["_sharing.html", "requests.html", "stats.html"]
@@ -119,14 +118,6 @@ def api(site, keys):
     yield clients
     for client in clients.values():
         client.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 class Tab:

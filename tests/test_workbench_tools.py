@@ -25,7 +25,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import Polygon, mapping
 from shikong.server.identity import KeyStore
-from test_workbench_browser import Page, browser  # noqa: F401 (the browser fixture)
+from test_workbench_browser import Page
 
 GK38 = "EPSG:4547"
 # a block of the demo city (lon/lat) with planning zones under it
@@ -55,7 +55,7 @@ def keys(demo_data):
 
 
 @pytest.fixture
-def tab(browser, server, keys):  # noqa: F811
+def tab(browser, server, keys):
     opened = Page(browser, server)
     opened.sign_in(keys["nrp"])
     yield opened
