@@ -523,6 +523,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0, help="throughput run length")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, well under a minute")
+    parser.add_argument("--load-only", action="store_true", help="stop after both bulk loads")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # servers and cluster stopped
     if args.smoke:
@@ -574,6 +575,11 @@ def main() -> None:
         took = load_ours(f"{base}/shikong", node, collections, items_file)
         ours_rate = args.items / took
         print(f"shikong's bulk path (copy_catalog) loaded {args.items:,} items in {took:.1f} s")
+        if args.load_only:
+            ratio = f"ratio {ours_rate / theirs_rate:.2f}x" if theirs_rate else "pypgstac n/a"
+            rates = f"{ours_rate:,.0f} item/s, pypgstac {theirs_rate or float('nan'):,.0f}"
+            print(f"bulk load: shikong {rates} item/s, {ratio}; load average {load_average()}")
+            return
         for name in ("pgstac", "shikong") if venv is not None else ("shikong",):
             with psycopg.connect(f"{base}/{name}", autocommit=True) as db:
                 db.execute("VACUUM ANALYZE")  # not timed, on both: as autovacuum would

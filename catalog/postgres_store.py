@@ -27,7 +27,8 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -42,6 +43,8 @@ from .departments import departments
 from .extension import Field, ShikongExtension
 from .item_filter import POSTGRES, FilterError, search_in_python, to_sql
 from .mirror import write_mirror
+from .pg_copy import JSONB_VERSION, MAX_POSITION, ewkb, tsvector_binary
+from .pg_copy import lexeme as _cut
 from .relink import relink_layer
 from .storage import DataDir, collector_paused
 from .store import CatalogStore, LayerBatch, Query, merge_batches
@@ -52,8 +55,7 @@ SRID = 4490  # CGCS2000 geographic: every bbox and footprint of the catalog
 CHANNEL = "shikong_catalog"  # NOTIFY channel of every schema; the payload names the schema
 WATCH_FALLBACK_SECONDS = 2.0  # the version is read anew this often whatever is notified
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_MAX_POSITION = 16383  # tsvector positions stop here (later tokens share it)
-_MAX_LEXEME_BYTES = 2046
+_MAX_POSITION = MAX_POSITION  # tsvector positions stop here (later tokens share it)
 _EXPORT_CHUNK = 1000  # items read per query while the mirror is written
 
 # {s} is the schema (checked against _SCHEMA_NAME); "C" collation: code-point order, as
@@ -95,6 +97,10 @@ CREATE INDEX IF NOT EXISTS items_bbox ON {s}.items USING gist (bbox);
 CREATE INDEX IF NOT EXISTS items_tokens ON {s}.items USING gin (tokens);
 """
 
+# built after a copy into an empty catalog (finish_copy) rather than row by row: a GIN, a
+# GiST and a B-tree of random keys (the others are nearly in the rows' order)
+_LATER_INDEXES = ("items_tokens", "items_bbox", "items_valid")
+
 _ITEM_COLUMNS = (
     "id, collection, department, kind, classification, version, valid_from, valid_to, "
     "minx, miny, maxx, maxy, footprint, tokens, source_checksum, changed_version"
@@ -121,9 +127,7 @@ def _key(purpose: str, schema: str) -> int:
 @functools.lru_cache(maxsize=1 << 16)
 def _lexeme(token: str) -> str:
     """A token quoted for a tsvector or tsquery literal (cut to the longest lexeme)."""
-    if len(token) > _MAX_LEXEME_BYTES // 4:
-        token = token.encode()[:_MAX_LEXEME_BYTES].decode(errors="ignore")
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + _cut(token).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 @functools.lru_cache(maxsize=4096)  # a layer's tokens follow every one of its items'
@@ -169,10 +173,42 @@ def _ewkb(geometries: Sequence[BaseGeometry | None]) -> list[str | None]:
     ]
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def _epoch(when: str) -> float:
-    """Seconds since 1970 of an RFC 3339 time (a version's end is the next one's start,
-    so a bulk commit reads most times twice)."""
+    """Seconds since 1970 of an RFC 3339 time. ``2021-06-30T08:00:00Z``, the form STAC
+    items have, is read here (``parse_instant`` took a fifth of a bulk load's time);
+    any other form, or a time that is not one, by ``parse_instant``."""
+    if len(when) == 20 and when[10] == "T" and when[13] == when[16] == ":" and when[19] == "Z":
+        day = _day_epoch(when[:10])
+        hour = _HOURS.get(when[11:13])
+        minute = _MINUTES.get(when[14:16])
+        second = _SECONDS.get(when[17:19])
+        if day is not None and hour is not None and minute is not None and second is not None:
+            return float(day + hour + minute + second)
+    return _parsed_epoch(when)
+
+
+_SECONDS = {f"{n:02d}": n for n in range(60)}  # two digits, as seconds
+_MINUTES = {text: n * 60 for text, n in _SECONDS.items()}
+_HOURS = {text: n * 3600 for text, n in _SECONDS.items() if n < 24}
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _day_epoch(day: str) -> int | None:
+    """Seconds since 1970 at the start of a YYYY-MM-DD day (UTC), None if not one."""
+    if not _DAY.fullmatch(day):
+        return None
+    try:
+        return (date.fromisoformat(day) - _EPOCH_DAY).days * 86400
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _parsed_epoch(when: str) -> float:
+    """``_epoch`` of other forms (a version's end is the next one's start: most times
+    are read twice)."""
     return parse_instant(when).timestamp()
 
 
@@ -204,6 +240,31 @@ def collection_text(collection: dict[str, Any]) -> str:
         departments()[dept]["name"],
     )
     return index_text(" ".join(str(p) for p in parts if p))
+
+
+# psycopg's binary dumpers by column; "bytea" hands over bytes already in the column's
+# binary form (jsonb: version 1 and the text; geometry: EWKB; tsvector: tsvector_send's)
+_JSON_TYPES = ["text", "bytea"]
+_ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8"]
+
+
+@dataclass(frozen=True)
+class _Copies:
+    """Items as rows of item_json (id first) and of items (``_ITEM_COLUMNS``)."""
+
+    json: list[tuple[str, bytes]]
+    items: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class VerbatimBatch:
+    """A layer's collection and items as :meth:`PostgresCatalogStore.put_prepared`
+    writes them (see :meth:`~PostgresCatalogStore.prepare_verbatim`)."""
+
+    collection: dict[str, Any]
+    text: str
+    version: int
+    copies: _Copies
 
 
 class _Connections:
@@ -255,6 +316,8 @@ class PostgresCatalogStore(CatalogStore):
         self._lock_db: psycopg.Connection[Any] | None = None
         self._write_key = _key("writer", schema)
         self._ensured: set[str] = set()  # tables of modules beside the catalog, made
+        self._replacing = False  # put_prepared deletes rows of its ids first (see there)
+        self._copying = False  # put_prepared has looked whether the catalog was empty
         paths.root.mkdir(parents=True, exist_ok=True)
         self._create_schema()
 
@@ -572,43 +635,66 @@ class PostgresCatalogStore(CatalogStore):
     def _put_items(
         self, db: psycopg.Connection[Any], rows: list[tuple[dict[str, Any], str]], version: int
     ) -> None:
-        """Replace rows of the same ids, then COPY the items (with their layer's text) in.
-        The footprint is the item's geometry (SQLite leaves out one that is just its bbox:
-        the same shape)."""
-        if not rows:
-            return
-        ids = [item["id"] for item, _ in rows]
-        db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
-        db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
-        shapes = [
-            shapely.from_geojson(orjson.dumps(i["geometry"])) if i.get("geometry") else None
-            for i, _ in rows
-        ]
-        with db.cursor().copy(self._sql("COPY {s}.item_json (id, json) FROM STDIN")) as copy:
-            for item, _ in rows:
-                copy.write_row((item["id"], orjson.dumps(item).decode()))
-        sql = self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) FROM STDIN")
-        with db.cursor().copy(sql) as copy:
-            for (item, layer_text), footprint in zip(rows, _ewkb(shapes), strict=True):
-                props = item["properties"]
-                to = props.get(Field.VALID_TO)
-                copy.write_row(
-                    (
-                        item["id"],
-                        item["collection"],
-                        props[Field.DEPARTMENT],
-                        props[Field.KIND],
-                        props[Field.CLASSIFICATION],
-                        props["version"],
-                        _epoch(props[Field.VALID_FROM]),
-                        _epoch(to) if to else None,
-                        *_bounds(item.get("bbox")),
-                        footprint,
-                        item_tokens(item_text(item), layer_text),
-                        (props.get(Field.SOURCE) or {}).get("checksum"),
-                        version,
-                    )
+        """Replace rows of the same ids, then COPY the items (with their layer's text) in."""
+        self._copy_items(db, self._item_copies(rows, version), replace=True)
+
+    def _item_copies(self, rows: list[tuple[dict[str, Any], str]], version: int) -> _Copies:
+        """The rows of item_json and items for a binary COPY, of items each with its
+        layer's text. The footprint is the item's geometry (SQLite leaves out one that is
+        just its bbox: the same shape). Made without the database (but for a rare item
+        of more than 16,382 tokens), so a bulk copy makes the next batch's rows while
+        one is written."""
+        docs, lines = [], []
+        for item, layer_text in rows:
+            props = item["properties"]
+            to = props.get(Field.VALID_TO)
+            docs.append((item["id"], JSONB_VERSION + orjson.dumps(item)))
+            lines.append(
+                (
+                    item["id"],
+                    item["collection"],
+                    props[Field.DEPARTMENT],
+                    props[Field.KIND],
+                    props[Field.CLASSIFICATION],
+                    props["version"],
+                    _epoch(props[Field.VALID_FROM]),
+                    _epoch(to) if to else None,
+                    *_bounds(item.get("bbox")),
+                    ewkb(item.get("geometry"), SRID),
+                    self._tokens(item_text(item), layer_text),
+                    (props.get(Field.SOURCE) or {}).get("checksum"),
+                    version,
                 )
+            )
+        return _Copies(docs, lines)
+
+    def _tokens(self, own_text: str, layer_text: str) -> bytes:
+        """``item_tokens(own_text, layer_text)`` in binary; past the last position (where
+        tokens share it) the server's own conversion of the literal."""
+        data = tsvector_binary(own_text, layer_text)
+        if data is None:
+            literal = item_tokens(own_text, layer_text)
+            row = self._one("SELECT tsvectorsend(%s::tsvector)", (literal,))
+            assert row is not None
+            data = bytes(row[0])
+        return data
+
+    def _copy_items(self, db: psycopg.Connection[Any], copies: _Copies, replace: bool) -> None:
+        """COPY the rows in (binary), deleting rows of the same ids first if ``replace``."""
+        if not copies.json:
+            return
+        if replace:
+            ids = [doc[0] for doc in copies.json]
+            db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
+            db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
+        for sql, types, rows in (
+            ("COPY {s}.item_json (id, json)", _JSON_TYPES, copies.json),
+            (f"COPY {{s}}.items ({_ITEM_COLUMNS})", _ITEM_TYPES, copies.items),
+        ):
+            with db.cursor().copy(self._sql(f"{sql} FROM STDIN (FORMAT binary)")) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
 
     def _put_collections(
         self, db: psycopg.Connection[Any], docs: list[tuple[dict[str, Any], str]], version: int
@@ -650,17 +736,50 @@ class PostgresCatalogStore(CatalogStore):
         transaction: no relinking, no version bump (the copy of another store's catalog;
         :meth:`finish_copy` sets the version once everything is in). Items of the same
         ids are replaced, so a copy that stopped half-way can run again."""
+        with collector_paused():
+            self.put_prepared(self.prepare_verbatim(collection, items, version))
+
+    def prepare_verbatim(
+        self, collection: dict[str, Any], items: Sequence[dict[str, Any]], version: int
+    ) -> VerbatimBatch:
+        """What :meth:`put_verbatim` writes, made without the database (any thread)."""
+        text = collection_text(collection)
+        copies = self._item_copies([(item, text) for item in items], version)
+        return VerbatimBatch(collection, text, version, copies)
+
+    def put_prepared(self, batch: VerbatimBatch) -> None:
+        """Write a :meth:`prepare_verbatim` batch in one transaction. Its rows go in
+        without deleting rows of their ids first until some are found there (the primary
+        keys refuse them and the batch is written again, replacing them, as is every
+        later one): a first copy into an empty schema never looks for them. A copy into
+        an empty catalog leaves out the indexes ``_LATER_INDEXES`` name until
+        :meth:`finish_copy` (built at once, not row by row; a copy that stops half-way
+        has them again when the store is next opened)."""
         with self.writing(export=False):
             db = self._db()
-            with db.transaction():
-                text = collection_text(collection)
-                self._put_collections(db, [(collection, text)], version)
-                self._put_items(db, [(item, text) for item in items], version)
+            try:
+                with db.transaction():
+                    if not self._copying:
+                        self._copying = True
+                        empty = db.execute(self._sql("SELECT NOT EXISTS (TABLE {s}.items)"))
+                        if empty.fetchone() == (True,):
+                            names = ", ".join(f"{self.schema}.{n}" for n in _LATER_INDEXES)
+                            db.execute(f"DROP INDEX IF EXISTS {names}")
+                    self._put_collections(db, [(batch.collection, batch.text)], batch.version)
+                    self._copy_items(db, batch.copies, replace=self._replacing)
+            except psycopg.errors.UniqueViolation:
+                if self._replacing:
+                    raise
+                self._replacing = True  # a copy that stopped half-way is running again
+                self.put_prepared(batch)
 
     def finish_copy(self, version: int, exported_version: int, source: str) -> None:
-        """The copy is whole: the catalog version (and the mirror's) as the source had
-        them, and where it came from; listeners are told."""
+        """The copy is whole: its indexes all there (see :meth:`put_prepared`), the
+        catalog version (and the mirror's) as the source had them, and where it came
+        from; listeners are told."""
         with self.writing(export=False):
+            self._create_schema()
+            self._copying = False
             db = self._db()
             with db.transaction():
                 self._set_meta(db, "version", version)

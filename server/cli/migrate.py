@@ -25,6 +25,7 @@ local after a migration: the STAC mirror (the data directory), and the assets un
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,11 +64,29 @@ def copy_catalog(
     version: int,
     advance: Callable[[int], None] = lambda n: None,
 ) -> None:
-    """Each layer's collection and items into the target, BATCH_ITEMS per transaction."""
-    for collection, items in layers:
-        for start in range(0, max(len(items), 1), BATCH_ITEMS):
-            chunk = items[start : start + BATCH_ITEMS]
-            target.put_verbatim(collection, chunk, version)
+    """Each layer's collection and items into the target, BATCH_ITEMS per transaction
+    (``put_verbatim``), under the writer lock throughout. A thread makes the next batch's
+    rows while one is written: Python and the server work at the same time. The cyclic
+    garbage collector waits (``collector_paused``): with the catalog in memory, each
+    full collection walked all of it (a fifth of the client's time)."""
+    batches = [
+        (collection, items[start : start + BATCH_ITEMS])
+        for collection, items in layers
+        for start in range(0, max(len(items), 1), BATCH_ITEMS)
+    ]
+
+    def prepare(k: int) -> Any:
+        return target.prepare_verbatim(*batches[k], version)
+
+    from shikong.catalog.storage import collector_paused
+
+    with collector_paused(), target.writing(export=False), ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(prepare, 0) if batches else None
+        for k, (_, chunk) in enumerate(batches):
+            assert ahead is not None
+            prepared = ahead.result()
+            ahead = pool.submit(prepare, k + 1) if k + 1 < len(batches) else None
+            target.put_prepared(prepared)
             advance(len(chunk))
 
 
