@@ -99,8 +99,10 @@ class Dialect:
 
 
 class PostgresDialect(Dialect):
+    """``json`` here is the item's properties (the items table keeps them, ``props``)."""
+
     def _value(self) -> str:
-        return f"({self.json}->'properties'->%s)"
+        return f"({self.json}->%s)"
 
     def typed(self, name: str, kind: str) -> tuple[str, list[Any]]:
         v = self._value()
@@ -108,7 +110,7 @@ class PostgresDialect(Dialect):
             return f"(CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::numeric END)", [name] * 2
         if kind == "boolean":
             return f"(CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v}::boolean END)", [name] * 2
-        text = f"({self.json}->'properties'->>%s)"
+        text = f"({self.json}->>%s)"
         if kind == "instant":
             return (
                 f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN {text}::timestamptz END)",
@@ -180,7 +182,7 @@ class SqliteDialect(Dialect):
         ]
 
 
-POSTGRES = PostgresDialect("postgresql", "j.json", "%s")
+POSTGRES = PostgresDialect("postgresql", "i.props", "%s")
 # the SQLite index keeps the item's JSON as bytes: read as text (a BLOB is no JSON there)
 SQLITE = SqliteDialect("sqlite", "CAST(i.json AS TEXT)", "?")
 

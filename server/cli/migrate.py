@@ -306,6 +306,8 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
             f"({len(checked.problems)} problems): {shown}{f' and {more} more' if more > 0 else ''}"
         )
     target.finish_copy(version, source.exported_version(), origin)  # type: ignore[attr-defined]
+    with console.status("ordering the items by place (CLUSTER) for bbox searches"):
+        target.optimize()  # type: ignore[attr-defined]
     console.print(
         f"[green]migrated[/] {checked.layers} layers, {checked.items} items (catalog "
         f"version {version}) into {where}; {checked.assets} assets "
