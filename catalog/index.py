@@ -334,6 +334,13 @@ class CatalogIndex:
             sql, args = sql + " AND changed_version>?", [*args, changed_since]
         return [orjson.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
 
+    def collection_heads(self, changed_since: int | None = None) -> list[dict[str, Any]]:
+        """Collections without links and summaries (cut in SQLite: never parsed here)."""
+        sql, args = "SELECT json_remove(json, '$.links', '$.summaries') FROM collections", []
+        if changed_since is not None:
+            sql, args = sql + " WHERE changed_version>?", [changed_since]
+        return [orjson.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
+
     def departments(self) -> list[str]:
         return [
             r[0]
@@ -375,6 +382,30 @@ class CatalogIndex:
             (collection_id, when, when),
         ).fetchone()
         return orjson.loads(row[0]) if row else None
+
+    def item_during(
+        self, collection_id: str, start: float | None, end: float | None
+    ) -> dict[str, Any] | None:
+        """The last version by validity valid at some moment of [start, end] (None: open)."""
+        where, args = ["collection=?"], [collection_id]
+        if end is not None:  # a bound, not coalesce(): the (collection, valid_from) index
+            where, args = [*where, "valid_from<=?"], [*args, end]
+        if start is not None:
+            where, args = [*where, "(valid_to IS NULL OR valid_to>?)"], [*args, start]
+        row = self.db.execute(
+            f"SELECT json FROM items WHERE {' AND '.join(where)} "
+            "ORDER BY valid_from DESC, id DESC LIMIT 1",
+            args,
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def versions_of(self, collection_id: str) -> list[tuple[str, str, float, float | None]]:
+        """(id, version, valid_from, valid_to) of a collection's items, as items_of orders them."""
+        return self.db.execute(
+            "SELECT id, version, valid_from, valid_to FROM items WHERE collection=? "
+            "ORDER BY valid_from, id",
+            (collection_id,),
+        ).fetchall()
 
     def item(self, item_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT json FROM items WHERE id=?", (item_id,)).fetchone()

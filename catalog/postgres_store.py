@@ -541,6 +541,34 @@ class PostgresCatalogStore(CatalogStore):
             args.append(" & ".join(f"({tsquery_text(t)})" for t in terms))
         return " AND ".join(where), args
 
+    def item_during(
+        self, collection_id: str, start: float | None, end: float | None
+    ) -> dict[str, Any] | None:
+        where, args = ["i.collection=%s"], [collection_id]
+        if end is not None:  # a bound only when given: the (collection, valid_from) index
+            where, args = [*where, "i.valid_from<=%s"], [*args, end]
+        if start is not None:
+            where, args = [*where, "(i.valid_to IS NULL OR i.valid_to>%s)"], [*args, start]
+        row = self._one(
+            "SELECT j.json FROM {s}.items i JOIN {s}.item_json j ON j.id = i.id "
+            f"WHERE {' AND '.join(where)} ORDER BY i.valid_from DESC, i.id DESC LIMIT 1",
+            args,
+        )
+        return row[0] if row else None
+
+    def collection_heads(self, changed_since: int | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT json - 'links' - 'summaries' FROM {s}.collections", []
+        if changed_since is not None:
+            sql, args = sql + " WHERE changed_version>%s", [changed_since]
+        return [r[0] for r in self._rows(sql + " ORDER BY id", args)]
+
+    def versions_of(self, collection_id: str) -> list[tuple[str, str, float, float | None]]:
+        sql = (
+            "SELECT id, version, valid_from, valid_to FROM {s}.items WHERE collection=%s "
+            "ORDER BY valid_from, id"
+        )
+        return self._rows(sql, (collection_id,))
+
     def close(self) -> None:
         self._connections.close()
         if self._lock_db is not None and self._writing == 0:

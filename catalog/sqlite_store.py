@@ -70,6 +70,9 @@ class SqliteCatalogStore(CatalogStore):
     def collections_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         return self.index.collections_by_id(ids)
 
+    def collection_heads(self, changed_since: int | None = None) -> list[dict[str, Any]]:
+        return self.index.collection_heads(changed_since)
+
     def departments(self) -> list[str]:
         return self.index.departments()
 
@@ -87,6 +90,14 @@ class SqliteCatalogStore(CatalogStore):
 
     def item_at(self, collection_id: str, when: datetime) -> dict[str, Any] | None:
         return self.index.item_at(collection_id, when.timestamp())
+
+    def item_during(
+        self, collection_id: str, start: float | None, end: float | None
+    ) -> dict[str, Any] | None:
+        return self.index.item_during(collection_id, start, end)
+
+    def versions_of(self, collection_id: str) -> list[tuple[str, str, float, float | None]]:
+        return self.index.versions_of(collection_id)
 
     def find_checksum(self, collection_id: str, checksum: str) -> dict[str, Any] | None:
         return self.index.find_checksum(collection_id, checksum)

@@ -124,6 +124,11 @@ class CatalogStore(ABC):
         """The stored ones among ``ids``."""
 
     @abstractmethod
+    def collection_heads(self, changed_since: int | None = None) -> list[dict[str, Any]]:
+        """:meth:`collections` without the parts that grow with every version (``links``,
+        one per item, and ``summaries``): what a server publishes of a layer."""
+
+    @abstractmethod
     def departments(self) -> list[str]:
         """Codes of the departments that have at least one layer, sorted."""
 
@@ -147,6 +152,21 @@ class CatalogStore(ABC):
     @abstractmethod
     def item_at(self, collection_id: str, when: datetime) -> dict[str, Any] | None:
         """The version valid at ``when`` (aware), or None."""
+
+    @abstractmethod
+    def item_during(
+        self, collection_id: str, start: float | None, end: float | None
+    ) -> dict[str, Any] | None:
+        """The last version by validity (ties: the greater id) valid at some moment of
+        ``[start, end]`` in epoch seconds (``valid_from <= end`` and ``valid_to > start``,
+        None leaving that end open), or None: an as-of question answered with one version
+        read. ``start == end`` is an instant (:meth:`item_at`'s answer); both None the
+        current version (the last of :meth:`items_of`)."""
+
+    @abstractmethod
+    def versions_of(self, collection_id: str) -> list[tuple[str, str, float, float | None]]:
+        """(item id, version, valid_from, valid_to) of a layer's versions in the order of
+        :meth:`items_of`, from the index without reading any item: a layer's timeline."""
 
     @abstractmethod
     def find_checksum(self, collection_id: str, checksum: str) -> dict[str, Any] | None:

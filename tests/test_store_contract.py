@@ -136,6 +136,66 @@ def test_item_at_is_the_version_valid_then(open_store, when, expected):
     assert (found["id"] if found else None) == expected
 
 
+US = timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (None, None, "nrp-zones-v3"),  # the current version
+        (JAN - US, JAN - US, None),
+        (JAN, JAN, "nrp-zones-v1"),  # an instant: item_at's answer
+        (JUL - US, JUL - US, "nrp-zones-v1"),
+        (JAN - timedelta(days=10), JUL, "nrp-zones-v2"),  # the last valid in the interval
+        (JAN, JUL - US, "nrp-zones-v1"),  # v2 starts after it
+        (None, JUL - US, "nrp-zones-v1"),
+        (None, JAN - US, None),
+        (JUL, None, "nrp-zones-v3"),
+        (NEXT_JAN + timedelta(days=400), None, "nrp-zones-v3"),  # the current has no end
+    ],
+)
+def test_item_during_is_the_last_version_valid_in_an_interval(open_store, start, end, expected):
+    store = open_store()
+    target, items = versions("zones", [JAN, JUL, NEXT_JAN])
+    store.commit([LayerBatch(target, "vector", items)])
+    found = store.item_during(
+        "nrp-zones",
+        start.timestamp() if start else None,
+        end.timestamp() if end else None,
+    )
+    assert (found["id"] if found else None) == expected
+    assert store.item_during("nrp-nope", None, None) is None
+
+
+def test_versions_of_is_the_timeline_without_the_items(open_store):
+    store = open_store()
+    target, items = versions("zones", [JUL, JAN, NEXT_JAN])  # committed out of order
+    store.commit([LayerBatch(target, "vector", items)])
+    assert [tuple(row) for row in store.versions_of("nrp-zones")] == [
+        ("nrp-zones-v2", "2", JAN.timestamp(), JUL.timestamp()),
+        ("nrp-zones-v1", "1", JUL.timestamp(), NEXT_JAN.timestamp()),
+        ("nrp-zones-v3", "3", NEXT_JAN.timestamp(), None),
+    ]
+    assert store.versions_of("nrp-nope") == []
+
+
+def test_collection_heads_leave_out_what_grows_with_the_versions(open_store):
+    store = open_store()
+    roads, road_items = versions("roads", [JAN, JUL])
+    rivers, river_items = versions("rivers", [JAN], x0=120.0)
+    store.commit([LayerBatch(roads, "vector", road_items)])
+    store.commit([LayerBatch(rivers, "vector", river_items)])
+    heads = store.collection_heads()
+    assert [c["id"] for c in heads] == ["nrp-rivers", "nrp-roads"]
+    roads_head = heads[1]
+    assert "links" not in roads_head and "summaries" not in roads_head
+    assert roads_head["title"] == "roads title" and roads_head[Field.KIND] == "vector"
+    assert roads_head["extent"]["temporal"]["interval"] == [["2020-01-01T00:00:00Z", None]]
+    assert roads_head["extent"]["spatial"]["bbox"] == [[113.0, 33.0, 114.5, 33.5]]
+    assert [c["id"] for c in store.collection_heads(changed_since=1)] == ["nrp-rivers"]
+    assert store.collection_heads(changed_since=2) == []
+
+
 def test_replace_swaps_an_item_in_place(open_store):
     store = open_store()
     target, items = versions("gauges_live", [JAN])
