@@ -31,7 +31,8 @@ from shikong.spatial.readers.encoding import codec_name, decode_text
 from .extension import ShikongExtension
 from .ingest import sensor_specs
 from .layer import Layer
-from .observations import AppendResult, ObservationStore, SensorSpec, factorize_names
+from .observation_store import ReadingStore
+from .observations import AppendResult, SensorSpec, factorize_names
 from .store import CatalogStore
 
 
@@ -77,14 +78,17 @@ class LiveResult:
 class LiveIngest:
     """Routes readings to their sensors layer and commits them (with alerts) durably."""
 
-    def __init__(self, store: CatalogStore, observations: ObservationStore) -> None:
+    def __init__(self, store: CatalogStore, observations: ReadingStore) -> None:
         self.store = store
         self.observations = observations
         self._lock = threading.Lock()
         # held by a server around parsing and ingesting one batch: threads of a process
         # gain nothing by validating at once (the GIL), and interleaved they stretch the
-        # store's writer lock that other worker processes wait on
-        self.one_batch = threading.Lock()
+        # store's writer lock that other worker processes wait on; where appends run side
+        # by side (PostgreSQL), one batch is parsed while another waits on the database
+        self.one_batch: contextlib.AbstractContextManager = (
+            contextlib.nullcontext() if observations.parallel_appends else threading.Lock()
+        )
         self._version = -1
         self._sensors: dict[str, Sensor] = {}
 

@@ -25,6 +25,10 @@ class ReadingStore(ABC):
     """Readings of every sensor layer: appended in validated batches, read back as frames
     (times as UTC timestamps, ends of windows inclusive)."""
 
+    # whether appends of several threads gain by running at once (each waits on its own
+    # database connection), rather than queueing on one writer as SQLite's do
+    parallel_appends: bool = False
+
     @abstractmethod
     def append(
         self,

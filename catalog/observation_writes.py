@@ -347,10 +347,12 @@ def alert_frame(
     pairs: list[tuple[str, str]], which: np.ndarray, t_ms: np.ndarray, vals: np.ndarray
 ) -> pd.DataFrame:
     """A batch's readings (one per series and time) as the alert rules read them."""
+    sensors = _objects([p[0] for p in pairs])  # per pair, then taken per reading at once
+    parameters = _objects([p[1] for p in pairs])
     return pd.DataFrame(
         {
-            "sensor": pd.array([pairs[i][0] for i in which], dtype=object),
-            "parameter": pd.array([pairs[i][1] for i in which], dtype=object),
+            "sensor": pd.array(sensors[which], dtype=object),
+            "parameter": pd.array(parameters[which], dtype=object),
             "time": t_ms,
             "value": vals,
         }

@@ -22,7 +22,10 @@ reading already stored (by this process or any other on the database, even one
 committing at the same moment: the unique key makes the later one wait) is counted as a
 duplicate and keeps the first value, and a process killed during the COPY leaves nothing
 of its batch. Layers with alert rules take a transaction-level advisory lock per
-layer, so their rules see readings in the order they commit, once, as on SQLite.
+layer once the batch is written, so their rules see batches in the order they commit,
+once, as on SQLite, while other batches are written meanwhile. Appends of several threads
+run side by side (each thread has its own connection), so a server takes batches in
+parallel (``parallel_appends``).
 """
 
 from __future__ import annotations
@@ -193,6 +196,8 @@ class _ReadingConnections(_Connections):
 class PostgresObservationStore(ReadingStore):
     """The readings in schema ``schema`` of a PostgreSQL database (module docstring)."""
 
+    parallel_appends = True
+
     def __init__(self, dsn: str, schema: str = "shikong") -> None:
         if not _SCHEMA_NAME.match(schema) or schema.startswith("pg_"):
             raise ValueError(
@@ -316,14 +321,16 @@ class PostgresObservationStore(ReadingStore):
             db = self._db()
             try:
                 with db.transaction():
-                    if good is not None:  # the layer's rules see its readings in turn
-                        key = advisory_key("alerts", self.schema, layer)
-                        db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
                     inserted = self._copy_in(db, data, len(sid))
                     self._copy(db, _NEWEST_ROWS, latest)
                     db.execute(self._sql(_NEWEST))
                     fired = []
-                    if good is not None:
+                    if good is not None:  # the layer's rules see its batches in turn
+                        # locked after the writes: batches of other nodes write meanwhile,
+                        # only the rules and the commit wait (and the holder waits on no
+                        # row another batch holds: no deadlock)
+                        key = advisory_key("alerts", self.schema, layer)
+                        db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
                         fired = alerts.evaluate(_AlertBook(self, db), layer, good, attributes)
                     fault("readings-before-commit")
                 return inserted, fired
