@@ -128,6 +128,7 @@ def test_a_copy_stopped_half_way_runs_again_to_the_same_catalog(pg_database, tmp
     first = PostgresCatalogStore(pg_database, DataDir(tmp_path / "a"))
     half = [layers[0], (layers[1][0], layers[1][1][:5])]
     migrate.copy_catalog(half, first, version=7)
+    first.wait_copies()
     assert not indexes(pg_database) & set(_LATER_INDEXES)  # built at the end, at once
     first.close()  # stopped here, never finished
 
@@ -170,4 +171,11 @@ def test_a_batch_with_an_id_twice_is_refused(pg_database, tmp_path, layers):
     with pytest.raises(psycopg.errors.UniqueViolation):
         store.put_verbatim(doc, [items[0], items[1], items[0]], 7)
     assert store.counts() == (0, 0)
+    written = []
+    store.put_verbatim_later(doc, items[:2], 7, lambda: written.append(2))
+    store.put_verbatim_later(doc, [items[2], items[2]], 7, lambda: written.append(1))
+    store.put_verbatim_later(doc, items[3:5], 7, lambda: written.append(3))
+    with pytest.raises(psycopg.errors.UniqueViolation):  # behind the caller's back: later
+        store.wait_copies()
+    assert written == [2] and store.counts() == (1, 2)  # what came after it was dropped
     store.close()

@@ -24,8 +24,8 @@ local after a migration: the STAC mirror (the data directory), and the assets un
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,29 +65,17 @@ def copy_catalog(
     advance: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Each layer's collection and items into the target, BATCH_ITEMS per transaction
-    (``put_verbatim``), under the writer lock throughout. A thread makes the next batch's
-    rows while one is written: Python and the server work at the same time. The cyclic
-    garbage collector waits (``collector_paused``): with the catalog in memory, each
-    full collection walked all of it (a fifth of the client's time)."""
-    batches = [
-        (collection, items[start : start + BATCH_ITEMS])
-        for collection, items in layers
-        for start in range(0, max(len(items), 1), BATCH_ITEMS)
-    ]
-
-    def prepare(k: int) -> Any:
-        return target.prepare_verbatim(*batches[k], version)
-
-    from shikong.catalog.storage import collector_paused
-
-    with collector_paused(), target.writing(export=False), ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(prepare, 0) if batches else None
-        for k, (_, chunk) in enumerate(batches):
-            assert ahead is not None
-            prepared = ahead.result()
-            ahead = pool.submit(prepare, k + 1) if k + 1 < len(batches) else None
-            target.put_prepared(prepared)
-            advance(len(chunk))
+    (``put_verbatim_later``: the rows are made on one thread and written on another, the
+    server storing a batch while Python makes the next). Returns when the last batch is
+    queued, so a caller reading layers one at a time reads the next while the last ones
+    are written; ``target.wait_copies()`` (or ``finish_copy``) waits for them.
+    ``advance(n)`` as each batch of n items is written."""
+    for collection, items in layers:
+        for start in range(0, max(len(items), 1), BATCH_ITEMS):
+            chunk = items[start : start + BATCH_ITEMS]
+            target.put_verbatim_later(
+                collection, chunk, version, functools.partial(advance, len(chunk))
+            )
 
 
 def asset_paths(
@@ -296,6 +284,7 @@ def migrate(target_dsn: str, schema: str | None, assets: str | None, data_dir: P
             upload_assets(moves, to, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
         task = progress.add_task(f"copying {len(layers)} layers", total=total)
         copy_catalog(layers, target, version, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
+        target.wait_copies()  # type: ignore[attr-defined]
         task = progress.add_task("checking items and assets", total=total)
         checked = check_copy(layers, target, lambda n: progress.advance(task, n))  # type: ignore[arg-type]
     if checked.problems:
