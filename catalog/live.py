@@ -265,7 +265,7 @@ def _plain_csv_frame(text: str) -> pd.DataFrame | None:
     if any((pc.max(pc.utf8_length(c)).as_py() or 0) > limit for c in table.columns):
         return None
     columns = {
-        name: _objects_of(table.column(name)) if name in names else _objects([None] * len(table))
+        name: _objects_of(table.column(name)) if name in names else np.full(len(table), None)
         for name in (*REQUIRED, "parameter")
     }
     numbers = None

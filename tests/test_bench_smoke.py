@@ -260,3 +260,42 @@ def test_bench_cloud_smoke() -> None:
     assert text and int(text[1]) == int(text[2]) > 0, f"Chinese search not exact{tail}"
     if baseline:  # the sides answered the same searches with the same items
         assert len(re.findall(r"^answers of \w+: the same", run.stdout, re.MULTILINE)) == 4, tail
+
+
+NODES = [
+    rf"^HTTP readings into PostgreSQL, 1 node x 1 worker: ({N}) readings/s .*; plain COPY "
+    rf"({N}) rows/s; ratio ({N})$",
+    rf"^HTTP readings into PostgreSQL, 2 nodes x 1 worker: ({N}) readings/s .*; plain COPY "
+    rf"({N}) rows/s; ratio ({N})$",
+    rf"^    checked: the database holds the ({N}) readings accepted, once each$",
+    rf"^bbox items/s, 16 clients, nodes x 1 worker: 1 node ({N}) req/s, 2 nodes ({N}) req/s; "
+    rf"ratio ({N}) ",
+    rf"^first bbox request \(opens the layer\): S3 ({N}) s, local file ({N}) s ",
+    rf"^bbox p50 over ({N}) distinct boxes, interleaved: S3 ({N}) ms, local file ({N}) ms; "
+    rf"ratio ({N})$",
+]
+
+
+def test_bench_cloud_nodes_smoke() -> None:
+    """bench/cloud_nodes.py --smoke: two nodes on PostgreSQL and SeaweedFS; readings
+    beside plain COPY, one node's bbox throughput beside two, S3 beside a local file."""
+    import s3_server
+
+    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
+    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
+    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
+    require(s3_server.weed_binary() is not None, "the weed binary (SeaweedFS) is not installed")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cloud_nodes.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, f"bench/cloud_nodes.py --smoke exited {run.returncode}{tail}"
+    for pattern in NODES:
+        found = re.search(pattern, run.stdout, re.MULTILINE)
+        assert found, f"bench/cloud_nodes.py --smoke printed no line matching {pattern!r}{tail}"
+        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
