@@ -814,10 +814,13 @@ class PostgresCatalogStore(CatalogStore):
 
     def wait_copies(self) -> None:
         """Wait until what :meth:`put_verbatim_later` was given is written; raise what
-        failed."""
+        failed. Not inside :meth:`writing`: the writer could never have the lock."""
+        if self._copies is None:
+            return
+        if self._holding():
+            raise RuntimeError("copies waited for inside writing(): they need its lock")
         copies, self._copies = self._copies, None
-        if copies is not None:
-            copies.finish()
+        copies.finish()
 
     def _prepare_quietly(self, job: tuple[dict[str, Any], Sequence[dict[str, Any]], int]) -> Any:
         with collector_paused():  # its rows are acyclic: reference counting frees them
