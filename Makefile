@@ -35,8 +35,11 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# the suite on TEST_WORKERS processes (pytest-xdist), one test module per worker at a time
+# (module fixtures start once); TEST_WORKERS=0 runs it in this process
+TEST_WORKERS ?= 2
 test: venv lint
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean-data:
 	rm -rf $(DATA)

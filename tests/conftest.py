@@ -87,18 +87,41 @@ class RunningServer:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
-def demo_data(tmp_path_factory):
-    """The small demo city, built once per test session."""
+def build_demo(root) -> None:
+    """The small demo city: its sources in root/sources, its catalog in root/data."""
     from shikong.catalog import Catalog
     from shikong.catalog.bulk import ingest_entries, read_manifest
     from shikong.demo import MANIFEST, generate
 
-    root = tmp_path_factory.mktemp("demo")
     generate(root / "sources", scale="small")
     ingest_entries(
         Catalog.open(root / "data"), root / "sources", read_manifest(root / "sources" / MANIFEST)
     )
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """The small demo city, built once per test session. Under pytest-xdist the first
+    worker builds it once for the run and every worker takes its own copy (tests write
+    keys, readings and audit logs into it: workers must not share one)."""
+    import fcntl
+    import os
+    import shutil
+
+    root = tmp_path_factory.mktemp("demo")
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        build_demo(root)
+        return root / "data"
+    built = tmp_path_factory.getbasetemp().parent / "demo-city"  # shared by the workers
+    with open(f"{built}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (built / "done").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            built.mkdir()
+            build_demo(built)
+            (built / "done").touch()
+    shutil.copytree(built / "sources", root / "sources")
+    shutil.copytree(built / "data", root / "data")
     return root / "data"
 
 
