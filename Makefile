@@ -36,10 +36,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 # the suite on TEST_WORKERS processes (pytest-xdist), one test module per worker at a time
-# (module fixtures start once); TEST_WORKERS=0 runs it in this process
+# (module fixtures start once), the longest modules first (tests/conftest.py SLOW_FIRST);
+# TEST_WORKERS=0 runs it in this process
 TEST_WORKERS ?= 2
 test: venv lint
-	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean-data:
 	rm -rf $(DATA)

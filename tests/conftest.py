@@ -19,6 +19,32 @@ def gk38_to_4490():
     return lambda geom: shapely.transform(geom, lambda xy: np.column_stack(t.transform(*xy.T)))
 
 
+# The longest modules (seconds in one whole run on 2 loaded cores), run first: with
+# pytest-xdist (make test: --no-loadscope-reorder keeps this order) a long module that is
+# handed out last keeps one worker busy after the other has finished.
+SLOW_FIRST = [
+    "test_hostile_ingest.py",  # 355 s: every corrupt source through two CLI processes
+    "test_bench_smoke.py",  # 280 s
+    "test_readme.py",  # 161 s
+    "test_live.py",  # 150 s
+    "test_rasterjobs.py",  # 123 s
+    "test_observations_pg.py",  # 97 s
+    "test_schemathesis.py",  # 92 s
+    "test_notebooks.py",  # 86 s
+    "test_observation_contract.py",  # 76 s
+    "test_cloud_catalog.py",  # 73 s
+    "test_hostile_readings.py",  # 65 s
+    "test_qgis_maps.py",  # 61 s
+    "test_cloud_nodes.py",  # 58 s
+]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The modules of SLOW_FIRST first, in its order; the others after, as collected."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def free_port() -> int:
     import socket
 
