@@ -140,12 +140,18 @@ class Layer:
         """Versions in order of validity."""
         return [LayerVersion(self.store, i) for i in self.store.items_of(self.id)]
 
-    @property
+    @cached_property
     def current(self) -> LayerVersion:
-        """The version valid now (the last by validity)."""
-        if not self.versions:
+        """The version valid now (the last by validity): read alone unless :attr:`versions`
+        was (a layer may have thousands of versions)."""
+        if "versions" in self.__dict__:
+            if not self.versions:
+                raise InputError(self.id, "the layer has no versions")
+            return self.versions[-1]
+        found = self.store.item_during(self.id, None, None)
+        if found is None:
             raise InputError(self.id, "the layer has no versions")
-        return self.versions[-1]
+        return LayerVersion(self.store, found)
 
     def as_of(self, when: str | date | datetime) -> LayerVersion:
         """The version valid at an instant: valid_from <= when < valid_to."""

@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,15 @@ from pygeoapi.openapi import get_oas
 from shikong.catalog import Catalog, Layer
 from shikong.catalog.extension import ShikongExtension
 from shikong.catalog.policy import Access, CollectionMeta
+from shikong.catalog.store import CatalogStore
+from shikong.spatial.errors import InputError
 from shikong.spatial.temporal import parse_instant
 
 from . import pygeoapi_fixes
 from .i18n import locale_dir
 from .jobs import manager_config
 from .processes import bind_process, process_allowed, process_resources
+from .providers.versions import publish_store, version_entry
 from .tiles.links import tile_links
 from .workbench.basemap import basemap_config
 
@@ -96,28 +100,21 @@ def base_config(url: str, max_items: int = 1000) -> dict[str, Any]:
     }
 
 
-def _versions(layer: Layer) -> list[dict[str, Any]]:
-    out = []
-    for v in layer.versions:
-        out.append(
-            {
-                "version": v.version,
-                "path": str(v.asset_path),
-                "valid_from": v.valid_from.timestamp(),
-                "valid_to": v.valid_to.timestamp() if v.valid_to else None,
-            }
-        )
-    return out
-
-
 def _text(zh: str | None, en: str | None) -> dict[str, str]:
     return {"en": en or zh or "", "zh": zh or en or ""}
 
 
-def resource_for(layer: Layer) -> dict[str, Any] | None:
-    """A pygeoapi collection resource for a layer, or None if it has nothing to serve."""
+def resource_for(layer: Layer, published: int = 0) -> dict[str, Any] | None:
+    """A pygeoapi collection resource for a layer, or None if it has nothing to serve.
+
+    Only the current version is read: a feature provider finds older ones when asked
+    (:class:`~.providers.versions.PublishedVersions`; ``published`` is the catalog
+    version this resource is built at).
+    """
     c = layer.collection
-    if not layer.versions:
+    try:
+        current = version_entry(layer.current)
+    except InputError:  # no versions yet
         return None
     bbox = c["extent"]["spatial"]["bbox"][0]
     start, end = c["extent"]["temporal"]["interval"][0]
@@ -151,14 +148,14 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
     }
     if layer.kind in ("vector", "sensors", "readings", "raster"):  # the kinds with styles
         resource["links"].append(styles_link(layer.id))
-    versions = _versions(layer)
     if layer.kind in ("vector", "sensors"):
         resource["providers"].append(
             {
                 "type": "feature",
                 "name": f"{PROVIDERS}.features.ShikongFeatureProvider",
-                "data": versions[-1]["path"],
-                "versions": versions,
+                "data": current["path"],
+                "current": current,
+                "published": published,
                 "id_field": layer.current.id_field,
                 "crs": list(SERVED_CRS),
                 "storage_crs": CRS84,
@@ -180,7 +177,7 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
         resource["providers"].insert(0, readings_feature_provider(resource["providers"][-1]))
     if layer.kind == "raster":
         resource["links"] += coverage_description_links(layer.id)
-        path = versions[-1]["path"]
+        path = current["path"]
         resource["providers"] += [
             {
                 "type": "coverage",
@@ -198,7 +195,7 @@ def resource_for(layer: Layer) -> dict[str, Any] | None:
             },
         ]
     if layer.kind == "datacube":
-        resource["providers"] += datacube_providers(str(versions[-1]["path"]))
+        resource["providers"] += datacube_providers(current["path"])
     return resource if resource["providers"] else None
 
 
@@ -516,8 +513,30 @@ def restrict(resources: dict[str, Any], access: Access) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class PublishedLayer:
+    """What one catalog layer puts in a snapshot."""
+
+    key: tuple[str, str]  # (department, layer name): how the store lists it
+    meta: CollectionMeta
+    resource: dict[str, Any] | None  # None: nothing to serve, or it could not be built
+    failed: bool = False  # tried again at every republication
+
+    @property
+    def reads(self) -> set[str]:
+        """The other layers its resource is built from (a readings layer's sensors)."""
+        providers = (self.resource or {}).get("providers", [])
+        return {p["store_layer"] for p in providers if "store_layer" in p}
+
+
 class Publisher:
-    """Keeps an up-to-date snapshot of the catalog as a pygeoapi API."""
+    """Keeps an up-to-date snapshot of the catalog as a pygeoapi API.
+
+    A republication rebuilds only the layers whose collection changed since the snapshot's
+    catalog version (the store keeps ``changed_version`` on collections), the readings
+    layers of a changed sensors layer and the layers that could not be built; a layer the
+    store no longer lists drops out. No version but each layer's current one is read.
+    """
 
     def __init__(
         self,
@@ -532,20 +551,48 @@ class Publisher:
         self.extra_resources = extra_resources or dict
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._layers: dict[str, PublishedLayer] = {}
+        publish_store(catalog.store)  # the providers read older versions through it
         self.snapshot = self._build()
+
+    def _changed_layers(self, store: CatalogStore) -> list[dict[str, Any]]:
+        """Collections to (re)publish, without their per-version links (a layer's
+        document has one per version); drops the layers the store no longer lists."""
+        before: Snapshot | None = getattr(self, "snapshot", None)
+        if before is None:
+            return store.collection_heads()
+        listed = {(d, name) for d in store.departments() for name in store.layer_names(d)}
+        for cid in [cid for cid, p in self._layers.items() if p.key not in listed]:
+            del self._layers[cid]
+        docs = store.collection_heads(changed_since=before.version)
+        changed = {c["id"] for c in docs}
+        again = {
+            cid
+            for cid, p in self._layers.items()
+            if cid not in changed and (p.failed or p.reads & changed)
+        }
+        if again:
+            docs += [c for c in store.collection_heads() if c["id"] in again]
+        return docs
+
+    def _publish(self, layer: Layer, version: int) -> PublishedLayer:
+        meta = CollectionMeta(layer.id, layer.department, layer.classification)
+        key = (layer.department, layer.name)
+        try:
+            return PublishedLayer(key, meta, resource_for(layer, version))
+        except Exception:  # one broken layer must not unpublish the others
+            LOGGER.exception("cannot publish %s", layer.id)
+            return PublishedLayer(key, meta, None, failed=True)
 
     def _build(self) -> Snapshot:
         version = self.catalog.version
-        resources: dict[str, Any] = {}
-        layers = self.catalog.collections()
-        for layer in layers:
-            try:
-                resource = resource_for(layer)
-            except Exception:  # one broken layer must not unpublish the others
-                LOGGER.exception("cannot publish %s", layer.id)
-                continue
-            if resource is not None:
-                resources[layer.id] = resource
+        store = self.catalog.store
+        for doc in self._changed_layers(store):
+            layer = Layer(store, doc, lambda: self.catalog.observations)
+            self._layers[layer.id] = self._publish(layer, version)
+        resources: dict[str, Any] = {
+            cid: p.resource for cid, p in sorted(self._layers.items()) if p.resource is not None
+        }
         resources.update(self.extra_resources())
         config = base_config(self.url, self.max_items)
         jobs = self.catalog.paths.jobs
@@ -554,10 +601,7 @@ class Publisher:
         resources.update(process_resources(self.catalog.paths.root))
         if any(r["shikong"]["kind"] == "sensors" for r in resources.values() if "shikong" in r):
             resources["alerts"] = alerts_resource(self.catalog)
-        metas = {
-            layer.id: CollectionMeta(layer.id, layer.department, layer.classification)
-            for layer in layers
-        }
+        metas = {cid: p.meta for cid, p in sorted(self._layers.items())}
         metas.update(collection_metas(resources))
         snapshot = Snapshot(version, config, resources, metas)
         LOGGER.info("published catalog version %s (%d resources)", version, len(resources))

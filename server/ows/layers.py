@@ -16,6 +16,7 @@ from shikong.catalog.opened import OpenedLayer, open_layer
 from starlette.requests import Request
 
 from ..providers.features import pick_version
+from ..providers.versions import PublishedVersions
 from .errors import OwsError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class ServedLayer:
 
     def opened(self, datetime_: str | None = None) -> OpenedLayer:
         """The vector version valid at ``datetime_`` (TIME=), the newest without it."""
-        versions = self._provider("feature")["versions"]
+        versions = PublishedVersions.of(self._provider("feature"))
         try:
             version = pick_version(versions, datetime_)
         except (ProviderInvalidQueryError, ProviderItemNotFoundError) as exc:
@@ -60,7 +61,7 @@ class ServedLayer:
         """Start of each vector version's validity, ISO 8601 (the TIME dimension)."""
         from datetime import UTC, datetime
 
-        versions = self._provider("feature")["versions"]
+        versions = PublishedVersions.of(self._provider("feature")).timeline()
         return [
             datetime.fromtimestamp(v["valid_from"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             for v in versions

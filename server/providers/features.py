@@ -2,7 +2,9 @@
 
 The provider is built per request by pygeoapi; everything heavy comes from the
 process-wide cache in :mod:`shikong.server.layers`. ``datetime`` picks the version of
-the layer valid at that time, so clients time-travel with a standard parameter.
+the layer valid at that time, so clients time-travel with a standard parameter: the
+definition holds the current version only, an older one is asked of the catalog store
+(:mod:`.versions`).
 """
 
 from __future__ import annotations
@@ -26,28 +28,15 @@ from shikong.catalog.editing import FeatureNotFound, LayerEditor
 from shikong.catalog.opened import OpenedLayer, open_layer
 from shikong.catalog.policy import mask_value
 from shikong.spatial.errors import InputError
-from shikong.spatial.temporal import parse_datetime
 
 from .. import cql
+from .versions import PublishedVersions
 
 
-def pick_version(versions: list[dict[str, Any]], datetime_: str | None) -> dict[str, Any]:
+def pick_version(versions: PublishedVersions, datetime_: str | None) -> dict[str, Any]:
     """The version valid at an instant, or the latest valid in an interval (a bare date is
-    its whole UTC day: :mod:`shikong.spatial.temporal`)."""
-    if not datetime_:
-        return versions[-1]
-    try:
-        window = parse_datetime(datetime_)
-    except InputError as exc:
-        raise ProviderInvalidQueryError(user_msg=str(exc)) from None
-    first, last = window.timestamps()
-    start = -np.inf if first is None else first
-    end = np.inf if last is None else last
-    for v in reversed(versions):
-        v_to = v["valid_to"] if v["valid_to"] is not None else np.inf
-        if v["valid_from"] <= end and v_to > start:
-            return v
-    raise ProviderItemNotFoundError(user_msg=f"no version of this layer was valid at {datetime_}")
+    its whole UTC day: :mod:`shikong.spatial.temporal`); older ones come from the store."""
+    return versions.pick(datetime_)
 
 
 class ShikongFeatureProvider(BaseProvider):
@@ -60,9 +49,8 @@ class ShikongFeatureProvider(BaseProvider):
 
     def __init__(self, provider_def: dict[str, Any]) -> None:
         super().__init__(provider_def)
-        self.versions: list[dict[str, Any]] = provider_def["versions"]
-        current = self.versions[-1]
-        self.layer = open_layer(current["path"], self.id_field)
+        self.versions = PublishedVersions.of(provider_def)
+        self.layer = open_layer(self.versions.current["path"], self.id_field)
         self._fields = self.layer.fields
         self.mask: dict[str, str] = provider_def.get("mask") or {}
 

@@ -180,7 +180,7 @@ def _limits(tms: Any, bbox: list[float]) -> list[dict[str, Any]]:
 
 def _layer_meta(server: Server, access: Access, cid: str, tms: Any) -> dict[str, Any]:
     source = tile_source(server, access, cid)
-    version = source.versions[-1]
+    version = source.versions.current
     layer = open_layer(version["path"], source.id_field)
     first, last = matrix_sets.zoom_range(tms)
     masked = access.masked_fields(cid)

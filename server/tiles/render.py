@@ -45,6 +45,7 @@ from shikong.catalog.policy import Access, mask_value
 
 from ..problems import Problem
 from ..providers.features import pick_version
+from ..providers.versions import PublishedVersions
 from . import matrix_sets, mvt
 from .cache import TileCache, tile_key
 from .links import TILED_KINDS
@@ -84,7 +85,7 @@ class TileSource:
 
     collection: str
     kind: str
-    versions: list[dict[str, Any]]
+    versions: PublishedVersions
     id_field: str
     classification: str
 
@@ -105,13 +106,13 @@ def tile_source(server: Server, access: Access, collection_id: str) -> TileSourc
         edr = next((p for p in providers if p["type"] == "edr"), None)
         sensors = snapshot.resources.get(edr["store_layer"]) if edr else None
         providers = sensors.get("providers", []) if sensors else []
-    feature = next((p for p in providers if p["type"] == "feature" and "versions" in p), None)
+    feature = next((p for p in providers if p["type"] == "feature" and "current" in p), None)
     if kind not in TILED_KINDS or feature is None:
         raise Problem(404, f"collection {collection_id!r} ({kind}) has no vector tiles")
     return TileSource(
         collection_id,
         kind,
-        feature["versions"],
+        PublishedVersions.of(feature),
         feature["id_field"],
         resource["shikong"]["classification"],
     )

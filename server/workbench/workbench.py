@@ -37,6 +37,7 @@ from starlette.routing import Route
 from .. import public_url
 from ..maps.styles import facts_from_resource, style_for
 from ..problems import problem
+from ..providers.versions import PublishedVersions
 from .mines import MinesApi
 from .pages import page_language, render
 from .signin import SigninApi
@@ -69,7 +70,8 @@ def _title(resource: dict[str, Any], cid: str, lang: str = "zh") -> str:
 
 
 def layer_entry(cid: str, resource: dict[str, Any], lang: str = "zh") -> dict[str, Any]:
-    versions = next((p["versions"] for p in resource.get("providers", []) if p.get("versions")), [])
+    feature = next((p for p in resource.get("providers", []) if p.get("current")), None)
+    versions = PublishedVersions.of(feature).timeline() if feature else []
     kind = resource["shikong"]["kind"]
     return {
         "id": cid,
