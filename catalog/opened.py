@@ -120,10 +120,13 @@ def _open(path: Path | str, id_field: str) -> OpenedLayer:
             np.asarray(table.column(geometry_column).to_pylist(), dtype=object)
         )
         bounds = shapely.bounds(geoms)
+    # the tree holds each row's diagonal (xmin, ymin)-(xmax, ymax): its envelope is the
+    # row's bounds, which is all the tree's queries compare (none passes a predicate),
+    # and a million segments are made in a third of the time of a million boxes
     present = ~np.isnan(bounds).any(axis=1)
-    boxes = np.full(len(bounds), None, dtype=object)
-    boxes[present] = shapely.box(*bounds[present].T)
-    tree = shapely.STRtree(boxes)
+    keys = np.full(len(bounds), None, dtype=object)
+    keys[present] = shapely.linestrings(bounds[present].reshape(-1, 2, 2))
+    tree = shapely.STRtree(keys)
     ids = table.column(id_field).to_pylist()
     fields = {
         name: _field_type(table.schema.field(name).type)
