@@ -9,8 +9,8 @@ free loopback port, two databases in it:
   their own that this script creates on first use under ``bench/data/cloud/venv``
   (``pip install stac-fastapi.pgstac pypgstac[psycopg] uvicorn``), never in .venv;
 - ``shikong``: ours, the same items committed through our PostgreSQL catalog store's
-  bulk path (``shikong migrate``'s ``copy_catalog``: ``put_verbatim``, 1,000 items a
-  transaction), then ordered by place as ``shikong migrate`` ends (``optimize``:
+  bulk path (``shikong migrate``'s ``copy_catalog``: ``put_verbatim_later``, 5,000 items
+  a transaction), then ordered by place as ``shikong migrate`` ends (``optimize``:
   ``CLUSTER`` by the bbox index; timed and printed on its own, not in the load rate),
   and served by ``shikong serve --workers 2`` with ``SHIKONG_DATABASE``.
 

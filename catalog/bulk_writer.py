@@ -1,10 +1,11 @@
-"""Bulk writes behind the caller's back: each batch's rows made on one thread and
-written on another, a bounded number of batches waiting.
+"""Bulk writes behind the caller's back: batches written in order on a thread of their
+own, a bounded number of them waiting.
 
-Why: a bulk copy is Python making rows, then the database storing them. Made and
-written in turn, one of the two always waits for the other (and both wait while the
-caller reads its next batch). Here the database stores one batch while Python makes
-the next and the caller reads on, each on its own core where there are two.
+Why: a caller that reads its batches one at a time (a file, layer by layer) and writes
+each in turn leaves the database idle while it reads, and itself idle while the database
+finishes a batch. Here the database stores one batch while the caller reads the next,
+each on its own core where there are two. (One thread only: a second one making rows
+while the first writes cost more in handing Python's lock to and fro than it saved.)
 """
 
 from __future__ import annotations
@@ -13,31 +14,25 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-type _Entry = tuple[Future[Any], Callable[[], None] | None]
 
-
-class BulkWriter[Job, Made]:
-    """``put(job)`` returns at once (or when ``ahead`` batches already wait): ``make(job)``
-    runs on one thread, then ``write(made)`` on another, in the order put, inside
-    ``hold()`` (entered when there is work, left when there is none). The first failure
-    stops the writing (later batches are dropped) and is raised once, by the next
-    :meth:`put` or by :meth:`finish`."""
+class BulkWriter[Job]:
+    """``put(job)`` returns at once (or when ``ahead`` batches already wait); ``write(job)``
+    runs on the writer's thread, in the order put, inside ``hold()`` (entered when there
+    is work, left when there is none). The first failure stops the writing (later
+    batches are dropped) and is raised once, by the next :meth:`put` or by
+    :meth:`finish`."""
 
     def __init__(
         self,
-        make: Callable[[Job], Made],
-        write: Callable[[Made], None],
+        write: Callable[[Job], None],
         hold: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
         ahead: int = 8,
     ) -> None:
-        self._make = make
         self._write = write
         self._hold = hold
-        self._maker = ThreadPoolExecutor(1, thread_name_prefix="shikong-bulk-make")
-        self._queue: queue.Queue[_Entry | None] = queue.Queue(ahead)
+        self._queue: queue.Queue[tuple[Job, Callable[[], None] | None] | None] = queue.Queue(ahead)
         self._failure: BaseException | None = None
         self._told = False
         self._writer = threading.Thread(target=self._run, name="shikong-bulk-write", daemon=True)
@@ -46,14 +41,13 @@ class BulkWriter[Job, Made]:
     def put(self, job: Job, done: Callable[[], None] | None = None) -> None:
         """Queue a batch; ``done()`` once it is written (on the writer's thread)."""
         self._tell()
-        self._queue.put((self._maker.submit(self._make, job), done))
+        self._queue.put((job, done))
 
     def finish(self) -> None:
         """Wait until every batch put is written (or dropped after a failure); raise the
         failure if it was not raised yet. The writer cannot be used again."""
         self._queue.put(None)
         self._writer.join()
-        self._maker.shutdown()
         self._tell()
 
     def _tell(self) -> None:
@@ -79,12 +73,11 @@ class BulkWriter[Job, Made]:
             except BaseException as exc:  # hold() failed (the database went away)
                 self._failure = self._failure or exc
 
-    def _one(self, made: Future[Any], done: Callable[[], None] | None) -> None:
+    def _one(self, job: Job, done: Callable[[], None] | None) -> None:
         if self._failure is not None:  # dropped: the copy failed before it
-            made.cancel()
             return
         try:
-            self._write(made.result())
+            self._write(job)
             if done is not None:
                 done()
         except BaseException as exc:  # raised to the caller by put or finish

@@ -27,7 +27,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -256,25 +255,6 @@ _JSON_TYPES = ["text", "bytea"]
 _ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8", "bytea"]
 
 
-@dataclass(frozen=True)
-class _Copies:
-    """Items as rows of item_json (id first) and of items (``_ITEM_COLUMNS``)."""
-
-    json: list[tuple[str, bytes]]
-    items: list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class VerbatimBatch:
-    """A layer's collection and items as :meth:`PostgresCatalogStore.put_prepared`
-    writes them (see :meth:`~PostgresCatalogStore.prepare_verbatim`)."""
-
-    collection: dict[str, Any]
-    text: str
-    version: int
-    copies: _Copies
-
-
 class _Connections:
     """One autocommit connection per thread: a commit's transaction on one connection is
     never seen half-done by readers in other threads."""
@@ -324,9 +304,9 @@ class PostgresCatalogStore(CatalogStore):
         self._lock_db: psycopg.Connection[Any] | None = None
         self._write_key = _key("writer", schema)
         self._ensured: set[str] = set()  # tables of modules beside the catalog, made
-        self._replacing = False  # put_prepared deletes rows of its ids first (see there)
-        self._copying = False  # put_prepared has looked whether the catalog was empty
-        self._copies: BulkWriter[Any, Any] | None = None  # put_verbatim_later's
+        self._replacing = False  # put_verbatim deletes rows of its ids first (see there)
+        self._copying = False  # put_verbatim has looked whether the catalog was empty
+        self._copies: BulkWriter[Any] | None = None  # put_verbatim_later's
         paths.root.mkdir(parents=True, exist_ok=True)
         self._create_schema()
 
@@ -684,66 +664,69 @@ class PostgresCatalogStore(CatalogStore):
         self, db: psycopg.Connection[Any], rows: list[tuple[dict[str, Any], str]], version: int
     ) -> None:
         """Replace rows of the same ids, then COPY the items (with their layer's text) in."""
-        self._copy_items(db, self._item_copies(rows, version), replace=True)
+        self._copy_items(db, rows, version, replace=True)
 
-    def _item_copies(self, rows: list[tuple[dict[str, Any], str]], version: int) -> _Copies:
-        """The rows of item_json and items for a binary COPY, of items each with its
-        layer's text. The footprint is the item's geometry (SQLite leaves out one that is
-        just its bbox: the same shape). Made without the database (but for a rare item
-        of more than 16,382 tokens), so a bulk copy makes the next batch's rows while
-        one is written."""
-        docs, lines = [], []
-        for item, layer_text in rows:
-            props = item["properties"]
-            to = props.get(Field.VALID_TO)
-            docs.append((item["id"], JSONB_VERSION + orjson.dumps(item)))
-            lines.append(
-                (
-                    item["id"],
-                    item["collection"],
-                    props[Field.DEPARTMENT],
-                    props[Field.KIND],
-                    props[Field.CLASSIFICATION],
-                    props["version"],
-                    _epoch(props[Field.VALID_FROM]),
-                    _epoch(to) if to else None,
-                    *_bounds(item.get("bbox")),
-                    ewkb(item.get("geometry"), SRID),
-                    self._tokens(item_text(item), layer_text),
-                    (props.get(Field.SOURCE) or {}).get("checksum"),
-                    version,
-                    JSONB_VERSION + orjson.dumps(props),
-                )
-            )
-        return _Copies(docs, lines)
+    def _copy_items(
+        self,
+        db: psycopg.Connection[Any],
+        rows: Sequence[tuple[dict[str, Any], str]],
+        version: int,
+        replace: bool,
+    ) -> None:
+        """COPY items (each with its layer's text) in, in binary, deleting rows of the
+        same ids first if ``replace``. Each row is made as it is written, so the server
+        stores the first rows while Python makes the next."""
+        if not rows:
+            return
+        if replace:
+            ids = [item["id"] for item, _ in rows]
+            db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
+            db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
+        binary = "FROM STDIN (FORMAT binary)"
+        with db.cursor().copy(self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) {binary}")) as copy:
+            copy.set_types(_ITEM_TYPES)
+            for item, layer_text in rows:
+                copy.write_row(self._item_row(item, layer_text, version))
+        with db.cursor().copy(self._sql(f"COPY {{s}}.item_json (id, json) {binary}")) as copy:
+            copy.set_types(_JSON_TYPES)
+            for item, _ in rows:
+                copy.write_row((item["id"], JSONB_VERSION + orjson.dumps(item)))
+
+    def _item_row(self, item: dict[str, Any], layer_text: str, version: int) -> tuple[Any, ...]:
+        """An item's row of items (``_ITEM_COLUMNS``) in ``_ITEM_TYPES``. The footprint is
+        the item's geometry (SQLite leaves out one that is just its bbox: the same
+        shape)."""
+        props = item["properties"]
+        to = props.get(Field.VALID_TO)
+        return (
+            item["id"],
+            item["collection"],
+            props[Field.DEPARTMENT],
+            props[Field.KIND],
+            props[Field.CLASSIFICATION],
+            props["version"],
+            _epoch(props[Field.VALID_FROM]),
+            _epoch(to) if to else None,
+            *_bounds(item.get("bbox")),
+            ewkb(item.get("geometry"), SRID),
+            self._tokens(item_text(item), layer_text),
+            (props.get(Field.SOURCE) or {}).get("checksum"),
+            version,
+            JSONB_VERSION + orjson.dumps(props),
+        )
 
     def _tokens(self, own_text: str, layer_text: str) -> bytes:
         """``item_tokens(own_text, layer_text)`` in binary; past the last position (where
-        tokens share it) the server's own conversion of the literal."""
+        tokens share it) the server's own conversion of the literal, on a connection of
+        its own (this thread's may be in the middle of a COPY)."""
         data = tsvector_binary(own_text, layer_text)
         if data is None:
             literal = item_tokens(own_text, layer_text)
-            row = self._one("SELECT tsvectorsend(%s::tsvector)", (literal,))
+            with psycopg.connect(self.dsn, autocommit=True) as db:
+                row = db.execute("SELECT tsvectorsend(%s::tsvector)", (literal,)).fetchone()
             assert row is not None
             data = bytes(row[0])
         return data
-
-    def _copy_items(self, db: psycopg.Connection[Any], copies: _Copies, replace: bool) -> None:
-        """COPY the rows in (binary), deleting rows of the same ids first if ``replace``."""
-        if not copies.json:
-            return
-        if replace:
-            ids = [doc[0] for doc in copies.json]
-            db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
-            db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
-        for sql, types, rows in (
-            ("COPY {s}.item_json (id, json)", _JSON_TYPES, copies.json),
-            (f"COPY {{s}}.items ({_ITEM_COLUMNS})", _ITEM_TYPES, copies.items),
-        ):
-            with db.cursor().copy(self._sql(f"{sql} FROM STDIN (FORMAT binary)")) as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
 
     def _put_collections(
         self, db: psycopg.Connection[Any], docs: list[tuple[dict[str, Any], str]], version: int
@@ -784,10 +767,38 @@ class PostgresCatalogStore(CatalogStore):
         """Store a layer's collection document and items exactly as given, in one
         transaction: no relinking, no version bump (the copy of another store's catalog;
         :meth:`finish_copy` sets the version once everything is in). Items of the same
-        ids are replaced, so a copy that stopped half-way can run again."""
+        ids are replaced, so a copy that stopped half-way can run again. Their rows go in
+        without deleting rows of their ids first until some are found there (the primary
+        keys refuse them and the batch is written again, replacing them, as is every
+        later one): a first copy into an empty schema never looks for them. A copy into
+        an empty catalog leaves out the indexes ``_LATER_INDEXES`` name until
+        :meth:`finish_copy` (built at once, not row by row; a copy that stops half-way
+        has them again when the store is next opened)."""
         self.wait_copies()  # in the order given
         with collector_paused():
-            self.put_prepared(self.prepare_verbatim(collection, items, version))
+            self._put_verbatim((collection, items, version))
+
+    def _put_verbatim(self, job: tuple[dict[str, Any], Sequence[dict[str, Any]], int]) -> None:
+        collection, items, version = job
+        with self.writing(export=False):
+            db = self._db()
+            text = collection_text(collection)
+            try:
+                with db.transaction():
+                    if not self._copying:
+                        self._copying = True
+                        empty = db.execute(self._sql("SELECT NOT EXISTS (TABLE {s}.items)"))
+                        if empty.fetchone() == (True,):
+                            names = ", ".join(f"{self.schema}.{n}" for n in _LATER_INDEXES)
+                            db.execute(f"DROP INDEX IF EXISTS {names}")
+                    self._put_collections(db, [(collection, text)], version)
+                    rows = [(item, text) for item in items]
+                    self._copy_items(db, rows, version, replace=self._replacing)
+            except psycopg.errors.UniqueViolation:
+                if self._replacing:
+                    raise
+                self._replacing = True  # a copy that stopped half-way is running again
+                self._put_verbatim(job)
 
     def put_verbatim_later(
         self,
@@ -796,21 +807,27 @@ class PostgresCatalogStore(CatalogStore):
         version: int,
         done: Callable[[], None] | None = None,
     ) -> None:
-        """:meth:`put_verbatim` behind the caller's back (:mod:`.bulk_writer`): the rows
-        are made on one thread and written on another while the caller goes on (reading
-        its next batch), ``done()`` once written. What fails is raised by a later call,
-        by :meth:`wait_copies` or by :meth:`finish_copy`; :meth:`close` waits too. A
-        thread inside :meth:`writing` (which the writer needs) writes at once instead."""
+        """:meth:`put_verbatim` behind the caller's back (:mod:`.bulk_writer`), on a
+        thread of its own while the caller goes on (reading its next batch); ``done()``
+        once written. What fails is raised by a later call, by :meth:`wait_copies` or by
+        :meth:`finish_copy`; :meth:`close` waits too. A thread inside :meth:`writing`
+        (which the writer needs) writes at once instead."""
         if self._holding():
             self.put_verbatim(collection, items, version)
             if done is not None:
                 done()
             return
         if self._copies is None:
-            self._copies = BulkWriter(
-                self._prepare_quietly, self.put_prepared, lambda: self.writing(export=False)
-            )
+            self._copies = BulkWriter(self._put_quietly, lambda: self.writing(export=False))
         self._copies.put((collection, items, version), done)
+
+    def _put_quietly(self, job: tuple[dict[str, Any], Sequence[dict[str, Any]], int]) -> None:
+        """A batch of :meth:`put_verbatim_later` with the cyclic garbage collector held off
+        (``collector_paused``, as every bulk write here: the rows are acyclic, reference
+        counting frees them). It is the process's collector: the caller's thread, reading
+        on meanwhile, is spared its full collections too."""
+        with collector_paused():
+            self._put_verbatim(job)
 
     def wait_copies(self) -> None:
         """Wait until what :meth:`put_verbatim_later` was given is written; raise what
@@ -822,10 +839,6 @@ class PostgresCatalogStore(CatalogStore):
         copies, self._copies = self._copies, None
         copies.finish()
 
-    def _prepare_quietly(self, job: tuple[dict[str, Any], Sequence[dict[str, Any]], int]) -> Any:
-        with collector_paused():  # its rows are acyclic: reference counting frees them
-            return self.prepare_verbatim(*job)
-
     def _holding(self) -> bool:
         """Whether this thread is inside :meth:`writing` (re-entrant lock: a thread that
         holds it takes it again at once; one that does not, only when nobody holds it)."""
@@ -836,42 +849,8 @@ class PostgresCatalogStore(CatalogStore):
         finally:
             self._lock.release()
 
-    def prepare_verbatim(
-        self, collection: dict[str, Any], items: Sequence[dict[str, Any]], version: int
-    ) -> VerbatimBatch:
-        """What :meth:`put_verbatim` writes, made without the database (any thread)."""
-        text = collection_text(collection)
-        copies = self._item_copies([(item, text) for item in items], version)
-        return VerbatimBatch(collection, text, version, copies)
-
-    def put_prepared(self, batch: VerbatimBatch) -> None:
-        """Write a :meth:`prepare_verbatim` batch in one transaction. Its rows go in
-        without deleting rows of their ids first until some are found there (the primary
-        keys refuse them and the batch is written again, replacing them, as is every
-        later one): a first copy into an empty schema never looks for them. A copy into
-        an empty catalog leaves out the indexes ``_LATER_INDEXES`` name until
-        :meth:`finish_copy` (built at once, not row by row; a copy that stops half-way
-        has them again when the store is next opened)."""
-        with self.writing(export=False):
-            db = self._db()
-            try:
-                with db.transaction():
-                    if not self._copying:
-                        self._copying = True
-                        empty = db.execute(self._sql("SELECT NOT EXISTS (TABLE {s}.items)"))
-                        if empty.fetchone() == (True,):
-                            names = ", ".join(f"{self.schema}.{n}" for n in _LATER_INDEXES)
-                            db.execute(f"DROP INDEX IF EXISTS {names}")
-                    self._put_collections(db, [(batch.collection, batch.text)], batch.version)
-                    self._copy_items(db, batch.copies, replace=self._replacing)
-            except psycopg.errors.UniqueViolation:
-                if self._replacing:
-                    raise
-                self._replacing = True  # a copy that stopped half-way is running again
-                self.put_prepared(batch)
-
     def finish_copy(self, version: int, exported_version: int, source: str) -> None:
-        """The copy is whole: its indexes all there (see :meth:`put_prepared`), the
+        """The copy is whole: its indexes all there (see :meth:`put_verbatim`), the
         catalog version (and the mirror's) as the source had them, and where it came
         from; listeners are told."""
         self.wait_copies()
