@@ -9,6 +9,7 @@ the life of the process, bounded by an LRU.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,13 +36,19 @@ class OpenedLayer:
     geometry_column: str
     id_field: str
     bounds: np.ndarray  # (n, 4) minx, miny, maxx, maxy
-    tree: shapely.STRtree  # over the bounding boxes
-    row_of_id: dict[Any, int]
+    tree: shapely.STRtree  # over the bounding boxes (each row's diagonal: its envelope)
     fields: dict[str, dict[str, str]]
 
     @property
     def count(self) -> int:
         return self.table.num_rows
+
+    @functools.cached_property
+    def row_of_id(self) -> dict[Any, int]:
+        """Row of each feature id: made on the first lookup by id, not when the layer is
+        opened (a million ids take about as long as the spatial index)."""
+        ids = self.table.column(self.id_field).to_pylist()
+        return {v: i for i, v in enumerate(ids)}
 
     def geometries(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of some rows (decoded on demand, never all at once)."""
@@ -127,7 +134,6 @@ def _open(path: Path | str, id_field: str) -> OpenedLayer:
     keys = np.full(len(bounds), None, dtype=object)
     keys[present] = shapely.linestrings(bounds[present].reshape(-1, 2, 2))
     tree = shapely.STRtree(keys)
-    ids = table.column(id_field).to_pylist()
     fields = {
         name: _field_type(table.schema.field(name).type)
         for name in table.column_names
@@ -140,7 +146,6 @@ def _open(path: Path | str, id_field: str) -> OpenedLayer:
         id_field,
         bounds,
         tree,
-        {v: i for i, v in enumerate(ids)},
         fields,
     )
 
