@@ -8,7 +8,7 @@ handed to it as ``bytea`` (a binary ``COPY`` carries the bytes as they are, and 
 column's type reads them). Both are the values the text rows carried, so what is stored
 does not change: the footprint's EWKB as shapely wrote it (plain 2D geometries straight
 from their GeoJSON, without the round trip through GEOS; anything else still by
-shapely), and the tokens' ``tsvector`` as the server's ``tsvector_send`` writes what it
+shapely), and the tokens' ``tsvector`` as the server's ``tsvectorsend`` writes what it
 makes of the literal (:func:`tsvector_binary`).
 """
 
@@ -171,7 +171,7 @@ def _then(text: str, start: int) -> _Run | None:
 def tsvector_binary(own: str, then: str) -> bytes | None:
     """The tsvector of the tokens of the text ``own`` (weight A, from position 1)
     followed, after a free position, by those of the text ``then`` (weight B):
-    ``item_tokens``' literal as the server's ``tsvector_send`` writes what it makes of
+    ``item_tokens``' literal as the server's ``tsvectorsend`` writes what it makes of
     it (lexemes sorted, a lexeme's positions merged and ascending, at most 256). None if
     a position would reach ``MAX_POSITION`` (tokens then share it, and which weight the
     server keeps there is its own affair): the caller asks the server."""

@@ -250,7 +250,7 @@ def collection_text(collection: dict[str, Any]) -> str:
 
 
 # psycopg's binary dumpers by column; "bytea" hands over bytes already in the column's
-# binary form (jsonb: version 1 and the text; geometry: EWKB; tsvector: tsvector_send's)
+# binary form (jsonb: version 1 and the text; geometry: EWKB; tsvector: tsvectorsend's)
 _JSON_TYPES = ["text", "bytea"]
 _ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8", "bytea"]
 

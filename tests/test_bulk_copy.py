@@ -23,6 +23,13 @@ from shikong.catalog.store import Query
 from shikong.server.cli import migrate
 from shikong.spatial.temporal import parse_instant
 
+
+@pytest.fixture
+def dsn(request) -> str:
+    """A fresh database with PostGIS (``pg_cluster.pg_database``)."""
+    return request.getfixturevalue("pg_database")
+
+
 LAYERS = [("nrp", "cadastre", "不动产权籍调查成果"), ("wat", "reservoirs", "水利设施巡查")]
 TITLES = ["金水宗地", "二七地块", "中原水库", "管城河道"]
 
@@ -124,31 +131,31 @@ def check_rows(dsn: str, layers: list[tuple[dict, list[dict]]]) -> None:
                 ), it["id"]
 
 
-def test_a_copy_stopped_half_way_runs_again_to_the_same_catalog(pg_database, tmp_path, layers):
-    first = PostgresCatalogStore(pg_database, DataDir(tmp_path / "a"))
+def test_a_copy_stopped_half_way_runs_again_to_the_same_catalog(dsn, tmp_path, layers):
+    first = PostgresCatalogStore(dsn, DataDir(tmp_path / "a"))
     half = [layers[0], (layers[1][0], layers[1][1][:5])]
     migrate.copy_catalog(half, first, version=7)
     first.wait_copies()
-    assert not indexes(pg_database) & set(_LATER_INDEXES)  # built at the end, at once
+    assert not indexes(dsn) & set(_LATER_INDEXES)  # built at the end, at once
     first.close()  # stopped here, never finished
 
-    again = PostgresCatalogStore(pg_database, DataDir(tmp_path / "b"))
-    assert set(_LATER_INDEXES) <= indexes(pg_database)  # opening the store made them
+    again = PostgresCatalogStore(dsn, DataDir(tmp_path / "b"))
+    assert set(_LATER_INDEXES) <= indexes(dsn)  # opening the store made them
     migrate.copy_catalog(layers, again, version=7)  # the first batches' ids are there
     again.finish_copy(7, 7, "test")
     assert again.counts() == (2, 22)
-    check_rows(pg_database, layers)
+    check_rows(dsn, layers)
     assert again.version() == 7
     again.close()
 
 
-def test_a_finished_copy_has_every_index_and_answers_searches(pg_database, tmp_path, layers):
-    store = PostgresCatalogStore(pg_database, DataDir(tmp_path / "a"))
-    before = indexes(pg_database)
+def test_a_finished_copy_has_every_index_and_answers_searches(dsn, tmp_path, layers):
+    store = PostgresCatalogStore(dsn, DataDir(tmp_path / "a"))
+    before = indexes(dsn)
     migrate.copy_catalog(layers, store, version=7)
     store.finish_copy(7, 7, "test")
-    assert indexes(pg_database) == before
-    check_rows(pg_database, layers)
+    assert indexes(dsn) == before
+    check_rows(dsn, layers)
     every = [it for _, items in layers for it in items]
     found, total = store.search(Query(text="水库", limit=100))
     truth = [it["id"] for it in every if "水库" in it["properties"]["title"]]
@@ -165,8 +172,8 @@ def test_a_finished_copy_has_every_index_and_answers_searches(pg_database, tmp_p
     store.close()
 
 
-def test_a_batch_with_an_id_twice_is_refused(pg_database, tmp_path, layers):
-    store = PostgresCatalogStore(pg_database, DataDir(tmp_path / "a"))
+def test_a_batch_with_an_id_twice_is_refused(dsn, tmp_path, layers):
+    store = PostgresCatalogStore(dsn, DataDir(tmp_path / "a"))
     doc, items = layers[0]
     with pytest.raises(psycopg.errors.UniqueViolation):
         store.put_verbatim(doc, [items[0], items[1], items[0]], 7)

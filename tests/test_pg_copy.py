@@ -1,5 +1,5 @@
 """The bulk path's binary values are what the text rows made of them: a tsvector is the
-bytes the server's ``tsvector_send`` gives for ``item_tokens``' literal, a footprint the
+bytes the server's ``tsvectorsend`` gives for ``item_tokens``' literal, a footprint the
 EWKB shapely writes, an epoch what ``parse_instant`` reads (or its error)."""
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ from shikong.catalog.postgres_store import PostgresCatalogStore, _epoch, item_to
 from shikong.catalog.storage import DataDir
 from shikong.spatial.errors import InputError
 from shikong.spatial.temporal import parse_instant
+
+
+@pytest.fixture
+def dsn(request) -> str:
+    """A fresh database with PostGIS (``pg_cluster.pg_database``)."""
+    return request.getfixturevalue("pg_database")
+
 
 WORDS = ["土地", "地利", "利用", "nrp", "河流", "a", "b1", "x", "规划", "it's", "a\\b"]
 TOKENS = [  # (own, then): tokens as index_text writes them, and what it never writes
@@ -59,10 +66,10 @@ def random_cases(n: int) -> list[tuple[str, str]]:
     ]
 
 
-def test_tsvector_binary_is_the_servers_own_form_of_the_literal(pg_database, tmp_path):
+def test_tsvector_binary_is_the_servers_own_form_of_the_literal(dsn, tmp_path):
     cases = TOKENS + random_cases(300)
-    truth = server_tsvectors(pg_database, [item_tokens(own, then) for own, then in cases])
-    store = PostgresCatalogStore(pg_database, DataDir(tmp_path / "data"))
+    truth = server_tsvectors(dsn, [item_tokens(own, then) for own, then in cases])
+    store = PostgresCatalogStore(dsn, DataDir(tmp_path / "data"))
     try:
         for (own, then), want in zip(cases, truth, strict=True):
             got = tsvector_binary(own, then)
