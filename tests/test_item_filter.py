@@ -175,8 +175,13 @@ def test_odd_literals_are_not_errors(store):
 
 
 @pytest.fixture
-def pg_store(pg_database, tmp_path: Path):
-    return lambda: PostgresCatalogStore(str(pg_database), DataDir(tmp_path / "data"))
+def dsn(request) -> str:
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def pg_store(dsn, tmp_path: Path):
+    return lambda: PostgresCatalogStore(dsn, DataDir(tmp_path / "data"))
 
 
 def _filled(store) -> None:
@@ -191,7 +196,7 @@ def _filled(store) -> None:
     store.commit([LayerBatch(LayerTarget("nrp", "parcels"), "vector", items)])
 
 
-def test_a_catalog_from_before_props_is_upgraded_once(pg_store, pg_database):
+def test_a_catalog_from_before_props_is_upgraded_once(pg_store, dsn):
     """A PostgreSQL catalog made before items kept their properties gets the column,
     filled from the items' JSON, when it is next opened; filters then find them."""
     import psycopg
@@ -199,7 +204,7 @@ def test_a_catalog_from_before_props_is_upgraded_once(pg_store, pg_database):
     store = pg_store()
     _filled(store)
     store.close()
-    with psycopg.connect(str(pg_database), autocommit=True) as db:
+    with psycopg.connect(dsn, autocommit=True) as db:
         db.execute("ALTER TABLE shikong.items DROP COLUMN props")
     store = pg_store()
     node = parse_text("area_m2 < 100")

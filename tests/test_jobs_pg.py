@@ -125,7 +125,7 @@ def test_a_job_of_a_stopped_node_is_failed(nodes, monkeypatch):
     from shikong.catalog.stores import configured_store
 
     monkeypatch.setenv("SHIKONG_JOB_NODE_TIMEOUT", "30")
-    a_root, b_root, key, dsn = nodes
+    _, b_root, key, dsn = nodes
     with client(b_root, dsn, key) as b:
         jobs = b.get("/jobs?f=json")
         assert jobs.status_code == 200  # the manager made its tables and its heartbeat
