@@ -66,11 +66,11 @@ def copy_catalog(
     advance: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Each layer's collection and items into the target, BATCH_ITEMS per transaction
-    (``put_verbatim_later``: the rows are made on one thread and written on another, the
-    server storing a batch while Python makes the next). Returns when the last batch is
-    queued, so a caller reading layers one at a time reads the next while the last ones
-    are written; ``target.wait_copies()`` (or ``finish_copy``) waits for them.
-    ``advance(n)`` as each batch of n items is written."""
+    (``put_verbatim_later``: written on a thread of the store's, each row made as it is
+    streamed, so the server stores the first rows while Python makes the next). Returns
+    when the last batch is queued, so a caller reading layers one at a time reads the
+    next while the last ones are written; ``target.wait_copies()`` (or ``finish_copy``)
+    waits for them. ``advance(n)`` as each batch of n items is written."""
     for collection, items in layers:
         for start in range(0, max(len(items), 1), BATCH_ITEMS):
             chunk = items[start : start + BATCH_ITEMS]
