@@ -120,6 +120,7 @@ class Node:
     folder: Path
     env: dict[str, str]
     workers: int = 1
+    cpu: int | None = None  # pinned to this core (taskset), if given
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
 
@@ -134,6 +135,8 @@ class Node:
         argv = [str(Path(sys.executable).with_name("shikong")), "serve", "--data", str(data)]
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--url", self.url]
         argv += ["--workers", str(self.workers)]
+        if self.cpu is not None:
+            argv = ["taskset", "-c", str(self.cpu), *argv]
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 300
@@ -207,6 +210,12 @@ def postmaster_pid(pg: PostGIS) -> int:
     return int((pg.folder / "data" / "postmaster.pid").read_text().split()[0])
 
 
+def pins(args) -> list[tuple[str, int | None]]:
+    """The two nodes' names and cores: with ``--pin`` node a on core 0, node b on core 1
+    (each then has a core of its own, shared with whatever else the machine runs there)."""
+    return [("a", 0 if args.pin else None), ("b", 1 % os.cpu_count() if args.pin else None)]
+
+
 def load_average() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
@@ -236,37 +245,35 @@ def parcels_source(n: int) -> Path:
 
 
 def build(cloud: Cloud, work: Path, sensors: int, n_parcels: int, layer: str) -> dict[str, str]:
-    """The catalog (sensors and parcels in S3) and the local copy of the parcels; API keys."""
+    """The catalog (sensors and parcels in S3) and the local copy of the parcels (no
+    parcels if ``n_parcels`` is 0); API keys."""
     from shikong.catalog import Catalog
     from shikong.catalog.catalog import open_store
     from shikong.server.identity import KeyStore
 
-    source = parcels_source(n_parcels)
     admin = work / "admin" / "data"  # where this process's ingests stage their files
     catalog = Catalog(open_store(admin, cloud.pg.url))
-    t0 = time.perf_counter()
-    catalog.ingest(
-        sensors_csv(work / "gauges.csv", sensors),
-        department="wat",
-        layer=layer,
-        kind="sensors",
-    )
-    catalog.ingest(source, department="rer", layer="parcels", id_field="pid")
-    s3_took = time.perf_counter() - t0
+    gauges = sensors_csv(work / "gauges.csv", sensors)
+    catalog.ingest(gauges, department="wat", layer=layer, kind="sensors")
     local = work / "local" / "data"
-    os.environ["SHIKONG_ASSETS"] = "local"
-    try:
+    if n_parcels:
+        source = parcels_source(n_parcels)
         t0 = time.perf_counter()
-        Catalog(open_store(local, cloud.pg.url, LOCAL_SCHEMA)).ingest(
-            source, department="rer", layer="parcels", id_field="pid"
+        catalog.ingest(source, department="rer", layer="parcels", id_field="pid")
+        s3_took = time.perf_counter() - t0
+        os.environ["SHIKONG_ASSETS"] = "local"
+        try:
+            t0 = time.perf_counter()
+            Catalog(open_store(local, cloud.pg.url, LOCAL_SCHEMA)).ingest(
+                source, department="rer", layer="parcels", id_field="pid"
+            )
+            local_took = time.perf_counter() - t0
+        finally:
+            os.environ["SHIKONG_ASSETS"] = cloud.assets
+        print(
+            f"ingested {n_parcels:,} parcels into S3 in {s3_took:.1f} s, into a local folder "
+            f"in {local_took:.1f} s"
         )
-        local_took = time.perf_counter() - t0
-    finally:
-        os.environ["SHIKONG_ASSETS"] = cloud.assets
-    print(
-        f"ingested {sensors:,} sensors and {n_parcels:,} parcels into S3 in {s3_took:.1f} s; "
-        f"the parcels into a local folder in {local_took:.1f} s"
-    )
     keys = KeyStore(admin)
     made = {
         "gateway": keys.create("wat", "bench-gateway", role="gateway")[0],
@@ -443,11 +450,15 @@ def readings_part(cloud: Cloud, work: Path, keys: dict[str, str], args) -> None:
         f"({'every batch holds every sensor' if args.spread else 'each its own sensors'}), "
         f"{args.sensors:,} sensors of wat-{args.layer} "
         f"({'no alert rule' if args.layer == PLAIN else 'an alert rule on every batch'}); "
-        f"{args.rounds} rounds; load average {load_average()} ---"
+        f"{args.rounds} rounds{'; nodes pinned to cores 0 and 1' if args.pin else ''}; "
+        f"load average {load_average()} ---"
     )
     try:
         for workers in args.workers:
-            nodes = [Node(work / f"r{workers}-{n}", cloud.env, workers).start() for n in "ab"]
+            nodes = [
+                Node(work / f"r{workers}-{n}", cloud.env, workers, cpu).start()
+                for n, cpu in pins(args)
+            ]
             try:
                 for node in nodes:  # every worker has loaded the sensor directory
                     for _ in range(2 * workers):
@@ -564,10 +575,13 @@ def bbox_part(cloud: Cloud, work: Path, keys: dict[str, str], args) -> None:
     print(
         f"--- bbox throughput: {args.clients} keep-alive clients, {len(paths)} distinct "
         f"{args.box}° boxes (limit=100) of {args.parcels:,} parcels in S3, "
-        f"{args.seconds:.0f} s a run; load average {load_average()} ---"
+        f"{args.seconds:.0f} s a run{'; nodes pinned to cores 0 and 1' if args.pin else ''}; "
+        f"load average {load_average()} ---"
     )
     for workers in args.workers:
-        nodes = [Node(work / f"b{workers}-{n}", cloud.env, workers).start() for n in "ab"]
+        nodes = [
+            Node(work / f"b{workers}-{n}", cloud.env, workers, cpu).start() for n, cpu in pins(args)
+        ]
         try:
             for node in nodes:  # every worker has opened the layer
                 throughput([node.url], headers, paths, 2 * workers, min(2.0, args.seconds))
@@ -687,6 +701,7 @@ def main() -> None:
     parser.add_argument(
         "--spread", action="store_true", help="every batch holds every sensor (worst case)"
     )
+    parser.add_argument("--pin", action="store_true", help="node a on core 0, node b on core 1")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     if args.smoke:
@@ -706,7 +721,8 @@ def main() -> None:
     try:
         cloud = Cloud(work)
         args.layer = PLAIN if args.no_alerts else ALERTED
-        keys = build(cloud, work, args.sensors, args.parcels, args.layer)
+        parcels = args.parcels if parts & {"bbox", "s3"} else 0
+        keys = build(cloud, work, args.sensors, parcels, args.layer)
         if "s3" in parts:
             s3_part(cloud, work, keys, args)
         if "bbox" in parts:
