@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 
 def lift_rate_limit(data_dir: Path) -> None:
@@ -17,3 +22,18 @@ def lift_rate_limit(data_dir: Path) -> None:
         .replace("rate_burst: 200", "rate_burst: 1000000"),
         encoding="utf-8",
     )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, printed beside every figure of a run."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def timed_get(client: httpx.Client, url: str) -> tuple[float, dict[str, Any]]:
+    """Milliseconds for one GET and its JSON; anything but 200 stops the run."""
+    t0 = time.perf_counter()
+    reply = client.get(url)
+    ms = (time.perf_counter() - t0) * 1000
+    if reply.status_code != 200:
+        raise RuntimeError(f"{url}: {reply.status_code} {reply.text[:300]}")
+    return ms, reply.json()

@@ -62,7 +62,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
-from benchutil import lift_rate_limit  # noqa: E402
+from benchutil import lift_rate_limit, load_average, timed_get  # noqa: E402
 from conftest import free_port  # noqa: E402
 from shikong.catalog.extension import Field  # noqa: E402
 from tiles import PG_BIN, POSTGIS, PostGIS, throughput  # noqa: E402
@@ -460,15 +460,6 @@ def start_ours(dsn: str, node: Path) -> Started:
 
 
 # -- measuring ----------------------------------------------------------------------------
-def timed_get(client: httpx.Client, url: str) -> tuple[float, dict[str, Any]]:
-    t0 = time.perf_counter()
-    reply = client.get(url)
-    ms = (time.perf_counter() - t0) * 1000
-    if reply.status_code != 200:
-        raise RuntimeError(f"{url}: {reply.status_code} {reply.text[:300]}")
-    return ms, reply.json()
-
-
 def p50(values: list[float]) -> float:
     return float(np.percentile(values, 50)) if values else float("nan")
 
@@ -524,10 +515,6 @@ def line(name: str, ours: float, theirs: float | None, unit: str, goal: str) -> 
         f"{name:32s} shikong {ours:9.1f} {unit:6s} pgstac {theirs:9.1f} {unit:6s}"
         f" ratio {better:6.2f}x  {goal}"
     )
-
-
-def load_average() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:

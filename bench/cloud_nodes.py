@@ -73,7 +73,7 @@ import pyarrow.csv as pacsv
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
-from benchutil import lift_rate_limit  # noqa: E402
+from benchutil import lift_rate_limit, load_average, timed_get  # noqa: E402
 from conftest import free_port  # noqa: E402
 from features import EXTENT, parcels  # noqa: E402
 from s3_server import s3_bucket, s3_server, weed_binary  # noqa: E402
@@ -214,10 +214,6 @@ def pins(args) -> list[tuple[str, int | None]]:
     """The two nodes' names and cores: with ``--pin`` node a on core 0, node b on core 1
     (each then has a core of its own, shared with whatever else the machine runs there)."""
     return [("a", 0 if args.pin else None), ("b", 1 % os.cpu_count() if args.pin else None)]
-
-
-def load_average() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 # -- the catalog ------------------------------------------------------------------------
@@ -623,15 +619,6 @@ def bbox_part(cloud: Cloud, work: Path, keys: dict[str, str], args) -> None:
 
 
 # -- 3. S3 against a local file ---------------------------------------------------------
-def timed_get(client: httpx.Client, url: str) -> tuple[float, dict]:
-    t0 = time.perf_counter()
-    reply = client.get(url)
-    ms = (time.perf_counter() - t0) * 1000
-    if reply.status_code != 200:
-        raise RuntimeError(f"{url}: {reply.status_code} {reply.text[:300]}")
-    return ms, reply.json()
-
-
 def s3_part(cloud: Cloud, work: Path, keys: dict[str, str], args) -> None:
     """Part 3: the first open and bbox p50 of the parcels from S3 and from a local file."""
     local_env = {**cloud.env, "SHIKONG_DATABASE_SCHEMA": LOCAL_SCHEMA, "SHIKONG_ASSETS": "local"}

@@ -46,23 +46,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 from benchutil import lift_rate_limit  # noqa: E402
+from browser import ARGS, CHROMIUM  # noqa: E402  (the tests' Chromium and its flags)
 from conftest import RunningServer, free_port  # noqa: E402
 from shikong.catalog import Catalog  # noqa: E402
 from shikong.catalog.bulk import ingest_entries, read_manifest  # noqa: E402
 from shikong.demo import MANIFEST, generate  # noqa: E402
 from shikong.server.identity import KeyStore  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MIN_LAYERS = 30
 FIRST_PAINT_BUDGET_MS = 1500
 ASSET_BUDGET_KB = 2048
