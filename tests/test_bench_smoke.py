@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,37 @@ def postgres_answers() -> bool:
         return False
 
 
+def require_postgis() -> None:
+    """The PostgreSQL 15 binaries and PostGIS a benchmark's throwaway cluster needs."""
+    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
+    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
+    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
+
+
+def run_smoke(bench: str, extra: Sequence[str] = (), timeout: int = 180) -> tuple[str, str]:
+    """``bench/<bench>.py --smoke``, which must exit 0: its stdout, and the tail of both
+    streams for failure messages."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--smoke", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, f"bench/{bench}.py --smoke exited {run.returncode}{tail}"
+    return run.stdout, tail
+
+
+def assert_figures(bench: str, stdout: str, patterns: list[str], tail: str) -> None:
+    """Every pattern's line printed, each number it captures finite."""
+    for pattern in patterns:
+        found = re.search(pattern, stdout, re.MULTILINE)
+        assert found, f"bench/{bench}.py --smoke printed no line matching {pattern!r}{tail}"
+        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+
+
 def prerequisites(bench: str) -> list[str]:
     """Extra arguments for the benchmark, once what its baseline needs is checked."""
     if bench == "features":
@@ -149,22 +181,10 @@ def prerequisites(bench: str) -> list[str]:
 
 @pytest.mark.parametrize("bench", sorted(FIGURES))
 def test_bench_smoke(bench: str) -> None:
-    extra = prerequisites(bench)
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--smoke", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
-    assert run.returncode == 0, f"bench/{bench}.py --smoke exited {run.returncode}{tail}"
-    for pattern in FIGURES[bench]:
-        found = re.search(pattern, run.stdout, re.MULTILINE)
-        assert found, f"bench/{bench}.py --smoke printed no line matching {pattern!r}{tail}"
-        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    stdout, tail = run_smoke(bench, prerequisites(bench))
+    assert_figures(bench, stdout, FIGURES[bench], tail)
     if bench == "raster":  # shikong's zonal means equal rasterstats' (same pixel rule)
-        diffs = re.findall(rf"max \|shikong - rasterstats\| = ({N})", run.stdout)
+        diffs = re.findall(rf"max \|shikong - rasterstats\| = ({N})", stdout)
         assert diffs and all(float(d) < 1e-6 for d in diffs), diffs
 
 
@@ -186,28 +206,14 @@ def test_bench_tiles_smoke() -> None:
     """bench/tiles.py --smoke: shikong's tiles beside tipg over PostGIS and rio-tiler."""
     require(has_module("tipg"), "tipg (the vector tile baseline) is not installed")
     require(has_module("rio_tiler"), "rio-tiler (the raster tile baseline) is not installed")
-    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
-    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
-    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
-    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "tiles.py"), "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
-    assert run.returncode == 0, f"bench/tiles.py --smoke exited {run.returncode}{tail}"
-    for pattern in TILES:
-        found = re.search(pattern, run.stdout, re.MULTILINE)
-        assert found, f"bench/tiles.py --smoke printed no line matching {pattern!r}{tail}"
-        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    require_postgis()
+    stdout, tail = run_smoke("tiles")
+    assert_figures("tiles", stdout, TILES, tail)
     # both sides cut the same tiles: tipg's features are those meeting the tile itself,
     # shikong's those meeting it grown by its 64-unit buffer (a few more, never fewer)
     for z in (14, 12):
-        line = re.search(rf"^vector tile z{z} cold .*tipg ({N})\)$", run.stdout, re.MULTILINE)
-        ours = re.search(rf"^vector tile z{z} cold .*shikong ({N}),", run.stdout, re.MULTILINE)
+        line = re.search(rf"^vector tile z{z} cold .*tipg ({N})\)$", stdout, re.MULTILINE)
+        ours = re.search(rf"^vector tile z{z} cold .*shikong ({N}),", stdout, re.MULTILINE)
         assert line and ours
         theirs, mine = (int(m[1].replace(",", "")) for m in (line, ours))
         assert theirs <= mine <= 1.2 * theirs + 5, (z, mine, theirs)
@@ -230,36 +236,22 @@ def test_bench_cloud_smoke() -> None:
     The baseline's virtualenv is made by the benchmark on first use (pip from PyPI); where
     it cannot be, the benchmark runs ours alone and says so.
     """
-    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
-    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
-    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
-    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cloud.py"), "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,  # the first run also makes the baseline's virtualenv
-    )
-    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
-    assert run.returncode == 0, f"bench/cloud.py --smoke exited {run.returncode}{tail}"
-    baseline = "baseline skipped, ours only" not in run.stdout
-    for label in CLOUD_KINDS:
-        theirs = rf"pgstac\s+({N}) \S+\s+ratio\s+({N})x" if baseline else r"pgstac\s+n/a"
-        pattern = rf"^{label}\s+shikong\s+({N}) \S+\s+{theirs}"
-        found = re.search(pattern, run.stdout, re.MULTILINE)
-        assert found, f"bench/cloud.py --smoke printed no line matching {pattern!r}{tail}"
-        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    require_postgis()
+    stdout, tail = run_smoke("cloud", timeout=600)  # the first run makes the baseline's venv
+    baseline = "baseline skipped, ours only" not in stdout
+    theirs = rf"pgstac\s+({N}) \S+\s+ratio\s+({N})x" if baseline else r"pgstac\s+n/a"
+    patterns = [rf"^{label}\s+shikong\s+({N}) \S+\s+{theirs}" for label in CLOUD_KINDS]
+    assert_figures("cloud", stdout, patterns, tail)
     # every Chinese substring found exactly: the count and the first page equal to the
     # truth the benchmark computes from the titles it generated
     text = re.search(
         r"^Chinese substring search .* (\d+) of (\d+) queries answered exactly",
-        run.stdout,
+        stdout,
         re.MULTILINE,
     )
     assert text and int(text[1]) == int(text[2]) > 0, f"Chinese search not exact{tail}"
     if baseline:  # the sides answered the same searches with the same items
-        assert len(re.findall(r"^answers of \w+: the same", run.stdout, re.MULTILINE)) == 4, tail
+        assert len(re.findall(r"^answers of \w+: the same", stdout, re.MULTILINE)) == 4, tail
 
 
 NODES = [
@@ -281,21 +273,7 @@ def test_bench_cloud_nodes_smoke() -> None:
     beside plain COPY, one node's bbox throughput beside two, S3 beside a local file."""
     import s3_server
 
-    pg_bin = Path(os.environ.get("SHIKONG_PG_BIN", "/usr/lib/postgresql/15/bin"))
-    require((pg_bin / "initdb").exists(), f"PostgreSQL binaries are not in {pg_bin}")
-    postgis = Path("/usr/share/postgresql/15/extension/postgis.control")
-    require(postgis.exists(), "PostGIS is not installed (postgresql-15-postgis-3)")
+    require_postgis()
     require(s3_server.weed_binary() is not None, "the weed binary (SeaweedFS) is not installed")
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cloud_nodes.py"), "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    tail = f"\n--- stdout ---\n{run.stdout[-3000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
-    assert run.returncode == 0, f"bench/cloud_nodes.py --smoke exited {run.returncode}{tail}"
-    for pattern in NODES:
-        found = re.search(pattern, run.stdout, re.MULTILINE)
-        assert found, f"bench/cloud_nodes.py --smoke printed no line matching {pattern!r}{tail}"
-        assert all(math.isfinite(float(g.replace(",", ""))) for g in found.groups()), found[0]
+    stdout, tail = run_smoke("cloud_nodes", timeout=600)
+    assert_figures("cloud_nodes", stdout, NODES, tail)
