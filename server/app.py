@@ -657,4 +657,5 @@ def create_app(
     guard.on_unaudited = server.public_reads.add
     guard.state = app.state  # tests and tools reach the server through the outer app
     pages = error_pages.middleware(guard, server)  # a browser's error answers as pages
+    pages = server.grants.per_request(pages)  # the grants read once a request
     return public.middleware(pages)  # outermost: the gate sees the caller behind a proxy

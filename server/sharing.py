@@ -15,13 +15,15 @@ Every step is an entry of the audit chain (``event``: ``sharing.requested``,
 :func:`record` here for the server and the CLI alike; an entry of a request served while
 a granted request covers its department and collection names that request (``grants``).
 :class:`GrantsInForce` is what the server's access check reads: one row (the store's
-version) per check, the approved requests reloaded only when it moves, and the end dates
+version) per request (:meth:`GrantsInForce.per_request`: one answer for all of a request's
+access checks), the approved requests reloaded only when it moves, and the end dates
 compared with the clock, so a decision and an end date both act at once on every process.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextvars
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -91,6 +93,30 @@ def decision_event(found: AccessRequest) -> str:
     return "approved" if found.state == "approved" else "refused"
 
 
+# this request's answer of GrantsInForce.current(), shared by its threads (a holder)
+_THIS_REQUEST: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "shikong_grants_of_request", default=None
+)
+
+
+class OneReadingPerRequest:
+    """ASGI middleware of :meth:`GrantsInForce.per_request` (``state`` passed through)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = getattr(app, "state", None)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _THIS_REQUEST.set({})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _THIS_REQUEST.reset(token)
+
+
 class GrantsInForce:
     """The approved requests in force now, cheap to ask on every access check.
 
@@ -110,7 +136,22 @@ class GrantsInForce:
         self._key: tuple[int, int] | None = None
         self._in_force: tuple[AccessRequest, ...] = ()
 
+    def per_request(self, app: Any) -> OneReadingPerRequest:
+        """ASGI middleware: every access check of one HTTP request reads the grants once
+        (a bbox request made four reads of the store's version, a round trip each to a
+        shared database), and sees one set of them from start to end."""
+        return OneReadingPerRequest(app)
+
     def current(self) -> tuple[tuple[int, int], tuple[AccessRequest, ...]]:
+        memo = _THIS_REQUEST.get()
+        if memo is not None and "current" in memo:
+            return memo["current"]
+        found = self._current()
+        if memo is not None:
+            memo["current"] = found
+        return found
+
+    def _current(self) -> tuple[tuple[int, int], tuple[AccessRequest, ...]]:
         version = self.workflow.store.version()
         moment = sharing.now()
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -346,3 +347,22 @@ def test_new_routes_in_the_access_matrix(servers, data):
     for path in DIRECTORY_PATHS:
         assert one.get(path).status_code == 404, path
     assert one.get("/sharing/requests").status_code == 403
+
+
+def test_one_request_reads_the_grants_once(servers, keys):
+    """A request makes several access checks (the gate's, the handler's); they share one
+    reading of the store's version: one round trip, one view. (The audit entry names its
+    grants on the audit writer's thread, off the request's path.)"""
+    one, _ = servers
+    store = one.app.state.server.grants.workflow.store
+    reads = []
+    original = store.version
+    store.version = lambda: (
+        (threading.current_thread().name != "audit" and reads.append(1)) or original()
+    )
+    try:
+        r = one.get(f"/collections/{LAYER}/items?f=json&limit=5", headers=keys["rer_clerk"])
+        assert r.status_code == 200 and len(r.json()["features"]) == 5
+        assert len(reads) == 1
+    finally:
+        del store.version
