@@ -14,11 +14,9 @@ makes of the literal (:func:`tsvector_binary`).
 
 from __future__ import annotations
 
-import functools
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -29,7 +27,7 @@ MAX_POSITION = 16383  # tsvector positions stop here (later tokens share it)
 MAX_POSITIONS = 256  # positions a lexeme keeps (the server drops later ones)
 MAX_LEXEME_BYTES = 2046
 JSONB_VERSION = b"\x01"  # a binary jsonb value: this, then the JSON text
-_A, _B = 3 << 14, 2 << 14  # weights A and B: a position's top two bits
+_A = 3 << 14  # weight A: a position's top two bits
 _LENGTH = struct.Struct(">i")
 
 # EWKB, little-endian as shapely writes it: type with the SRID flag, then the SRID
@@ -130,68 +128,31 @@ def _entry(key: bytes, positions: list[int]) -> bytes:
     return key + struct.pack(f">xH{len(positions)}H", len(positions), *positions)
 
 
-def _positions(tokens: Sequence[str], start: int, weight: int) -> dict[bytes, list[int]]:
-    """Each lexeme's positions (with the weight's bits) of tokens from ``start``."""
+def _positions(tokens: Sequence[str]) -> dict[bytes, list[int]]:
+    """Each lexeme's positions (weight A) of tokens from position 1."""
     found: dict[bytes, list[int]] = {}
-    for position, token in enumerate(tokens, start):
+    for position, token in enumerate(tokens, 1):
         key = (token if len(token) <= MAX_LEXEME_BYTES // 4 else lexeme(token)).encode()
         if key in found:
-            found[key].append(position | weight)
+            found[key].append(position | _A)
         else:
-            found[key] = [position | weight]
+            found[key] = [position | _A]
     return found
 
 
-@dataclass(frozen=True, eq=False)
-class _Run:
-    """The second run of :func:`tsvector_binary` (a layer's, the same for every item of
-    it whose own run is as long): each lexeme's positions and entry, and the entries."""
-
-    positions: dict[bytes, list[int]]
-    entries: dict[bytes, bytes]
-    keys: frozenset[bytes]
-    all: list[bytes]
-
-    @functools.lru_cache(maxsize=1024)  # noqa: B019 (runs are kept by _then's cache)
-    def others(self, but: frozenset[bytes]) -> list[bytes]:
-        """The entries of lexemes not in ``but`` (those an item's own run has too)."""
-        return [entry for key, entry in self.entries.items() if key not in but]
-
-
-@functools.lru_cache(maxsize=1024)
-def _then(text: str, start: int) -> _Run | None:
-    tokens = text.split()
-    if start + len(tokens) > MAX_POSITION:
-        return None
-    positions = _positions(tokens, start, _B)
-    entries = {key: _entry(key, found) for key, found in positions.items()}
-    return _Run(positions, entries, frozenset(entries), list(entries.values()))
-
-
-def tsvector_binary(own: str, then: str) -> bytes | None:
-    """The tsvector of the tokens of the text ``own`` (weight A, from position 1)
-    followed, after a free position, by those of the text ``then`` (weight B):
-    ``item_tokens``' literal as the server's ``tsvectorsend`` writes what it makes of
-    it (lexemes sorted, a lexeme's positions merged and ascending, at most 256). None if
-    a position would reach ``MAX_POSITION`` (tokens then share it, and which weight the
-    server keeps there is its own affair): the caller asks the server."""
-    keys = own.encode().split() if not _OTHER_SPACE.search(own) else _encoded(own.split())
-    start = len(keys) + 2
-    run = _then(then, start) if start <= MAX_POSITION else None
-    if run is None:
+def tsvector_binary(text: str) -> bytes | None:
+    """The tsvector of the tokens of ``text`` (weight A, positions from 1):
+    ``item_tokens``' literal as the server's ``tsvectorsend`` writes what it makes of it
+    (lexemes sorted, a lexeme's positions merged and ascending, at most 256). None if a
+    position would pass ``MAX_POSITION`` (tokens then share it, and the server decides
+    what it keeps there): the caller asks the server."""
+    keys = text.encode().split() if not _OTHER_SPACE.search(text) else _encoded(text.split())
+    if len(keys) > MAX_POSITION:
         return None
     if len(keys) >= len(_FIRST) or len(set(keys)) < len(keys) or not _short(keys):
-        mine = _positions(own.split(), 1, _A)  # a lexeme twice, or cut, or very many
-        both = mine.keys() & run.keys
-        entries = [_entry(k, p + run.positions[k] if k in both else p) for k, p in mine.items()]
-        entries += [entry for key, entry in run.entries.items() if key not in both]
-    else:  # each own lexeme once, at its position; some of them (the department's
-        entries = list(map(bytes.__add__, keys, _FIRST))  # code) in the layer's too
-        both = run.keys.intersection(keys)
-        for key in both:
-            k = keys.index(key)
-            entries[k] = _entry(key, [(k + 1) | _A, *run.positions[key]])
-        entries += run.others(frozenset(both)) if both else run.all
+        entries = [_entry(k, p) for k, p in _positions(text.split()).items()]
+    else:  # each lexeme once, at its position
+        entries = list(map(bytes.__add__, keys, _FIRST))
     entries.sort()
     return _LENGTH.pack(len(entries)) + b"".join(entries)
 

@@ -14,7 +14,6 @@ from shikong.catalog.extension import Field
 from shikong.catalog.postgres_store import (
     _LATER_INDEXES,
     PostgresCatalogStore,
-    collection_text,
     item_text,
     item_tokens,
 )
@@ -100,20 +99,19 @@ def indexes(dsn: str) -> set[str]:
 def check_rows(dsn: str, layers: list[tuple[dict, list[dict]]]) -> None:
     """Every stored item against the literals of its values (what text COPY sent)."""
     with psycopg.connect(dsn) as db:
-        for doc, items in layers:
-            text = collection_text(doc)
+        for _, items in layers:
             for it in items:
                 props = it["properties"]
                 shape = shapely.set_srid(shapely.from_geojson(orjson.dumps(it["geometry"])), 4490)
                 to = props.get(Field.VALID_TO)
                 row = db.execute(
-                    "SELECT j.json = %s::jsonb, i.tokens = %s::tsvector,"
+                    "SELECT j.json::text = %s, i.tokens = %s::tsvector,"
                     " ST_AsEWKB(i.footprint) = %s, i.valid_from, i.valid_to, i.source_checksum,"
                     " i.version, i.changed_version, ARRAY[i.minx, i.miny, i.maxx, i.maxy]"
                     " FROM shikong.items i JOIN shikong.item_json j USING (id) WHERE i.id = %s",
                     (
                         orjson.dumps(it).decode(),
-                        item_tokens(item_text(it), text),
+                        item_tokens(item_text(it)),
                         shapely.to_wkb(shape, include_srid=True),
                         it["id"],
                     ),

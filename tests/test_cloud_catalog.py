@@ -81,7 +81,7 @@ def test_migrate_copies_every_item_as_it_is_and_twice_is_a_no_op(
     assert copied.keys() == truth.keys()
     assert all(copied[i] == truth[i] for i in truth)  # identical JSON, links and all
     differ = "SELECT count(*) FROM shikong.items i JOIN shikong.item_json j USING (id) WHERE "
-    assert rows(dsn, differ + "i.props IS DISTINCT FROM j.json->'properties'") == [(0,)]
+    assert rows(dsn, differ + "i.props IS DISTINCT FROM (j.json->'properties')::jsonb") == [(0,)]
     clustered = "SELECT indisclustered FROM pg_index WHERE indexrelid = 'shikong.items_bbox'"
     assert rows(dsn, clustered + "::regclass") == [(True,)]  # rows in bbox order (CLUSTER)
     optimized = shikong("catalog", "optimize", "--data", str(city), env={"SHIKONG_DATABASE": dsn})

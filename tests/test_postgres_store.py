@@ -109,9 +109,9 @@ def test_the_stac_mirror_is_written_by_either_store(catalog, tmp_path):
 
 def test_tsvector_keeps_positions_and_tsquery_follows_match_terms():
     assert tsvector_text("土地 地利 roads 土地") == "'土地':1D '地利':2D 'roads':3D '土地':4D"
-    # the layer's tokens follow the item's after one free position: no phrase spans both
-    assert item_tokens("a 河流", "流水 b") == "'a':1A '河流':2A '流水':4B 'b':5B"
-    assert layer_tokens("流水 b") == "'流水':2B 'b':3B"
+    # an item's own tokens; its layer's are its collection's
+    assert item_tokens("a 河流") == "'a':1A '河流':2A"
+    assert layer_tokens("流水 b") == "'流水':1B 'b':2B"
     assert tsquery_text('"土地 地利 利用"') == "'土地' <-> '地利' <-> '利用'"
     assert tsquery_text('"土"*') == "'土':*"
     assert tsquery_text('"it\'s"*') == "'it''s':*"
@@ -132,3 +132,52 @@ def test_schemas_keep_catalogs_apart_and_reopening_is_idempotent(request, tmp_pa
         PostgresCatalogStore(dsn, DataDir(tmp_path / "x"), schema="pg_catalog")
     for store in (one, two, again):
         store.close()
+
+
+def test_a_catalog_whose_items_carried_their_layers_tokens_is_upgraded_once(request, tmp_path):
+    """A catalog written when each item's tokens ended with its layer's (weight B) and its
+    JSON was ``jsonb`` is brought up to date when next opened: the layer's tokens on its
+    collection, the items' own only, the JSON ``json``; searches answer as before, and a
+    layer's dropped words no longer find its items (they would have, had the items' stale
+    copies of the layer's tokens stayed)."""
+    import psycopg
+
+    dsn = request.getfixturevalue("pg_database")
+    store = PostgresCatalogStore(dsn, DataDir(tmp_path / "data"))
+    cat = Catalog(store)
+    ingest_city(cat, tmp_path)
+    a = write_geojson(tmp_path / "s.geojson", (113.3, 33.7, 113.4, 33.8), "0101")
+    survey = {"department": "nrp", "layer": "survey", "title": "三调"}
+    cat.ingest(a, **survey, description="城市台账", version="2021", valid_from="2021-12-31")
+    words = ("土地", "河流", "nrp", "2020", "水系 wat", "台账", "城市 2021")
+    before = {t: ids(cat.search(text=t)) for t in words}
+    assert before["台账"] == ["nrp-survey-v2021"]  # the layer's description only
+    item = store.item("nrp-landuse-v2020")
+    store.close()
+    with psycopg.connect(dsn, autocommit=True) as db:  # as the earlier schema kept them
+        for cid, text in db.execute("SELECT id, text FROM shikong.collections").fetchall():
+            db.execute(
+                "UPDATE shikong.items SET tokens = tokens || %s::tsvector WHERE collection = %s",
+                (layer_tokens(text), cid),
+            )
+        db.execute("ALTER TABLE shikong.collections DROP COLUMN tokens")
+        db.execute("ALTER TABLE shikong.item_json ALTER COLUMN json TYPE jsonb")
+
+    store = PostgresCatalogStore(dsn, DataDir(tmp_path / "data"))
+    cat = Catalog(store)
+    with psycopg.connect(dsn) as db:
+        weights = db.execute(
+            "SELECT DISTINCT w FROM shikong.items, unnest(tokens) u, unnest(u.weights) w"
+        ).fetchall()
+        kind = db.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = 'shikong'"
+            " AND table_name = 'item_json' AND column_name = 'json'"
+        ).fetchone()
+    assert weights == [("A",)] and kind == ("json",)
+    assert {t: ids(cat.search(text=t)) for t in words} == before
+    assert store.item("nrp-landuse-v2020") == item
+    b = write_geojson(tmp_path / "t.geojson", (113.3, 33.7, 113.4, 33.8), "0102")
+    cat.ingest(b, **survey, description="国土调查", version="2022", valid_from="2022-12-31")
+    assert ids(cat.search(text="台账")) == []
+    assert ids(cat.search(text="国土")) == ["nrp-survey-v2021", "nrp-survey-v2022"]
+    store.close()
