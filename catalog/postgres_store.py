@@ -499,6 +499,8 @@ class PostgresCatalogStore(CatalogStore):
         order.append("i.id ASC")
         by = ", ".join(order)
         try:
+            if query.text and query.limit:
+                return self._page_then_count(source, where, args, by, query)
             rows = self._rows(
                 "SELECT p.total, j.json FROM (SELECT i.id, count(*) OVER () AS total, "
                 f"row_number() OVER (ORDER BY {by}) AS n FROM {source} WHERE {where} "
@@ -514,6 +516,25 @@ class PostgresCatalogStore(CatalogStore):
         except psycopg.errors.DataException as exc:  # a stored value the filter cannot read
             raise FilterError(f"cannot be evaluated: {exc}") from exc
         return [], counted[0] if counted else 0
+
+    def _page_then_count(
+        self, source: str, where: str, args: list[Any], by: str, query: Query
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A text search's page, then its count, in two statements. A common word
+        matches a tenth of a million items: counted in the page's statement, every
+        match is visited in the page's order (an index scan with the LIMIT's cheap plan:
+        3.2 s measured); apart, the page stops at its last item and the count reads
+        the text index's bitmap (0.3 s)."""
+        rows = self._rows(
+            "SELECT j.json FROM (SELECT i.id, row_number() OVER (ORDER BY "
+            f"{by}) AS n FROM {source} WHERE {where} ORDER BY {by} LIMIT %s OFFSET %s) p "
+            "JOIN {s}.item_json j ON j.id = p.id ORDER BY p.n",
+            [*args, query.limit, query.offset],
+        )
+        if not rows and query.offset == 0:
+            return [], 0
+        counted = self._one(f"SELECT count(*) FROM {source} WHERE {where}", args)
+        return [r[0] for r in rows], counted[0] if counted else 0
 
     def _where(self, query: Query) -> tuple[str, list[Any]]:
         where, args = ["true"], []
