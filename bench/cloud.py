@@ -8,9 +8,10 @@ free loopback port, two databases in it:
   **stac-fastapi-pgstac** under uvicorn with 2 workers. They live in a virtualenv of
   their own that this script creates on first use under ``bench/data/cloud/venv``
   (``pip install stac-fastapi.pgstac pypgstac[psycopg] uvicorn``), never in .venv;
-- ``shikong``: ours, the same items committed through our PostgreSQL catalog store's
-  bulk path (``shikong migrate``'s ``copy_catalog``: ``put_verbatim_later``, 5,000 items
-  a transaction), then ordered by place as ``shikong migrate`` ends (``optimize``:
+- ``shikong``: ours, the same NDJSON file loaded as ``shikong catalog load`` loads it
+  (``catalog/pg_ndjson_load.py``: a worker process per core, each parsing its
+  part of the file and copying its rows, 5,000 items a transaction; the search indexes
+  built at the end, in the load's time), then ordered by place (``optimize``:
   ``CLUSTER`` by the bbox index; timed and printed on its own, not in the load rate),
   and served by ``shikong serve --workers 2`` with ``SHIKONG_DATABASE``.
 
@@ -43,7 +44,6 @@ the baseline's venv cannot be made (no PyPI), the smoke runs ours only and says 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
 import signal
@@ -400,19 +400,16 @@ def start_stac_fastapi(pg: PostGIS, db: str, work: Path) -> Started:
 
 # -- ours ---------------------------------------------------------------------------------
 def load_ours(dsn: str, node: Path, collections: Path, items_file: Path) -> float:
-    """The items file through our store's bulk path (``copy_catalog``); seconds taken,
+    """The items file through ``shikong catalog load``'s path (``load_items``); seconds taken,
     reading and parsing the file included."""
+    from shikong.catalog.pg_ndjson_load import load_items
     from shikong.catalog.postgres_store import PostgresCatalogStore
     from shikong.catalog.storage import DataDir
-    from shikong.server.cli.migrate import copy_catalog
 
     store = PostgresCatalogStore(dsn, DataDir(node))
     t0 = time.perf_counter()
-    docs = {c["id"]: c for c in map(orjson.loads, collections.read_bytes().splitlines())}
-    with items_file.open("rb") as lines:  # a layer at a time (the file is by layer)
-        for cid, layer in itertools.groupby(map(orjson.loads, lines), lambda i: i["collection"]):
-            copy_catalog([(docs[cid], list(layer))], store, version=1)
-    store.finish_copy(1, 1, "bench/cloud.py")
+    docs = [orjson.loads(line) for line in collections.read_bytes().splitlines()]
+    load_items(store, items_file, docs, 1)
     took = time.perf_counter() - t0
     store.close()
     return took
@@ -576,7 +573,7 @@ def main() -> None:
         node = work / "node"
         took = load_ours(f"{base}/shikong", node, collections, items_file)
         ours_rate = args.items / took
-        print(f"shikong's bulk path (copy_catalog) loaded {args.items:,} items in {took:.1f} s")
+        print(f"shikong catalog load took {took:.1f} s for {args.items:,} items")
         if args.load_only:
             ratio = f"ratio {ours_rate / theirs_rate:.2f}x" if theirs_rate else "pypgstac n/a"
             rates = f"{ours_rate:,.0f} item/s, pypgstac {theirs_rate or float('nan'):,.0f}"

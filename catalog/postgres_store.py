@@ -31,6 +31,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ import shapely
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import set_json_loads
 from shapely.geometry.base import BaseGeometry
+from shikong.spatial.errors import InputError
 from shikong.spatial.temporal import parse_instant
 
 from .bulk_writer import BulkWriter
@@ -58,6 +60,7 @@ LOGGER = logging.getLogger(__name__)
 SRID = 4490  # CGCS2000 geographic: every bbox and footprint of the catalog
 CHANNEL = "shikong_catalog"  # NOTIFY channel of every schema; the payload names the schema
 WATCH_FALLBACK_SECONDS = 2.0  # the version is read anew this often whatever is notified
+INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem of each index built after a copy
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MAX_POSITION = MAX_POSITION  # tsvector positions stop here (later tokens share it)
 _EXPORT_CHUNK = 1000  # items read per query while the mirror is written
@@ -102,10 +105,18 @@ CREATE INDEX IF NOT EXISTS items_bbox ON {s}.items USING gist (bbox);
 CREATE INDEX IF NOT EXISTS items_tokens ON {s}.items USING gin (tokens);
 """
 
-# built after a copy into an empty catalog (finish_copy) rather than row by row: the GiST
-# and a B-tree of random keys (measured: 10 µs of server time an item row by row, 2.5 µs
-# built at the end). The GIN costs as much either way, and row by row the server pays it
-# while Python makes the next rows.
+# left out of a load into an empty catalog by worker processes (pg_ndjson_load, every
+# core busy) and built at the end (finish_copy), two at a time on connections of their
+# own: a million items' copy with them took 31.4 s, without them 21.8 s, and building
+# them after it 4.6 s (the text index on one connection, the rest on another; measured)
+_LOAD_LATER_INDEXES = tuple(
+    line.split()[5]
+    for line in _DDL.splitlines()
+    if line.startswith("CREATE INDEX") and " ON {s}.items " in line
+)
+# left out of put_verbatim's copy into an empty catalog (one writer thread: the server
+# keeps up with the other indexes row by row while Python makes the next rows, and
+# leaving them out too made 200,000 items 17,000 items/s instead of 20,500)
 _LATER_INDEXES = ("items_bbox", "items_valid")
 
 _ITEM_COLUMNS = (
@@ -259,10 +270,57 @@ def collection_text(collection: dict[str, Any]) -> str:
     return index_text(" ".join(str(p) for p in parts if p))
 
 
+def item_copies(schema: str) -> tuple[str, str]:
+    """The binary ``COPY`` statements of a schema's items rows and their JSON."""
+    binary = "FROM STDIN (FORMAT binary)"
+    return (
+        f"COPY {schema}.items ({_ITEM_COLUMNS}) {binary}",
+        f"COPY {schema}.item_json (id, json) {binary}",
+    )
+
+
+def item_row(item: dict[str, Any], version: int, dsn: str) -> tuple[Any, ...]:
+    """An item's row of items (``_ITEM_COLUMNS``) in ``ITEM_TYPES``. The footprint is the
+    item's geometry (SQLite leaves out one that is just its bbox: the same shape)."""
+    props = item["properties"]
+    to = props.get(Field.VALID_TO)
+    return (
+        item["id"],
+        item["collection"],
+        props[Field.DEPARTMENT],
+        props[Field.KIND],
+        props[Field.CLASSIFICATION],
+        props["version"],
+        _epoch(props[Field.VALID_FROM]),
+        _epoch(to) if to else None,
+        *_bounds(item.get("bbox")),
+        ewkb(item.get("geometry"), SRID),
+        item_tokens_binary(item_text(item), dsn),
+        (props.get(Field.SOURCE) or {}).get("checksum"),
+        version,
+        JSONB_VERSION + orjson.dumps(props),
+    )
+
+
+def item_tokens_binary(own_text: str, dsn: str) -> bytes:
+    """``item_tokens(own_text)`` in binary; past the last position (where tokens share
+    it) the server's own conversion of the literal, on a connection of its own (the
+    caller's may be in the middle of a COPY)."""
+    data = tsvector_binary(own_text)
+    if data is None:
+        with psycopg.connect(dsn, autocommit=True) as db:
+            row = db.execute(
+                "SELECT tsvectorsend(%s::tsvector)", (item_tokens(own_text),)
+            ).fetchone()
+        assert row is not None
+        data = bytes(row[0])
+    return data
+
+
 # psycopg's binary dumpers by column; "bytea" hands over bytes already in the column's
 # binary form (jsonb: version 1 and the text; geometry: EWKB; tsvector: tsvectorsend's)
-_JSON_TYPES = ["text", "bytea"]
-_ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8", "bytea"]
+JSON_TYPES = ["text", "bytea"]
+ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8", "bytea"]
 
 
 class _Connections:
@@ -316,6 +374,7 @@ class PostgresCatalogStore(CatalogStore):
         self._ensured: set[str] = set()  # tables of modules beside the catalog, made
         self._replacing = False  # put_verbatim deletes rows of its ids first (see there)
         self._copying = False  # put_verbatim has looked whether the catalog was empty
+        self._loaded_collections: set[str] = set()  # added by begin_empty_copy
         self._copies: BulkWriter[Any] | None = None  # put_verbatim_later's
         paths.root.mkdir(parents=True, exist_ok=True)
         self._create_schema()
@@ -737,51 +796,15 @@ class PostgresCatalogStore(CatalogStore):
             ids = [item["id"] for item in rows]
             db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
             db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
-        binary = "FROM STDIN (FORMAT binary)"
-        with db.cursor().copy(self._sql(f"COPY {{s}}.items ({_ITEM_COLUMNS}) {binary}")) as copy:
-            copy.set_types(_ITEM_TYPES)
+        items_copy, json_copy = item_copies(self.schema)
+        with db.cursor().copy(items_copy) as copy:
+            copy.set_types(ITEM_TYPES)
             for item in rows:
-                copy.write_row(self._item_row(item, version))
-        with db.cursor().copy(self._sql(f"COPY {{s}}.item_json (id, json) {binary}")) as copy:
-            copy.set_types(_JSON_TYPES)
+                copy.write_row(item_row(item, version, self.dsn))
+        with db.cursor().copy(json_copy) as copy:
+            copy.set_types(JSON_TYPES)
             for item in rows:
                 copy.write_row((item["id"], orjson.dumps(item)))
-
-    def _item_row(self, item: dict[str, Any], version: int) -> tuple[Any, ...]:
-        """An item's row of items (``_ITEM_COLUMNS``) in ``_ITEM_TYPES``. The footprint is
-        the item's geometry (SQLite leaves out one that is just its bbox: the same
-        shape)."""
-        props = item["properties"]
-        to = props.get(Field.VALID_TO)
-        return (
-            item["id"],
-            item["collection"],
-            props[Field.DEPARTMENT],
-            props[Field.KIND],
-            props[Field.CLASSIFICATION],
-            props["version"],
-            _epoch(props[Field.VALID_FROM]),
-            _epoch(to) if to else None,
-            *_bounds(item.get("bbox")),
-            ewkb(item.get("geometry"), SRID),
-            self._tokens(item_text(item)),
-            (props.get(Field.SOURCE) or {}).get("checksum"),
-            version,
-            JSONB_VERSION + orjson.dumps(props),
-        )
-
-    def _tokens(self, own_text: str) -> bytes:
-        """``item_tokens(own_text)`` in binary; past the last position (where tokens share
-        it) the server's own conversion of the literal, on a connection of its own (this
-        thread's may be in the middle of a COPY)."""
-        data = tsvector_binary(own_text)
-        if data is None:
-            literal = item_tokens(own_text)
-            with psycopg.connect(self.dsn, autocommit=True) as db:
-                row = db.execute("SELECT tsvectorsend(%s::tsvector)", (literal,)).fetchone()
-            assert row is not None
-            data = bytes(row[0])
-        return data
 
     def _put_collections(
         self, db: psycopg.Connection[Any], docs: list[dict[str, Any]], version: int
@@ -855,6 +878,57 @@ class PostgresCatalogStore(CatalogStore):
                 self._replacing = True  # a copy that stopped half-way is running again
                 self._put_verbatim(job)
 
+    def begin_empty_copy(self, collections: list[dict[str, Any]], version: int) -> None:
+        """Ready a catalog that holds no items for a load by other connections: the
+        collections in, the indexes built at the end (``_LOAD_LATER_INDEXES``) dropped. Inside
+        :meth:`writing`. :class:`InputError` if it holds items."""
+        db = self._db()
+        with db.transaction():
+            held = db.execute(self._sql("SELECT EXISTS (TABLE {s}.items)")).fetchone()
+            if held == (True,):
+                raise InputError(
+                    str(self),
+                    "holds items already: a load fills an empty catalog (new versions of a "
+                    "layer go in by `shikong ingest`)",
+                )
+            before = db.execute(self._sql("SELECT id FROM {s}.collections")).fetchall()
+            self._loaded_collections = {c["id"] for c in collections} - {r[0] for r in before}
+            self._put_collections(db, collections, version)
+            names = ", ".join(f"{self.schema}.{n}" for n in _LOAD_LATER_INDEXES)
+            db.execute(f"DROP INDEX IF EXISTS {names}")
+        self._copying = True
+
+    def _build_later_indexes(self, connections: int = 2) -> None:
+        """The indexes a copy left out (``_LOAD_LATER_INDEXES``; those there are skipped),
+        built on ``connections`` connections of their own at once, the text index (the
+        longest) first: the server builds one on each core."""
+        statements = [
+            self._sql(line.strip())
+            for line in _DDL.splitlines()
+            if line.startswith("CREATE INDEX") and line.split()[5] in _LOAD_LATER_INDEXES
+        ]
+
+        def build(sql: str) -> None:
+            with psycopg.connect(self.dsn, autocommit=True) as db:
+                db.execute(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+                db.execute(sql)
+
+        with ThreadPoolExecutor(connections) as pool:
+            list(pool.map(build, sorted(statements, key=lambda sql: "gin" not in sql)))
+
+    def undo_empty_copy(self) -> None:
+        """A failed load undone: no items, the collections it added gone, every index
+        back."""
+        db = self._db()
+        with db.transaction():
+            db.execute(self._sql("TRUNCATE {s}.items, {s}.item_json"))
+            db.execute(
+                self._sql("DELETE FROM {s}.collections WHERE id = ANY(%s)"),
+                (sorted(self._loaded_collections),),
+            )
+        self._copying = False
+        self._create_schema()
+
     def put_verbatim_later(
         self,
         collection: dict[str, Any],
@@ -910,6 +984,7 @@ class PostgresCatalogStore(CatalogStore):
         from; listeners are told."""
         self.wait_copies()
         with self.writing(export=False):
+            self._build_later_indexes()
             self._create_schema()
             self._copying = False
             db = self._db()

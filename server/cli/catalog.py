@@ -1,4 +1,4 @@
-"""``catalog list | search | validate``: looking into the catalog from a shell."""
+"""``catalog list | search | load | optimize | validate``: the catalog from a shell."""
 
 from __future__ import annotations
 
@@ -119,6 +119,60 @@ def catalog_optimize(data_dir: Path) -> None:
     with console.status(f"ordering the items of {store} by place"):
         store.optimize()
     console.print(f"[green]optimized[/] {store} in {time.perf_counter() - started:.1f} s")
+
+
+@catalog.command("load")
+@click.argument("items", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--collections",
+    "collections_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="NDJSON of the items' collections (STAC collections with the shikong extension).",
+)
+@click.option("--workers", type=int, help="Worker processes (default: one per core).")
+@data_option
+@clear_errors
+def catalog_load(items: Path, collections_file: Path, workers: int | None, data_dir: Path) -> None:
+    """Load STAC items from NDJSON (one item a line, as pypgstac loads them) into an
+    empty PostgreSQL catalog, every core parsing and copying its part of the file; the
+    search indexes are built at the end. A bad line stops the load with its number and
+    leaves the catalog empty. Items keep their JSON as given (assets are not copied: name
+    them as s3:// objects or files the nodes can read); the static STAC mirror is not
+    written for them."""
+    import time
+
+    import orjson
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from shikong.catalog import Catalog
+    from shikong.catalog.pg_ndjson_load import load_items
+    from shikong.catalog.postgres_store import PostgresCatalogStore
+    from shikong.spatial.errors import InputError
+
+    store = Catalog.open(data_dir).store
+    if not isinstance(store, PostgresCatalogStore):
+        raise InputError(
+            str(items), "loading NDJSON needs a PostgreSQL catalog (--database, $SHIKONG_DATABASE)"
+        )
+    docs = []
+    for n, line in enumerate(collections_file.read_bytes().splitlines(), 1):
+        if line.strip():
+            try:
+                docs.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise InputError(collections_file, f"not JSON: {exc}", f"line {n}") from None
+    with items.open("rb") as f:  # lines, for the bar (blank ones, if any, never advance it)
+        total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
+    started = time.perf_counter()
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"loading {items.name}", total=total)
+        count = load_items(store, items, docs, 1, workers, lambda n: progress.advance(task, n))
+    took = time.perf_counter() - started
+    console.print(
+        f"[green]loaded[/] {count:,} items of {len(docs)} layers into {store} in {took:.1f} s "
+        f"({count / max(took, 1e-9):,.0f} items/s)"
+    )
 
 
 @catalog.command("validate")
