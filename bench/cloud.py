@@ -415,6 +415,16 @@ def load_ours(dsn: str, node: Path, collections: Path, items_file: Path) -> floa
     return took
 
 
+def settle(dsn: str) -> None:
+    """``VACUUM ANALYZE`` of a database just loaded, not timed: what autovacuum would do
+    soon after, done before the next side's load or the queries, so neither shares the
+    machine with the other's vacuum."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("VACUUM ANALYZE")
+
+
 def optimize_ours(dsn: str, node: Path) -> float:
     """The step ``shikong migrate`` ends with (and ``shikong catalog optimize``): the items
     rewritten in bbox order. Timed on its own, not in the bulk load's rate."""
@@ -570,18 +580,17 @@ def main() -> None:
             )
             theirs_rate = args.items / took
             print(f"pypgstac loaded {args.items:,} items in {took:.1f} s")
+            settle(f"{base}/pgstac")
         node = work / "node"
         took = load_ours(f"{base}/shikong", node, collections, items_file)
         ours_rate = args.items / took
         print(f"shikong catalog load took {took:.1f} s for {args.items:,} items")
+        settle(f"{base}/shikong")
         if args.load_only:
             ratio = f"ratio {ours_rate / theirs_rate:.2f}x" if theirs_rate else "pypgstac n/a"
             rates = f"{ours_rate:,.0f} item/s, pypgstac {theirs_rate or float('nan'):,.0f}"
             print(f"bulk load: shikong {rates} item/s, {ratio}; load average {load_average()}")
             return
-        for name in ("pgstac", "shikong") if venv is not None else ("shikong",):
-            with psycopg.connect(f"{base}/{name}", autocommit=True) as db:
-                db.execute("VACUUM ANALYZE")  # not timed, on both: as autovacuum would
         took = optimize_ours(f"{base}/shikong", node)
         print(f"shikong catalog optimize (CLUSTER by bbox, as migrate ends) took {took:.1f} s")
 
