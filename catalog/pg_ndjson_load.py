@@ -47,6 +47,11 @@ class BadLine(Exception):
     arguments, so it crosses from a worker process as it is."""
 
 
+class BatchRefused(Exception):
+    """The database refused a worker's batch (an id twice, a value it cannot read):
+    (lines of the range before the batch, the server's message with its detail)."""
+
+
 @dataclass(frozen=True)
 class LoadRange:
     """One worker's part of the file: bytes [start, end)."""
@@ -117,13 +122,17 @@ def load_items(
                 if isinstance(error, BadLine):
                     line, why = error.args
                     raise InputError(path, why, f"line {_line_number(job, line)}") from None
+                if isinstance(error, BatchRefused):
+                    before, why = error.args
+                    where = f"lines after {_line_number(job, before)}"
+                    raise InputError(path, f"the database refused them: {why}", where) from None
                 if error is not None:
                     raise error
             count = sum(f.result() for f in futures)
+            store.finish_copy(version, version, f"ndjson:{path.name}")
         except BaseException:
             store.undo_empty_copy()
             raise
-        store.finish_copy(version, version, f"ndjson:{path.name}")
     return count
 
 
@@ -168,20 +177,36 @@ def _load_range(job: LoadRange) -> int:
                 except (ValueError, KeyError, TypeError, AttributeError, InputError) as exc:
                     raise BadLine(k, f"not an item to load: {_why(exc)}") from None
                 documents.append((item["id"], line.rstrip(b"\r\n")))
+            try:
+                _copy_batch(db, items_copy, json_copy, rows, documents)
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+                detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise BatchRefused(line_in_range, first + detail) from None
             line_in_range += len(lines)
-            with db.transaction():
-                with db.cursor().copy(items_copy) as copy:
-                    copy.set_types(ITEM_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
-                with db.cursor().copy(json_copy) as copy:
-                    copy.set_types(JSON_TYPES)
-                    for document in documents:
-                        copy.write_row(document)
             stored += len(rows)
             if _progress is not None:
                 _progress.put(len(rows))
     return stored
+
+
+def _copy_batch(
+    db: psycopg.Connection[Any],
+    items_copy: str,
+    json_copy: str,
+    rows: list[tuple[Any, ...]],
+    documents: list[tuple[str, bytes]],
+) -> None:
+    """One batch's rows and JSON documents, in one transaction."""
+    with db.transaction():
+        with db.cursor().copy(items_copy) as copy:
+            copy.set_types(ITEM_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        with db.cursor().copy(json_copy) as copy:
+            copy.set_types(JSON_TYPES)
+            for document in documents:
+                copy.write_row(document)
 
 
 def _why(exc: BaseException) -> str:

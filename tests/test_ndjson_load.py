@@ -161,6 +161,11 @@ def test_a_bad_line_is_named_and_leaves_the_catalog_empty(request, tmp_path, fil
     items.write_bytes(b"\n".join([*lines[:10], b"{not json", *lines[11:]]) + b"\n")
     with pytest.raises(InputError, match="line 11"):
         load_items(store, items, collections_of(cols), 1, workers=2)
+    twice = [*lines[:2800], lines[2000], *lines[2801:]]  # nrp-parcels-2000 again
+    items.write_bytes(b"\n".join(twice) + b"\n")
+    with pytest.raises(InputError, match="nrp-parcels-2000.*already exists") as failed:
+        load_items(store, items, collections_of(cols), 1, workers=2)
+    assert "refused" in str(failed.value)
     other = dict(item(5), collection="psb-cameras")
     items.write_bytes(b"\n".join([*lines[:5], orjson.dumps(other), *lines[6:]]) + b"\n")
     with pytest.raises(InputError, match="line 6.*psb-cameras"):
