@@ -198,7 +198,7 @@ class AuditLog:
         """Annotated and masked, before the lock: ``annotate`` may append entries itself."""
         if self.annotate is not None:
             self.annotate(entry)
-        return self.redactor.entry({"time": _now(), **entry})
+        return self.redactor.entry({"time": now(), **entry})
 
     def _position(self, fh: BinaryIO) -> tuple[str, int]:
         """(hash to link to, entries before the new one), under the lock.
@@ -218,7 +218,7 @@ class AuditLog:
             prev = tail.hash or GENESIS
             if count:
                 event = {
-                    "time": _now(),
+                    "time": now(),
                     "event": ANCHOR_EVENT,
                     "note": f"audit/{HEAD_NAME} was missing or unreadable; a new head now "
                     f"anchors the {count} lines before this one",
@@ -480,7 +480,8 @@ def parse_time(value: str, name: str, *, end: bool = False) -> str:
     return _format(moment)
 
 
-def _now() -> str:
+def now() -> str:
+    """The audit log's form of this moment (UTC, microseconds): an entry's ``time``."""
     return _format(datetime.now(UTC))
 
 

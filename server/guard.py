@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from shikong.catalog.policy import Caller, Limits
 
+from . import audit as audit_log
 from .audit import AuditLog
 from .audit_queue import AuditQueue
 from .identity import Authenticator, AuthError
@@ -45,6 +46,7 @@ class RequestContext:
     """What a request is and touched: filled by the gate and by handlers, read by audit."""
 
     caller: Caller
+    arrived: str = field(default_factory=audit_log.now)  # the audit entry's time
     collections: list[str] = field(default_factory=list)
     items: list[str] | None = None
     count: int | None = None
@@ -213,7 +215,8 @@ class Guard:
             if self.on_unaudited is not None and ctx.collections and status < 400:
                 self.on_unaudited(list(ctx.collections), ctx.count or 0, sent)
             return
-        entry: dict[str, Any] = {
+        entry: dict[str, Any] = {  # the time it arrived: before its answer, as clients see
+            "time": ctx.arrived,
             "user": ctx.caller.user,
             "department": ctx.caller.department,
             "role": ctx.caller.role,
