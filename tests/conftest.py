@@ -104,6 +104,13 @@ class RunningServer:
             time.sleep(0.2)
         raise RuntimeError("server did not start")
 
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the server's output: what a failed assertion shows of a 5xx."""
+        from pathlib import Path
+
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-chars:]
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

@@ -173,7 +173,8 @@ def test_bad_requests_get_a_clear_4xx(server, path, status, words):
 def test_html_pages_render(server):
     for path in ("/", "/collections", "/collections/nrp-landuse", "/collections/nrp-landuse/items"):
         page = httpx.get(f"{server.url}{path}?f=html")
-        assert page.status_code == 200 and "<html" in page.text.lower()
+        assert page.status_code == 200, (path, page.text[:500], server.log_tail())
+        assert "<html" in page.text.lower()
     zh = httpx.get(f"{server.url}/collections/nrp-landuse?f=html&lang=zh")
     assert "土地利用现状" in zh.text
 
