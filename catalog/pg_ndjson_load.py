@@ -109,14 +109,15 @@ def load_items(
             ) as pool:
                 futures = [pool.submit(_load_range, job) for job in jobs]
                 pending = set(futures)
+                reported = 0
                 while pending:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                    _drain(progress, advance)
+                    reported += _drain(progress, advance)
                     if any(f.exception() is not None for f in done):
                         stop.set()  # the others stop after their batch
                         wait(pending)
                         break
-                _drain(progress, advance)
+                reported += _drain(progress, advance)
             for job, future in zip(jobs, futures, strict=True):
                 error = future.exception()
                 if isinstance(error, BadLine):
@@ -129,6 +130,8 @@ def load_items(
                 if error is not None:
                     raise error
             count = sum(f.result() for f in futures)
+            if count > reported:  # batches whose word was still in the queue's pipe
+                advance(count - reported)
             store.finish_copy(version, version, f"ndjson:{path.name}")
         except BaseException:
             store.undo_empty_copy()
@@ -136,12 +139,16 @@ def load_items(
     return count
 
 
-def _drain(progress: Any, advance: Callable[[int], None]) -> None:
+def _drain(progress: Any, advance: Callable[[int], None]) -> int:
+    """Pass on what the workers reported so far; how many items that was."""
+    told = 0
     while True:
         try:
-            advance(progress.get_nowait())
+            n = progress.get_nowait()
         except queue.Empty:
-            return
+            return told
+        advance(n)
+        told += n
 
 
 def _started(progress: Any, stop: Any) -> None:
