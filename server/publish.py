@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pygeoapi import l10n
 from pygeoapi.api import API
 from pygeoapi.openapi import get_oas
 from shikong.catalog import Catalog, Layer
@@ -441,7 +440,6 @@ class View:
         self.resources = resources
         self.config = {**config, "resources": resources}
         self.api = API(self.config, "")
-        l10n._cfg_cache.clear()  # pygeoapi caches translated config per locale, globally
         self._openapi_lock = threading.Lock()
 
     def ensure_openapi(self) -> None:

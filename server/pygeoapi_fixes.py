@@ -19,6 +19,11 @@ Patched at start (:func:`apply`):
   ``FileSystemLoader`` over [templates path, its own templates, ``.``], whose pages name
   CDNs and a public tile server. Its ``FileSystemLoader`` name is replaced by
   :func:`page_templates.page_loader`: our own templates, then pygeoapi's edited as they load.
+- ``pygeoapi/l10n.py`` ``translate_struct`` (line 338) caches the translated config of
+  an HTML page per locale, for the whole process, whichever config it was given: a
+  page of one access view could be rendered with another view's config (a collection
+  page answered 500 when the cached config lacked it, and the page of a caller could
+  carry another's resource entries). Ours caches per config object and locale.
 
 Called by the server:
 
@@ -52,6 +57,7 @@ from typing import Any
 import pyproj
 from pygeoapi import api as pygeoapi_api
 from pygeoapi import crs as pygeoapi_crs
+from pygeoapi import l10n
 from pygeoapi import util as pygeoapi_util
 from pygeoapi.api import itemtypes
 from starlette.requests import Request
@@ -59,6 +65,10 @@ from starlette.requests import Request
 from . import cql_text, page_templates
 
 LOGGER = logging.getLogger("shikong.server.refused")
+_original_translate_struct = l10n.translate_struct
+_TRANSLATED: dict[tuple[int, str], tuple[Any, Any]] = {}  # (id, locale) → (config, copy)
+_TRANSLATING = threading.Lock()
+_MAX_TRANSLATED = 64  # configs kept (views of recent snapshots, per locale)
 _original_transform_bbox = pygeoapi_crs.transform_bbox
 _original_get_exception = pygeoapi_api.API.get_exception
 
@@ -112,7 +122,27 @@ class _QuietRefusals(logging.Filter):
         return not (getattr(_refusing, "active", False) and record.funcName == "get_exception")
 
 
+def translate_struct(struct: Any, locale_: Any, is_config: bool = False) -> Any:
+    """pygeoapi's ``translate_struct``, with a translated config cached for that config
+    only (the entry holds the config, so its id cannot be another's while cached)."""
+    if not is_config or not struct or not locale_:
+        return _original_translate_struct(struct, locale_, is_config)
+    key = (id(struct), str(locale_))
+    with _TRANSLATING:
+        found = _TRANSLATED.get(key)
+        if found is not None and found[0] is struct:
+            return found[1]
+        l10n._cfg_cache.pop(locale_, None)  # pygeoapi's own, per locale: never read
+        result = _original_translate_struct(struct, locale_, True)
+        l10n._cfg_cache.pop(locale_, None)
+        if len(_TRANSLATED) >= _MAX_TRANSLATED:
+            _TRANSLATED.clear()
+        _TRANSLATED[key] = (struct, result)
+        return result
+
+
 def apply() -> None:
+    l10n.translate_struct = translate_struct
     pygeoapi_api.API.get_exception = get_exception
     if not any(isinstance(f, _QuietRefusals) for f in pygeoapi_api.LOGGER.filters):
         pygeoapi_api.LOGGER.addFilter(_QuietRefusals())

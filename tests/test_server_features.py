@@ -291,3 +291,21 @@ def test_transactions_write_through_as_new_versions(tmp_path, demo_data):
         assert len(Catalog.open(data)["urb-facilities"].versions) == 4  # nothing half-done
     finally:
         running.stop()
+
+
+def test_a_page_is_rendered_with_its_own_views_config():
+    """pygeoapi caches the translated config of a page per locale for the whole process;
+    two access views (two configs) in one language must each get their own."""
+    from babel import Locale
+    from pygeoapi import l10n
+    from shikong.server import pygeoapi_fixes
+
+    pygeoapi_fixes.apply()
+    english = Locale("en")
+    one = {"server": {}, "resources": {"nrp-landuse": {"title": {"en": "Land use"}}}}
+    two = {"server": {}, "resources": {"wat-rivers": {"title": {"en": "Rivers"}}}}
+    for _ in range(2):
+        assert list(l10n.translate_struct(one, english, True)["resources"]) == ["nrp-landuse"]
+        assert list(l10n.translate_struct(two, english, True)["resources"]) == ["wat-rivers"]
+    title = l10n.translate_struct(one, english, True)["resources"]["nrp-landuse"]["title"]
+    assert title == "Land use"
