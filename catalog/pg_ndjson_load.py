@@ -33,7 +33,7 @@ import orjson
 import psycopg
 from shikong.spatial.errors import InputError
 
-from .postgres_store import ITEM_TYPES, JSON_TYPES, PostgresCatalogStore, item_copies, item_row
+from .postgres_store import PostgresCatalogStore, copy_item_rows, item_row
 
 BATCH_LINES = 5_000  # items a transaction (each ends with a commit: a round trip)
 
@@ -97,7 +97,7 @@ def load_items(
     known = frozenset(c["id"] for c in collections)
     ranges = byte_ranges(path, workers)
     with store.writing(export=False):
-        store.begin_empty_copy(collections, version)
+        added = store.begin_empty_copy(collections, version)
         context = multiprocessing.get_context("spawn")
         progress, stop = context.Queue(), context.Event()
         jobs = [
@@ -134,7 +134,7 @@ def load_items(
                 advance(count - reported)
             store.finish_copy(version, version, f"ndjson:{path.name}")
         except BaseException:
-            store.undo_empty_copy()
+            store.undo_empty_copy(added)
             raise
     return count
 
@@ -161,7 +161,6 @@ def _started(progress: Any, stop: Any) -> None:
 
 def _load_range(job: LoadRange) -> int:
     """A worker's range, a batch a transaction; the items it stored."""
-    items_copy, json_copy = item_copies(job.schema)
     stored = 0
     with psycopg.connect(job.dsn, autocommit=True) as db, open(job.path, "rb") as f:
         f.seek(job.start)
@@ -185,7 +184,8 @@ def _load_range(job: LoadRange) -> int:
                     raise BadLine(k, f"not an item to load: {_why(exc)}") from None
                 documents.append((item["id"], line.rstrip(b"\r\n")))
             try:
-                _copy_batch(db, items_copy, json_copy, rows, documents)
+                with db.transaction():
+                    copy_item_rows(db, job.schema, rows, documents)
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                 detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -195,25 +195,6 @@ def _load_range(job: LoadRange) -> int:
             if _progress is not None:
                 _progress.put(len(rows))
     return stored
-
-
-def _copy_batch(
-    db: psycopg.Connection[Any],
-    items_copy: str,
-    json_copy: str,
-    rows: list[tuple[Any, ...]],
-    documents: list[tuple[str, bytes]],
-) -> None:
-    """One batch's rows and JSON documents, in one transaction."""
-    with db.transaction():
-        with db.cursor().copy(items_copy) as copy:
-            copy.set_types(ITEM_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        with db.cursor().copy(json_copy) as copy:
-            copy.set_types(JSON_TYPES)
-            for document in documents:
-                copy.write_row(document)
 
 
 def _why(exc: BaseException) -> str:

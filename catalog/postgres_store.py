@@ -30,7 +30,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any
@@ -109,11 +109,12 @@ CREATE INDEX IF NOT EXISTS items_tokens ON {s}.items USING gin (tokens);
 # core busy) and built at the end (finish_copy), two at a time on connections of their
 # own: a million items' copy with them took 31.4 s, without them 21.8 s, and building
 # them after it 4.6 s (the text index on one connection, the rest on another; measured)
-_LOAD_LATER_INDEXES = tuple(
-    line.split()[5]
+_ITEM_INDEXES = {  # name → its CREATE INDEX statement, as _DDL has it
+    line.split()[5]: line.strip()
     for line in _DDL.splitlines()
     if line.startswith("CREATE INDEX") and " ON {s}.items " in line
-)
+}
+_LOAD_LATER_INDEXES = tuple(_ITEM_INDEXES)
 # left out of put_verbatim's copy into an empty catalog (one writer thread: the server
 # keeps up with the other indexes row by row while Python makes the next rows, and
 # leaving them out too made 200,000 items 17,000 items/s instead of 20,500)
@@ -163,12 +164,12 @@ def _lexeme(token: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # a layer's tokens follow every one of its items'
-def tsvector_text(tokens: str, weight: str = "D", start: int = 1) -> str:
+def tsvector_text(tokens: str, weight: str = "D") -> str:
     """``textsearch.index_text`` tokens as a tsvector literal that keeps their positions
-    (so a phrase of bigrams matches only consecutive tokens, as in FTS5), from ``start``."""
+    (so a phrase of bigrams matches only consecutive tokens, as in FTS5)."""
     return " ".join(
         f"{_lexeme(token)}:{min(position, _MAX_POSITION)}{weight}"
-        for position, token in enumerate(tokens.split(), start)
+        for position, token in enumerate(tokens.split(), 1)
     )
 
 
@@ -270,17 +271,29 @@ def collection_text(collection: dict[str, Any]) -> str:
     return index_text(" ".join(str(p) for p in parts if p))
 
 
-def item_copies(schema: str) -> tuple[str, str]:
-    """The binary ``COPY`` statements of a schema's items rows and their JSON."""
+def copy_item_rows(
+    db: psycopg.Connection[Any],
+    schema: str,
+    rows: Iterable[tuple[Any, ...]],
+    documents: Iterable[tuple[str, bytes]],
+) -> None:
+    """Items rows (:func:`item_row`) and their JSON documents (id, JSON text) into a
+    schema by binary ``COPY``, in the caller's transaction. Given iterators, each row is
+    made as it is written, so the server stores the first rows while Python makes the
+    next."""
     binary = "FROM STDIN (FORMAT binary)"
-    return (
-        f"COPY {schema}.items ({_ITEM_COLUMNS}) {binary}",
-        f"COPY {schema}.item_json (id, json) {binary}",
-    )
+    for sql, types, values in (
+        (f"COPY {schema}.items ({_ITEM_COLUMNS}) {binary}", _ITEM_TYPES, rows),
+        (f"COPY {schema}.item_json (id, json) {binary}", _JSON_TYPES, documents),
+    ):
+        with db.cursor().copy(sql) as copy:
+            copy.set_types(types)
+            for value in values:
+                copy.write_row(value)
 
 
 def item_row(item: dict[str, Any], version: int, dsn: str) -> tuple[Any, ...]:
-    """An item's row of items (``_ITEM_COLUMNS``) in ``ITEM_TYPES``. The footprint is the
+    """An item's row of items (``_ITEM_COLUMNS``) in ``_ITEM_TYPES``. The footprint is the
     item's geometry (SQLite leaves out one that is just its bbox: the same shape)."""
     props = item["properties"]
     to = props.get(Field.VALID_TO)
@@ -319,8 +332,8 @@ def item_tokens_binary(own_text: str, dsn: str) -> bytes:
 
 # psycopg's binary dumpers by column; "bytea" hands over bytes already in the column's
 # binary form (jsonb: version 1 and the text; geometry: EWKB; tsvector: tsvectorsend's)
-JSON_TYPES = ["text", "bytea"]
-ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8", "bytea"]
+_JSON_TYPES = ["text", "bytea"]
+_ITEM_TYPES = ["text"] * 6 + ["float8"] * 6 + ["bytea", "bytea", "text", "int8", "bytea"]
 
 
 class _Connections:
@@ -374,7 +387,6 @@ class PostgresCatalogStore(CatalogStore):
         self._ensured: set[str] = set()  # tables of modules beside the catalog, made
         self._replacing = False  # put_verbatim deletes rows of its ids first (see there)
         self._copying = False  # put_verbatim has looked whether the catalog was empty
-        self._loaded_collections: set[str] = set()  # added by begin_empty_copy
         self._copies: BulkWriter[Any] | None = None  # put_verbatim_later's
         paths.root.mkdir(parents=True, exist_ok=True)
         self._create_schema()
@@ -557,43 +569,29 @@ class PostgresCatalogStore(CatalogStore):
         ] or ["i.collection ASC", "i.valid_from ASC"]
         order.append("i.id ASC")
         by = ", ".join(order)
+        # a text search counts apart: a common word matches a tenth of a million items,
+        # and counted in the page's statement every match is visited in the page's order
+        # (the LIMIT's cheap plan: 3.2 s measured); apart, the page stops at its last
+        # item and the count reads the text index's bitmap (0.3 s)
+        together = not (query.text and query.limit)
+        total = "count(*) OVER () AS total, " if together else ""
         try:
-            if query.text and query.limit:
-                return self._page_then_count(source, where, args, by, query)
             rows = self._rows(
-                "SELECT p.total, j.json FROM (SELECT i.id, count(*) OVER () AS total, "
+                f"SELECT j.json{', p.total' if together else ''} FROM (SELECT i.id, {total}"
                 f"row_number() OVER (ORDER BY {by}) AS n FROM {source} WHERE {where} "
                 f"ORDER BY {by} LIMIT %s OFFSET %s) p JOIN {{s}}.item_json j ON j.id = p.id "
                 "ORDER BY p.n",
                 [*args, query.limit, query.offset],
             )
-            if rows:
-                return [r[1] for r in rows], rows[0][0]
-            if query.offset == 0 and query.limit != 0:  # no page because nothing matched
+            found = [r[0] for r in rows]
+            if together and rows:
+                return found, rows[0][1]
+            if not rows and query.offset == 0 and query.limit != 0:  # nothing matched
                 return [], 0
             counted = self._one(f"SELECT count(*) FROM {source} WHERE {where}", args)
         except psycopg.errors.DataException as exc:  # a stored value the filter cannot read
             raise FilterError(f"cannot be evaluated: {exc}") from exc
-        return [], counted[0] if counted else 0
-
-    def _page_then_count(
-        self, source: str, where: str, args: list[Any], by: str, query: Query
-    ) -> tuple[list[dict[str, Any]], int]:
-        """A text search's page, then its count, in two statements. A common word
-        matches a tenth of a million items: counted in the page's statement, every
-        match is visited in the page's order (an index scan with the LIMIT's cheap plan:
-        3.2 s measured); apart, the page stops at its last item and the count reads
-        the text index's bitmap (0.3 s)."""
-        rows = self._rows(
-            "SELECT j.json FROM (SELECT i.id, row_number() OVER (ORDER BY "
-            f"{by}) AS n FROM {source} WHERE {where} ORDER BY {by} LIMIT %s OFFSET %s) p "
-            "JOIN {s}.item_json j ON j.id = p.id ORDER BY p.n",
-            [*args, query.limit, query.offset],
-        )
-        if not rows and query.offset == 0:
-            return [], 0
-        counted = self._one(f"SELECT count(*) FROM {source} WHERE {where}", args)
-        return [r[0] for r in rows], counted[0] if counted else 0
+        return found, counted[0] if counted else 0
 
     def _where(self, query: Query) -> tuple[str, list[Any]]:
         where, args = ["true"], []
@@ -787,24 +785,20 @@ class PostgresCatalogStore(CatalogStore):
         version: int,
         replace: bool,
     ) -> None:
-        """COPY items in, in binary, deleting rows of the same ids first if ``replace``.
-        Each row is made as it is written, so the server stores the first rows while
-        Python makes the next."""
+        """COPY items in (:func:`copy_item_rows`), deleting rows of the same ids first if
+        ``replace``."""
         if not rows:
             return
         if replace:
             ids = [item["id"] for item in rows]
             db.execute(self._sql("DELETE FROM {s}.items WHERE id = ANY(%s)"), (ids,))
             db.execute(self._sql("DELETE FROM {s}.item_json WHERE id = ANY(%s)"), (ids,))
-        items_copy, json_copy = item_copies(self.schema)
-        with db.cursor().copy(items_copy) as copy:
-            copy.set_types(ITEM_TYPES)
-            for item in rows:
-                copy.write_row(item_row(item, version, self.dsn))
-        with db.cursor().copy(json_copy) as copy:
-            copy.set_types(JSON_TYPES)
-            for item in rows:
-                copy.write_row((item["id"], orjson.dumps(item)))
+        copy_item_rows(
+            db,
+            self.schema,
+            (item_row(item, version, self.dsn) for item in rows),
+            ((item["id"], orjson.dumps(item)) for item in rows),
+        )
 
     def _put_collections(
         self, db: psycopg.Connection[Any], docs: list[dict[str, Any]], version: int
@@ -868,8 +862,7 @@ class PostgresCatalogStore(CatalogStore):
                         self._copying = True
                         empty = db.execute(self._sql("SELECT NOT EXISTS (TABLE {s}.items)"))
                         if empty.fetchone() == (True,):
-                            names = ", ".join(f"{self.schema}.{n}" for n in _LATER_INDEXES)
-                            db.execute(f"DROP INDEX IF EXISTS {names}")
+                            self._drop_indexes(db, _LATER_INDEXES)
                     self._put_collections(db, [collection], version)
                     self._copy_items(db, items, version, replace=self._replacing)
             except psycopg.errors.UniqueViolation:
@@ -878,10 +871,11 @@ class PostgresCatalogStore(CatalogStore):
                 self._replacing = True  # a copy that stopped half-way is running again
                 self._put_verbatim(job)
 
-    def begin_empty_copy(self, collections: list[dict[str, Any]], version: int) -> None:
+    def begin_empty_copy(self, collections: list[dict[str, Any]], version: int) -> set[str]:
         """Ready a catalog that holds no items for a load by other connections: the
-        collections in, the indexes built at the end (``_LOAD_LATER_INDEXES``) dropped. Inside
-        :meth:`writing`. :class:`InputError` if it holds items."""
+        collections in, the indexes built at the end (``_LOAD_LATER_INDEXES``) dropped;
+        the ids of the collections it added. Inside :meth:`writing`. :class:`InputError`
+        if it holds items."""
         db = self._db()
         with db.transaction():
             held = db.execute(self._sql("SELECT EXISTS (TABLE {s}.items)")).fetchone()
@@ -892,21 +886,19 @@ class PostgresCatalogStore(CatalogStore):
                     "layer go in by `shikong ingest`)",
                 )
             before = db.execute(self._sql("SELECT id FROM {s}.collections")).fetchall()
-            self._loaded_collections = {c["id"] for c in collections} - {r[0] for r in before}
             self._put_collections(db, collections, version)
-            names = ", ".join(f"{self.schema}.{n}" for n in _LOAD_LATER_INDEXES)
-            db.execute(f"DROP INDEX IF EXISTS {names}")
+            self._drop_indexes(db, _LOAD_LATER_INDEXES)
         self._copying = True
+        return {c["id"] for c in collections} - {r[0] for r in before}
+
+    def _drop_indexes(self, db: psycopg.Connection[Any], names: Sequence[str]) -> None:
+        db.execute(f"DROP INDEX IF EXISTS {', '.join(f'{self.schema}.{n}' for n in names)}")
 
     def _build_later_indexes(self, connections: int = 2) -> None:
         """The indexes a copy left out (``_LOAD_LATER_INDEXES``; those there are skipped),
         built on ``connections`` connections of their own at once, the text index (the
         longest) first: the server builds one on each core."""
-        statements = [
-            self._sql(line.strip())
-            for line in _DDL.splitlines()
-            if line.startswith("CREATE INDEX") and line.split()[5] in _LOAD_LATER_INDEXES
-        ]
+        statements = [self._sql(_ITEM_INDEXES[name]) for name in _LOAD_LATER_INDEXES]
 
         def build(sql: str) -> None:
             with psycopg.connect(self.dsn, autocommit=True) as db:
@@ -916,15 +908,15 @@ class PostgresCatalogStore(CatalogStore):
         with ThreadPoolExecutor(connections) as pool:
             list(pool.map(build, sorted(statements, key=lambda sql: "gin" not in sql)))
 
-    def undo_empty_copy(self) -> None:
-        """A failed load undone: no items, the collections it added gone, every index
+    def undo_empty_copy(self, added: set[str]) -> None:
+        """A failed load undone: no items, the collections it ``added`` gone, every index
         back."""
         db = self._db()
         with db.transaction():
             db.execute(self._sql("TRUNCATE {s}.items, {s}.item_json"))
             db.execute(
                 self._sql("DELETE FROM {s}.collections WHERE id = ANY(%s)"),
-                (sorted(self._loaded_collections),),
+                (sorted(added),),
             )
         self._copying = False
         self._create_schema()

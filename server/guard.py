@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 from shikong.catalog.policy import Caller, Limits
 
-from . import audit as audit_log
 from .audit import AuditLog
+from .audit import now as audit_time
 from .audit_queue import AuditQueue
 from .identity import Authenticator, AuthError
 from .problems import problem_body
@@ -46,7 +46,7 @@ class RequestContext:
     """What a request is and touched: filled by the gate and by handlers, read by audit."""
 
     caller: Caller
-    arrived: str = field(default_factory=audit_log.now)  # the audit entry's time
+    arrived: str = field(default_factory=audit_time)  # the audit entry's time
     collections: list[str] = field(default_factory=list)
     items: list[str] | None = None
     count: int | None = None
